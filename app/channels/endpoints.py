@@ -1,0 +1,7 @@
+"""Callback routes of every installed channel."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

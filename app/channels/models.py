@@ -1,0 +1,45 @@
+"""Channel accounts (one per Official Account, WeCom app, kf account, mailbox) and raw inbound callbacks."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class ChannelAccount(Model):
+    id = fields.IntField(primary_key=True)
+    #: wechat_mp | wecom_app | wecom_kf | email | webchat | api
+    kind = fields.CharField(max_length=32)
+    #: the slug in callback URLs: /callbacks/wechat/{key}
+    key = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=128, default="")
+    #: non-secret settings (appid, template ids, routing) - secrets live in secrets_enc
+    config = fields.JSONField(default=dict)
+    #: Fernet-encrypted JSON of the secrets (app secret, token, AES key)
+    secrets_enc = fields.TextField(null=True)
+    is_default = fields.BooleanField(default=False)
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "channel_account"
+
+
+class InboundEvent(Model):
+    id = fields.BigIntField(primary_key=True)
+    channel_account: fields.ForeignKeyNullableRelation[ChannelAccount] = fields.ForeignKeyField(
+        "gongdan.ChannelAccount", related_name="inbound_events", null=True, on_delete=fields.SET_NULL
+    )
+    #: MsgId for messages, the event's own ids or a hash of the decrypted body for events
+    dedupe_key = fields.CharField(max_length=191, unique=True)
+    #: the decrypted payload exactly as received
+    payload = fields.TextField()
+    #: pending | done | ignored | failed
+    status = fields.CharField(max_length=16, default="pending", db_index=True)
+    attempts = fields.IntField(default=0)
+    error = fields.TextField(null=True)
+    received_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    processed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "inbound_event"

@@ -1,0 +1,168 @@
+"""The `gongdan` command: run, serve, worker, migrate, seed-demo, token create, simulator, channel add."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rich.console import Console
+
+from app.errors import ConfigError
+from app.settings import Settings, get_settings, load_settings, set_settings
+
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        console.print(f"[bold red]配置错误 / configuration error:[/] {exc}")
+        raise SystemExit(2) from None
+    set_settings(settings)
+    return settings
+
+
+def _with_db(settings: Settings, fn: Callable[[], Awaitable[Any]]) -> Any:
+    from app.db import close_db, init_db
+
+    async def main() -> Any:
+        await init_db(settings)
+        try:
+            return await fn()
+        finally:
+            await close_db()
+
+    return asyncio.run(main())
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from app.db import migrate
+
+    settings = _settings()
+    asyncio.run(migrate(settings))
+    console.print("[green]数据库已迁移到最新版本[/] (migrations applied)")
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> None:
+    from app.seed import seed_demo
+
+    settings = _settings()
+    result = _with_db(settings, seed_demo)
+    console.print(f"demo data: {result}")
+
+
+def cmd_token_create(args: argparse.Namespace) -> None:
+    from app.security.service import create_token
+    from app.staff.models import Staff
+
+    settings = _settings()
+
+    async def make() -> str | None:
+        staff = await Staff.get_or_none(userid=args.staff, status="active")
+        if staff is None:
+            return None
+        return await create_token(staff=staff, name=args.name)
+
+    token = _with_db(settings, make)
+    if token is None:
+        console.print(f"[red]no active staff member with userid {args.staff!r}[/]")
+        raise SystemExit(1)
+    print(token)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = _settings()
+    from app.logs import configure_logging
+
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    uvicorn.run(
+        "app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+        log_config=None, proxy_headers=True, timeout_graceful_shutdown=20, access_log=args.access_log,
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from arq.worker import run_worker
+
+    settings = _settings()
+    if not settings.redis_url:
+        console.print("[yellow]REDIS_URL is not set: jobs run inside `gongdan serve`; no worker is needed.[/]")
+        raise SystemExit(2)
+    from app.logs import configure_logging
+    from app.worker import worker_settings
+
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    run_worker(worker_settings(settings))
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from app.devserver import run_embedded
+
+    os.environ.setdefault("GONGDAN_ENV", "development")
+    run_embedded(host=args.host, port=args.port, simulator_port=args.simulator_port)
+
+
+def cmd_simulator(args: argparse.Namespace) -> None:
+    from simulator.__main__ import main as sim_main
+
+    sim_main(["--host", args.host, "--port", str(args.port), "--callback-url", args.callback_url])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gongdan", description="Gongdan (工单) helpdesk")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="embedded desk + WeChat simulator with demo data (development)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--simulator-port", type=int, default=8001)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="the web server (production)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="web processes")
+    p.add_argument("--access-log", action="store_true")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="an arq job worker (needs REDIS_URL)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("seed-demo", help="load the demo organisation, customers and tickets")
+    p.set_defaults(func=cmd_seed_demo)
+
+    p = sub.add_parser("token", help="API tokens")
+    tsub = p.add_subparsers(dest="token_command", required=True)
+    tp = tsub.add_parser("create", help="create an API token for a staff member (printed once)")
+    tp.add_argument("--staff", required=True, help="the staff member's WeCom userid")
+    tp.add_argument("--name", default="cli")
+    tp.set_defaults(func=cmd_token_create)
+
+    p = sub.add_parser("simulator", help="run the WeChat/WeCom platform simulator alone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--callback-url", default="http://127.0.0.1:8000/callbacks/wechat")
+    p.set_defaults(func=cmd_simulator)
+
+    from app.channels.cli import add_channel_commands
+
+    add_channel_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+__all__ = ["get_settings", "main"]

@@ -1,0 +1,147 @@
+"""HTTP plumbing shared by every JSON endpoint: errors, body parsing, authentication, request ids, headers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import BadRequest, DomainError, ValidationFailed
+from app.logs import get_logger
+from app.security import service as security
+from app.security.scope import Actor
+
+log = get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+MAX_JSON_BODY = 1_000_000
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+    """The one error shape: {"error": {"code", "message", "details"?}}."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status)
+
+
+async def domain_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    if exc.status_code >= 400:
+        log.info("request.refused", path=request.url.path, status=exc.status_code, code=exc.code)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 400: "bad_request"}
+    if request.url.path.startswith(("/api/", "/callbacks/")):
+        return error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+    return Response(str(exc.detail), status_code=exc.status_code, media_type="text/plain; charset=utf-8")
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("request.crashed", path=request.url.path)
+    return error_response(500, "internal_error", "服务器内部错误")
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """Parse and validate a JSON body: malformed JSON is a 400, wrong fields a 422; nothing is changed."""
+    raw = await request.body()
+    if len(raw) > MAX_JSON_BODY:
+        raise BadRequest("请求体过大", code="body_too_large")
+    try:
+        data = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        log.info("request.bad_json", path=request.url.path)
+        raise BadRequest("请求体不是合法的 JSON", code="malformed_json") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("请求体必须是 JSON 对象", code="malformed_json")
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise ValidationFailed("请求字段不合法", code="invalid_fields", details={"fields": errors}) from exc
+
+
+async def require_actor(request: Request) -> Actor:
+    """Authenticate the bearer token of an API request."""
+    header = request.headers.get("authorization", "")
+    scheme, _, raw = header.partition(" ")
+    actor = await security.authenticate(raw=raw.strip()) if scheme.lower() == "bearer" and raw else None
+    if actor is None:
+        raise _Unauthorized("需要有效的 API 令牌", code="unauthorized")
+    structlog.contextvars.bind_contextvars(staff_id=actor.staff_id)
+    return actor
+
+
+class _Unauthorized(DomainError):
+    status_code = 401
+    code = "unauthorized"
+
+
+def api(handler: Callable[[Request, Actor], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap an endpoint that needs an authenticated staff actor."""
+
+    async def endpoint(request: Request) -> Response:
+        actor = await require_actor(request)
+        return await handler(request, actor)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+def query_int(request: Request, name: str, default: int | None = None) -> int | None:
+    """An integer query parameter (400 when it is not one)."""
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name} 必须是整数", code="invalid_parameter") from exc
+
+
+def path_int(request: Request, name: str) -> int:
+    """An integer path parameter."""
+    try:
+        return int(request.path_params[name])
+    except (KeyError, ValueError) as exc:
+        raise BadRequest(f"{name} 必须是整数", code="invalid_parameter") from exc
+
+
+class RequestContextMiddleware:
+    """Request id in every log line and in the X-Request-ID header; security headers on every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if incoming and len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append((b"referrer-policy", b"same-origin"))
+                headers.append((b"x-frame-options", b"SAMEORIGIN"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)

@@ -1,0 +1,135 @@
+"""create_app(): routes, middleware, and the lifespan that opens the database and the job runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from tortoise import connections
+
+from app import openapi
+from app.customers import endpoints as customer_endpoints
+from app.db import close_db, init_db
+from app.errors import DomainError
+from app.http import (
+    RequestContextMiddleware,
+    domain_error_handler,
+    http_error_handler,
+    unhandled_error_handler,
+)
+from app.logs import get_logger
+from app.settings import Settings, get_settings
+from app.tickets import endpoints as ticket_endpoints
+from app.worker import JobRuntime
+
+log = get_logger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    """Alive."""
+    return PlainTextResponse("ok")
+
+
+async def readyz(request: Request) -> Response:
+    """Ready: the database answers, and Redis when it is configured."""
+    checks: dict[str, str] = {}
+    status = 200
+    try:
+        await connections.get("default").execute_query("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+        status = 503
+    settings: Settings = request.app.state.settings
+    if settings.redis_url:
+        try:
+            from redis.asyncio import Redis
+
+            client = Redis.from_url(settings.redis_url)
+            try:
+                await client.ping()
+            finally:
+                await client.aclose()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+            status = 503
+    return JSONResponse({"status": "ok" if status == 200 else "unavailable", "checks": checks}, status_code=status)
+
+
+async def openapi_json(request: Request) -> Response:
+    """The API description."""
+    return JSONResponse(openapi.build())
+
+
+async def index(request: Request) -> Response:
+    return RedirectResponse("/h5/", status_code=302)
+
+
+def _extra_routes() -> list[BaseRoute]:
+    """Routes of the channel and H5 packages, when installed."""
+    routes: list[BaseRoute] = []
+    from app.channels import endpoints as channel_endpoints
+
+    routes.extend(channel_endpoints.routes)
+    try:
+        from h5 import routes as h5_routes
+    except ImportError:  # the H5 workbench is optional for API-only deployments
+        return routes
+    routes.extend(h5_routes.routes)
+    return routes
+
+
+def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Starlette:
+    """Build the ASGI application."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await init_db(settings)
+        runtime = JobRuntime(settings) if run_jobs else None
+        if runtime is not None:
+            await runtime.start()
+        log.info("app.started", database="mysql" if settings.is_mysql else "sqlite",
+                 jobs="arq" if settings.redis_url else "in-process")
+        try:
+            yield {}
+        finally:
+            if runtime is not None:
+                await runtime.close()
+            await close_db()
+            log.info("app.stopped")
+
+    api_routes: list[BaseRoute] = [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        *ticket_endpoints.routes,
+        *customer_endpoints.routes,
+    ]
+    routes: list[BaseRoute] = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Mount("/api/v1", routes=api_routes),
+        *_extra_routes(),
+    ]
+    app = Starlette(
+        debug=settings.debug,
+        routes=routes,
+        middleware=[Middleware(RequestContextMiddleware), Middleware(GZipMiddleware, minimum_size=1024)],
+        exception_handlers={
+            DomainError: domain_error_handler,
+            HTTPException: http_error_handler,
+            Exception: unhandled_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,134 @@
+"""Who is told what on which event. Renders jinja2 templates (Chinese) and writes only to the outbox.
+
+The customer is addressed on the channel the ticket came from, by the identity they hold there; a ticket with
+no channel (entered by staff) gets its messages recorded through the null channel.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from app.channels.base import IDENTITY_KIND
+from app.channels.models import ChannelAccount
+from app.conversations.models import Message
+from app.customers.models import CustomerIdentity
+from app.outbox import service as outbox
+from app.settings import get_settings
+from app.tickets.models import Ticket
+from app.timeutil import local, utcnow
+
+#: statuses whose arrival the customer hears about by template message
+CUSTOMER_VISIBLE = {"open": "处理中", "pending": "待您回复", "resolved": "已解决", "closed": "已关闭"}
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html",)),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(name: str, **context: Any) -> str:
+    """Render a message template to plain text."""
+    return _env().get_template(name).render(**context).strip()
+
+
+def ticket_url(ticket: Ticket) -> str:
+    """The customer-facing page of a ticket (the H5 "我的工单")."""
+    return f"{get_settings().public_url}/h5/my/tickets/{ticket.number}"
+
+
+async def customer_target(ticket: Ticket) -> tuple[str, int | None, str]:
+    """(channel kind, channel account id, recipient handle) for messages to the ticket's customer."""
+    account_id: int | None = ticket.channel_account_id  # type: ignore[attr-defined]
+    if account_id is None:
+        return "null", None, ""
+    account = await ChannelAccount.get_or_none(id=account_id)
+    if account is None or account.kind not in IDENTITY_KIND:
+        return "null", None, ""
+    identity = await CustomerIdentity.filter(
+        customer_id=ticket.customer_id, kind=IDENTITY_KIND[account.kind], scope=account.key  # type: ignore[attr-defined]
+    ).first()
+    if identity is None:
+        return "null", account.id, ""
+    return account.kind, account.id, identity.value
+
+
+def _template_fields(ticket: Ticket, status_label: str, remark: str) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": status_label,
+        "time": local(utcnow()).strftime("%Y-%m-%d %H:%M"),
+        "remark": remark,
+    }
+
+
+async def _to_customer(ticket: Ticket, *, kind: str, payload: dict[str, Any], dedupe_key: str | None) -> None:
+    channel, account_id, recipient = await customer_target(ticket)
+    await outbox.create(
+        channel=channel,
+        kind=kind,
+        recipient=recipient,
+        payload=payload,
+        channel_account_id=account_id,
+        ticket_id=ticket.id,
+        dedupe_key=dedupe_key,
+    )
+
+
+async def ticket_acknowledged(*, ticket: Ticket) -> None:
+    """Tell the customer their case is registered, with the number to quote."""
+    if ticket.channel_account_id is None:  # type: ignore[attr-defined]
+        return
+    text = render("ticket_acknowledged.txt", ticket=ticket)
+    payload = {
+        "type": "text",
+        "text": text,
+        "template": {"name": "ticket_update", "url": ticket_url(ticket),
+                     "fields": _template_fields(ticket, "已受理", "我们会尽快处理，请留意消息")},
+    }
+    await _to_customer(ticket, kind="customer_message", payload=payload, dedupe_key=f"ack:ticket:{ticket.id}")
+
+
+async def staff_reply(*, ticket: Ticket, message: Message) -> None:
+    """Carry a staff reply to the customer; outside the channel's window it falls back to a template."""
+    payload = {
+        "type": "text",
+        "text": message.text,
+        "message_id": message.id,
+        "template": {"name": "ticket_update", "url": ticket_url(ticket),
+                     "fields": _template_fields(ticket, CUSTOMER_VISIBLE.get(ticket.status, "处理中"),
+                                                "客服已回复您，点击查看详情")},
+    }
+    channel, account_id, recipient = await customer_target(ticket)
+    row = await outbox.create(
+        channel=channel, kind="customer_message", recipient=recipient, payload=payload,
+        channel_account_id=account_id, ticket_id=ticket.id, dedupe_key=f"reply:message:{message.id}",
+    )
+    await Message.filter(id=message.id).update(outbox_id=row.id)
+
+
+async def status_changed(*, ticket: Ticket, old: str, new: str, reason: str) -> None:
+    """A template message when the ticket reaches a status the customer cares about."""
+    label = CUSTOMER_VISIBLE.get(new)
+    if label is None or ticket.channel_account_id is None:  # type: ignore[attr-defined]
+        return
+    remark = render("status_changed.txt", ticket=ticket, new=new, label=label, reason=reason)
+    payload = {
+        "type": "template",
+        "text": remark,
+        "template": {"name": "ticket_update", "url": ticket_url(ticket),
+                     "fields": _template_fields(ticket, label, remark)},
+    }
+    await _to_customer(
+        ticket, kind="template_message", payload=payload, dedupe_key=f"status:{ticket.id}:{ticket.version}:{new}"
+    )

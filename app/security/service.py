@@ -1,0 +1,67 @@
+"""API tokens (random, looked up by SHA-256: no per-request password hashing) and audited reveals."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.security.models import ApiToken, AuditLog
+from app.security.scope import Actor, actor_for
+from app.staff.models import Staff
+from app.timeutil import utcnow
+
+TOKEN_PREFIX = "gd_"
+#: token hash -> (expires, actor); scope is recomputed at most every few seconds per token
+_cache: dict[str, tuple[float, Actor]] = {}
+CACHE_SECONDS = 10.0
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def create_token(*, staff: Staff, name: str = "") -> str:
+    """Create an API token for a staff member; the raw token is returned once and never stored."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    await ApiToken.create(staff=staff, name=name[:64], token_hash=_hash(raw), prefix=raw[:10])
+    return raw
+
+
+async def authenticate(*, raw: str) -> Actor | None:
+    """Return the actor behind a bearer token, or None when it is unknown, revoked or its owner is disabled."""
+    digest = _hash(raw)
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    token = await ApiToken.get_or_none(token_hash=digest, revoked=False).select_related("staff")
+    if token is None or token.staff.status != "active":
+        _cache.pop(digest, None)
+        return None
+    actor = await actor_for(token.staff)
+    if len(_cache) > 10_000:
+        _cache.clear()
+    _cache[digest] = (now + CACHE_SECONDS, actor)
+    return actor
+
+
+async def revoke_token(*, prefix: str) -> int:
+    """Revoke tokens by their shown prefix; returns how many."""
+    _cache.clear()
+    return await ApiToken.filter(prefix=prefix).update(revoked=True)
+
+
+async def audit_reveal(*, actor: Actor, object_type: str, object_id: str, field: str, reason: str) -> None:
+    """Check the reveal right and record who revealed what, when and why."""
+    if not actor.can_reveal:
+        raise PermissionDenied("你没有查看完整信息的权限", code="reveal_forbidden")
+    if not reason.strip():
+        raise ValidationFailed("请填写查看原因", code="reason_required")
+    if field not in ("phone", "email"):
+        raise NotFound("no such field")
+    await AuditLog.create(
+        staff_id=actor.staff_id, action="reveal", object_type=object_type, object_id=object_id, field=field,
+        reason=reason.strip()[:500], created_at=utcnow(),
+    )

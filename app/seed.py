@@ -1,0 +1,84 @@
+"""Demo data for the embedded mode: an org chart, staff, skill groups, customers and a few tickets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.customers import service as customers
+from app.security.scope import SYSTEM
+from app.staff.models import Department, SkillGroup, Staff
+from app.tickets import service as tickets
+from app.tickets.models import Ticket
+
+DEPARTMENTS: list[tuple[int, str, int | None]] = [
+    (1, "示例科技有限公司", None),
+    (2, "客户服务部", 1),
+    (3, "一线客服组", 2),
+    (4, "售后服务组", 2),
+    (5, "技术支持部", 1),
+    (6, "财务部", 1),
+]
+
+STAFF: list[dict[str, Any]] = [
+    {"userid": "admin", "name": "管理员", "role": "admin", "department_id": 1, "can_reveal": True},
+    {"userid": "zhangwei", "name": "张伟", "role": "lead", "department_id": 2, "leads": [2]},
+    {"userid": "lina", "name": "李娜", "role": "agent", "department_id": 3},
+    {"userid": "wangfang", "name": "王芳", "role": "agent", "department_id": 4},
+    {"userid": "liuyang", "name": "刘洋", "role": "lead", "department_id": 5, "leads": [5]},
+    {"userid": "chenjing", "name": "陈静", "role": "agent", "department_id": 5},
+    {"userid": "zhaolei", "name": "赵磊", "role": "agent", "department_id": 6},
+]
+
+#: group name -> (owning department, member userids)
+GROUPS: dict[str, tuple[int, list[str]]] = {
+    "一线客服组": (3, ["lina"]),
+    "售后组": (4, ["wangfang"]),
+    "技术支持组": (5, ["chenjing", "liuyang"]),
+    "财务组": (6, ["zhaolei"]),
+}
+
+
+async def ensure_org() -> dict[str, Staff]:
+    """Create the demo departments, staff and groups if missing (idempotent)."""
+    paths: dict[int, str] = {}
+    for dept_id, name, parent in DEPARTMENTS:
+        paths[dept_id] = (paths[parent] if parent else "/") + f"{dept_id}/"
+        await Department.update_or_create(id=dept_id, defaults={"name": name, "parent_id": parent,
+                                                                 "path": paths[dept_id]})
+    people: dict[str, Staff] = {}
+    for spec in STAFF:
+        staff, _ = await Staff.update_or_create(
+            userid=spec["userid"],
+            defaults={
+                "name": spec["name"], "role": spec["role"], "department_id": spec["department_id"],
+                "department_ids": [spec["department_id"]], "leads_department_ids": spec.get("leads", []),
+                "can_reveal": spec.get("can_reveal", False), "status": "active",
+            },
+        )
+        people[staff.userid] = staff
+    for name, (dept_id, members) in GROUPS.items():
+        group, _ = await SkillGroup.get_or_create(name=name, defaults={"department_id": dept_id})
+        for userid in members:
+            await group.members.add(people[userid])
+    return people
+
+
+async def seed_demo() -> dict[str, Any]:
+    """Load the demo organisation, customers and tickets; does nothing twice."""
+    people = await ensure_org()
+    if await Ticket.exists():
+        return {"created": False, "staff": len(people)}
+    groups = {g.name: g for g in await SkillGroup.all()}
+    samples = [
+        ("王先生", "13812345678", "订单 2026112500001 退款还没到账", "退款", "售后组", "high", "2026112500001"),
+        ("李女士", "13987654321", "App 登录一直报错 500", "故障", "技术支持组", "normal", None),
+        ("赵先生", None, "需要开具增值税专用发票", "发票", "财务组", "normal", None),
+        ("孙女士", "15011112222", "快递三天没有更新物流信息", "物流", "一线客服组", "low", None),
+    ]
+    for name, phone, subject, category, group, priority, order_no in samples:
+        customer = await customers.create(name=name, phone=phone)
+        await tickets.create(
+            actor=SYSTEM, customer_id=customer.id, subject=subject, description=subject, category=category,
+            priority=priority, group_id=groups[group].id, order_no=order_no,
+        )
+    return {"created": True, "staff": len(people), "tickets": len(samples)}

@@ -1,0 +1,115 @@
+"""The ticket JSON API under /api/v1/tickets."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.errors import BadRequest
+from app.http import api, path_int, query_int, read_json
+from app.security import service as security
+from app.security.crypto import decrypt_field
+from app.security.scope import Actor
+from app.tickets import serializers, service
+from app.tickets.schemas import ReplyCreate, RevealRequest, TicketCreate, TicketPatch
+from app.tickets.states import Status
+
+
+@api
+async def list_tickets(request: Request, actor: Actor) -> Response:
+    """List tickets in your scope, newest activity first (cursor pagination)."""
+    params = request.query_params
+    statuses = [s for s in params.get("status", "").split(",") if s]
+    for s in statuses:
+        if s not in Status.__members__.values():
+            raise BadRequest(f"未知状态 {s}", code="invalid_parameter")
+    assignee = params.get("assignee")
+    page = await service.list_tickets(
+        actor=actor,
+        status=statuses or None,
+        group_id=query_int(request, "group_id"),
+        assignee_id=actor.staff_id if assignee == "me" else query_int(request, "assignee_id"),
+        unassigned=assignee == "none",
+        customer_id=query_int(request, "customer_id"),
+        text=params.get("q") or None,
+        cursor=params.get("cursor") or None,
+        limit=query_int(request, "limit", 50) or 50,
+    )
+    return JSONResponse(
+        {"items": [serializers.ticket(t, actor=actor) for t in page.items], "next_cursor": page.next_cursor}
+    )
+
+
+@api
+async def create_ticket(request: Request, actor: Actor) -> Response:
+    """Create a ticket for a customer."""
+    body = await read_json(request, TicketCreate)
+    ticket = await service.create(actor=actor, **body.model_dump())
+    return JSONResponse(serializers.ticket(ticket, actor=actor, detail=True), status_code=201)
+
+
+@api
+async def get_ticket(request: Request, actor: Actor) -> Response:
+    """One ticket, with its audit trail."""
+    ticket = await service.get(actor=actor, ticket_id=path_int(request, "ticket_id"))
+    out = serializers.ticket(ticket, actor=actor, detail=True)
+    out["events"] = [serializers.event(e, actor=actor) for e in await service.list_events(actor=actor, ticket_id=ticket.id)]
+    return JSONResponse(out)
+
+
+@api
+async def patch_ticket(request: Request, actor: Actor) -> Response:
+    """Change a ticket; the body carries the version you read."""
+    body = await read_json(request, TicketPatch)
+    changes = body.model_dump(exclude_unset=True)
+    version = changes.pop("version")
+    ticket = await service.update(
+        actor=actor, ticket_id=path_int(request, "ticket_id"), expected_version=version, changes=changes
+    )
+    return JSONResponse(serializers.ticket(ticket, actor=actor, detail=True))
+
+
+@api
+async def list_messages(request: Request, actor: Actor) -> Response:
+    """The ticket's messages: customer, staff replies, internal notes."""
+    ticket_id = path_int(request, "ticket_id")
+    messages = await service.list_messages(
+        actor=actor, ticket_id=ticket_id, after_id=query_int(request, "after_id", 0) or 0
+    )
+    return JSONResponse({"items": [serializers.message(m, actor=actor) for m in messages]})
+
+
+@api
+async def post_message(request: Request, actor: Actor) -> Response:
+    """Reply to the customer (through their channel, via the outbox) or add an internal note."""
+    body = await read_json(request, ReplyCreate)
+    ticket_id = path_int(request, "ticket_id")
+    if body.internal:
+        message = await service.add_note(actor=actor, ticket_id=ticket_id, text=body.text)
+    else:
+        message = await service.reply(actor=actor, ticket_id=ticket_id, text=body.text, status=body.status)
+    return JSONResponse(serializers.message(message, actor=actor), status_code=201)
+
+
+@api
+async def reveal_ticket_phone(request: Request, actor: Actor) -> Response:
+    """Show the ticket's phone number in clear (audited; needs the reveal right)."""
+    body = await read_json(request, RevealRequest)
+    ticket = await service.get(actor=actor, ticket_id=path_int(request, "ticket_id"))
+    await security.audit_reveal(
+        actor=actor, object_type="ticket", object_id=str(ticket.id), field=body.field, reason=body.reason
+    )
+    value = decrypt_field(ticket.phone_enc) if body.field == "phone" and ticket.phone_enc else None
+    return JSONResponse({"field": body.field, "value": value})
+
+
+routes = [
+    Route("/tickets", list_tickets, methods=["GET"]),
+    Route("/tickets", create_ticket, methods=["POST"]),
+    Route("/tickets/{ticket_id}", get_ticket, methods=["GET"]),
+    Route("/tickets/{ticket_id}", patch_ticket, methods=["PATCH"]),
+    Route("/tickets/{ticket_id}/messages", list_messages, methods=["GET"]),
+    Route("/tickets/{ticket_id}/messages", post_message, methods=["POST"]),
+    Route("/tickets/{ticket_id}/reveal", reveal_ticket_phone, methods=["POST"]),
+]

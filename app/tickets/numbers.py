@@ -1,0 +1,31 @@
+"""Human-readable ticket numbers: GD-20261125-0042, a per-day sequence on the China date."""
+
+from __future__ import annotations
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from app.settings import get_settings
+from app.tickets.models import TicketCounter
+from app.timeutil import local, utcnow
+
+
+async def next_number() -> str:
+    """Allocate the next number of today's sequence (its own short transaction, so the row lock is brief)."""
+    day = local(utcnow()).strftime("%Y%m%d")
+    for _ in range(3):
+        async with in_transaction():
+            bumped = await TicketCounter.filter(day=day).update(seq=F("seq") + 1)
+            if bumped:
+                seq = await TicketCounter.filter(day=day).select_for_update().values_list("seq", flat=True)
+                return _format(day, int(seq[0]))  # type: ignore[arg-type]
+        try:
+            await TicketCounter.create(day=day, seq=0)
+        except IntegrityError:
+            pass  # a concurrent creator won; bump theirs
+    raise RuntimeError("could not allocate a ticket number")
+
+
+def _format(day: str, seq: int) -> str:
+    return f"{get_settings().ticket_prefix}-{day}-{seq:04d}"

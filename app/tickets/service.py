@@ -1,0 +1,304 @@
+"""Tickets: create, read, list, update, reply, note. Every query carries the actor's scope."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tortoise.expressions import F, Q
+
+from app.conversations.models import Message
+from app.customers.models import Customer
+from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.security.crypto import encrypt_field, keyed_hash, normalize_phone
+from app.security.scope import Actor
+from app.staff.models import SkillGroup, Staff
+from app.tickets import states
+from app.tickets.models import Ticket, TicketEvent
+from app.tickets.numbers import next_number
+from app.timeutil import utcnow
+from app.uow import atomic
+
+PRIORITIES = ("low", "normal", "high", "urgent")
+PRIORITY_LABELS = {"low": "低", "normal": "普通", "high": "高", "urgent": "紧急"}
+#: fields a PATCH may change besides status
+EDITABLE = ("subject", "priority", "category", "group_id", "assignee_id", "tags", "order_no", "custom_fields")
+
+
+@dataclass
+class Page:
+    items: list[Ticket]
+    next_cursor: str | None
+
+
+async def get(*, actor: Actor, ticket_id: int) -> Ticket:
+    """Return a ticket in the actor's scope, or NotFound (also when it exists outside the scope)."""
+    ticket = await Ticket.filter(actor.ticket_filter(), id=ticket_id).first()
+    if ticket is None:
+        raise NotFound("ticket not found")
+    return ticket
+
+
+async def get_by_number(*, actor: Actor, number: str) -> Ticket:
+    """Return a ticket by its number, within the actor's scope."""
+    ticket = await Ticket.filter(actor.ticket_filter(), number=number).first()
+    if ticket is None:
+        raise NotFound("ticket not found")
+    return ticket
+
+
+def _encode_cursor(ticket: Ticket) -> str:
+    raw = json.dumps({"t": ticket.last_activity_at.isoformat(), "id": ticket.id})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(raw["t"]), int(raw["id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationFailed("cursor 无效", code="invalid_cursor") from exc
+
+
+async def list_tickets(
+    *,
+    actor: Actor,
+    status: list[str] | None = None,
+    group_id: int | None = None,
+    assignee_id: int | None = None,
+    unassigned: bool = False,
+    customer_id: int | None = None,
+    text: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """List tickets in the actor's scope, newest activity first, with cursor pagination."""
+    query = Ticket.filter(actor.ticket_filter())
+    if status:
+        query = query.filter(status__in=status)
+    if group_id is not None:
+        query = query.filter(group_id=group_id)
+    if assignee_id is not None:
+        query = query.filter(assignee_id=assignee_id)
+    if unassigned:
+        query = query.filter(assignee_id=None)
+    if customer_id is not None:
+        query = query.filter(customer_id=customer_id)
+    if text:
+        text = text.strip()
+        query = query.filter(Q(number=text) | Q(order_no=text) | Q(subject__icontains=text))
+    if cursor:
+        t, last_id = _decode_cursor(cursor)
+        query = query.filter(Q(last_activity_at__lt=t) | Q(last_activity_at=t, id__lt=last_id))
+    limit = max(1, min(limit, 200))
+    items = await query.order_by("-last_activity_at", "-id").limit(limit + 1)
+    next_cursor = _encode_cursor(items[limit - 1]) if len(items) > limit else None
+    return Page(items=items[:limit], next_cursor=next_cursor)
+
+
+async def _check_group_and_assignee(actor: Actor, group_id: int | None, assignee_id: int | None) -> None:
+    if group_id is not None and not await SkillGroup.filter(id=group_id).exists():
+        raise ValidationFailed("技能组不存在", code="unknown_group")
+    if group_id is not None and actor.kind == "staff" and not actor.sees_group(group_id):
+        raise PermissionDenied("不能把工单放入你无权查看的技能组", code="group_out_of_scope")
+    if assignee_id is not None and not await Staff.filter(id=assignee_id, status="active").exists():
+        raise ValidationFailed("处理人不存在或已停用", code="unknown_assignee")
+
+
+def _phone_fields(phone: str | None) -> dict[str, Any]:
+    if not phone:
+        return {}
+    normalized = normalize_phone(phone)
+    if normalized is None:
+        raise ValidationFailed("手机号格式不正确", code="invalid_phone")
+    return {"phone_enc": encrypt_field(normalized), "phone_hash": keyed_hash(normalized)}
+
+
+async def create(
+    *,
+    actor: Actor,
+    customer_id: int,
+    subject: str,
+    description: str = "",
+    priority: str = "normal",
+    category: str = "",
+    order_no: str | None = None,
+    phone: str | None = None,
+    custom_fields: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    group_id: int | None = None,
+    assignee_id: int | None = None,
+    channel_account_id: int | None = None,
+    conversation_id: int | None = None,
+) -> Ticket:
+    """Create a ticket, its audit event and its notifications in one transaction."""
+    subject = subject.strip()
+    if not subject:
+        raise ValidationFailed("请填写工单标题", code="subject_required")
+    if priority not in PRIORITIES:
+        raise ValidationFailed(f"优先级必须是 {', '.join(PRIORITIES)} 之一", code="invalid_priority")
+    if not await Customer.filter(id=customer_id).exists():
+        raise ValidationFailed("客户不存在", code="unknown_customer")
+    await _check_group_and_assignee(actor, group_id, assignee_id)
+    number = await next_number()
+    now = utcnow()
+    async with atomic():
+        ticket = await Ticket.create(
+            number=number,
+            subject=subject[:200],
+            description=description,
+            priority=priority,
+            category=category[:32],
+            order_no=order_no,
+            custom_fields=custom_fields or {},
+            tags=tags or [],
+            customer_id=customer_id,
+            group_id=group_id,
+            assignee_id=assignee_id,
+            channel_account_id=channel_account_id,
+            conversation_id=conversation_id,
+            last_activity_at=now,
+            **_phone_fields(phone),
+        )
+        await TicketEvent.create(
+            ticket=ticket, kind="created", actor_kind=actor.kind, actor_id=actor.staff_id, new=states.Status.NEW.value
+        )
+        from app.tickets import flows
+
+        await flows.on_created(ticket=ticket, actor=actor)
+    return ticket
+
+
+async def update(*, actor: Actor, ticket_id: int, expected_version: int, changes: dict[str, Any]) -> Ticket:
+    """Change fields (and, through the state machine, the status) if nobody changed the ticket since the version."""
+    unknown = set(changes) - set(EDITABLE) - {"status", "reason"}
+    if unknown:
+        raise ValidationFailed(f"不能修改字段: {', '.join(sorted(unknown))}", code="not_editable")
+    ticket = await get(actor=actor, ticket_id=ticket_id)
+    reason = str(changes.pop("reason", "") or "")
+    status = changes.pop("status", None)
+    if "priority" in changes and changes["priority"] not in PRIORITIES:
+        raise ValidationFailed(f"优先级必须是 {', '.join(PRIORITIES)} 之一", code="invalid_priority")
+    if "subject" in changes and not str(changes["subject"]).strip():
+        raise ValidationFailed("请填写工单标题", code="subject_required")
+    await _check_group_and_assignee(actor, changes.get("group_id"), changes.get("assignee_id"))
+    async with atomic():
+        version = expected_version
+        field_changes = {k: v for k, v in changes.items() if getattr(ticket, k) != v}
+        if field_changes:
+            updated = await Ticket.filter(id=ticket.id, version=version).update(
+                **field_changes, version=F("version") + 1, updated_at=utcnow()
+            )
+            if not updated:
+                raise states.conflict(await Ticket.filter(id=ticket.id).select_for_update().get())
+            version += 1
+            for key, value in field_changes.items():
+                await TicketEvent.create(
+                    ticket_id=ticket.id,
+                    kind=_event_kind(key),
+                    actor_kind=actor.kind,
+                    actor_id=actor.staff_id,
+                    old=_short(getattr(ticket, key)),
+                    new=_short(value),
+                    reason=reason[:500],
+                )
+            fresh = await Ticket.get(id=ticket.id)
+            from app.tickets import flows
+
+            await flows.on_updated(ticket=fresh, before=ticket, changed=set(field_changes), actor=actor)
+        if status is not None and status != ticket.status:
+            return await states.transition(
+                ticket_id=ticket.id, to=str(status), expected_version=version, actor=actor, reason=reason
+            )
+        if not field_changes and version != ticket.version:
+            raise states.conflict(ticket)
+    return await Ticket.get(id=ticket.id)
+
+
+def _event_kind(key: str) -> str:
+    return {"assignee_id": "assigned", "priority": "priority_changed", "group_id": "group_changed"}.get(key, "updated")
+
+
+def _short(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text[:255]
+
+
+async def reply(*, actor: Actor, ticket_id: int, text: str, status: str | None = None) -> Message:
+    """Post a staff reply: stored on the ticket and sent to the customer's channel through the outbox."""
+    text = text.strip()
+    if not text:
+        raise ValidationFailed("回复内容不能为空", code="empty_reply")
+    ticket = await get(actor=actor, ticket_id=ticket_id)
+    from app.tickets import flows
+
+    async with atomic():
+        now = utcnow()
+        message = await Message.create(
+            ticket_id=ticket.id,
+            conversation_id=ticket.conversation_id,  # type: ignore[attr-defined]
+            customer_id=ticket.customer_id,  # type: ignore[attr-defined]
+            direction="out",
+            author_kind="staff" if actor.kind == "staff" else actor.kind,
+            staff_id=actor.staff_id,
+            channel_account_id=ticket.channel_account_id,  # type: ignore[attr-defined]
+            msg_type="text",
+            text=text,
+        )
+        touch: dict[str, Any] = {"last_activity_at": now}
+        if ticket.first_responded_at is None:
+            touch["first_responded_at"] = now
+        await Ticket.filter(id=ticket.id).update(**touch)
+        await TicketEvent.create(
+            ticket_id=ticket.id, kind="replied", actor_kind=actor.kind, actor_id=actor.staff_id,
+            data={"message_id": message.id},
+        )
+        await flows.on_replied(ticket=ticket, message=message, actor=actor)
+        target = status or ("open" if ticket.status == states.Status.NEW else None)
+        if target and target != ticket.status:
+            await states.transition(
+                ticket_id=ticket.id, to=target, expected_version=ticket.version, actor=actor, reason="回复客户"
+            )
+    return message
+
+
+async def add_note(*, actor: Actor, ticket_id: int, text: str) -> Message:
+    """Add an internal note (never sent to the customer)."""
+    text = text.strip()
+    if not text:
+        raise ValidationFailed("备注内容不能为空", code="empty_note")
+    ticket = await get(actor=actor, ticket_id=ticket_id)
+    async with atomic():
+        message = await Message.create(
+            ticket_id=ticket.id, customer_id=ticket.customer_id, direction="internal",  # type: ignore[attr-defined]
+            author_kind=actor.kind, staff_id=actor.staff_id, msg_type="text", text=text,
+        )
+        await TicketEvent.create(
+            ticket_id=ticket.id, kind="note", actor_kind=actor.kind, actor_id=actor.staff_id,
+            data={"message_id": message.id},
+        )
+    return message
+
+
+async def list_messages(*, actor: Actor, ticket_id: int, after_id: int = 0, limit: int = 200) -> list[Message]:
+    """The ticket's messages in order (customer, staff, notes), within the actor's scope."""
+    ticket = await get(actor=actor, ticket_id=ticket_id)
+    return await Message.filter(ticket_id=ticket.id, id__gt=after_id).order_by("id").limit(min(limit, 500))
+
+
+async def list_events(*, actor: Actor, ticket_id: int) -> list[TicketEvent]:
+    """The ticket's audit trail, oldest first."""
+    ticket = await get(actor=actor, ticket_id=ticket_id)
+    return await TicketEvent.filter(ticket_id=ticket.id).order_by("id")
+
+
+async def open_ticket_for_customer(*, customer_id: int) -> Ticket | None:
+    """The customer's newest live ticket (a new message joins it instead of opening another)."""
+    return await Ticket.filter(customer_id=customer_id, status__in=[s.value for s in states.LIVE]).order_by(
+        "-id"
+    ).first()

@@ -1,0 +1,123 @@
+"""wechatpy clients pointed at our settings, with our token store and our retry and error rules.
+
+Follows 获取 Access token https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Get_access_token.html
+and 全局返回码说明 https://developers.weixin.qq.com/doc/offiaccount/Getting_Started/Global_Return_Code.html (MP).
+
+What the subclass changes in wechatpy (2.0.0a26):
+
+* ``API_BASE_URL`` becomes an instance attribute from settings, and ``fetch_access_token`` calls
+  ``{api_base}token``: wechatpy hard-codes the production host there, so tests and dev could not use the simulator.
+* ``auto_retry=False``: wechatpy's own retry on 40001/40014/42001 recurses without bound. Instead ``_request`` retries
+  once: the rejected token is compare-and-deleted from the store, a new one is fetched under the store's lock, and
+  the call is repeated; a second rejection raises ``TokenRejected`` (a ``TemporaryChannelError``).
+* ``access_token`` reads ``CachedToken`` over a ``TokenStore`` (Redis in production), so web and worker processes
+  share one token and only one of them refreshes it. wechatpy's ``session`` is left unused.
+* Every failure leaves as one of our errors (mapping table in ``app.wecom.errors``): an errcode through
+  ``map_errcode``, an HTTP error status or a connection failure as ``PlatformUnavailable``.
+
+These clients are synchronous (``requests``); call them from threads (``app.wecom.mp.MPApi`` does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from wechatpy import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+
+from app.logs import get_logger
+from app.wecom.errors import TOKEN_ERRCODES, PlatformUnavailable, TokenRejected, map_errcode
+from app.wecom.tokens import CachedToken, TokenStore, mp_token_key
+
+__all__ = ["DEFAULT_TIMEOUT", "MPClient"]
+
+log = get_logger(__name__)
+
+#: seconds for connect and read; WeChat answers in well under a second when healthy
+DEFAULT_TIMEOUT = 10.0
+
+
+def _http_error(exc: WeChatClientException | requests.RequestException) -> PlatformUnavailable:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if status is not None:
+        return PlatformUnavailable(f"the platform answered HTTP {status}", status_code=int(status))
+    return PlatformUnavailable(f"the platform could not be reached ({type(exc).__name__})")
+
+
+class MPClient(WeChatClient):  # type: ignore[misc]
+    """wechatpy's Official Account client against ``api_base``, with tokens in ``store``."""
+
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        *,
+        api_base: str,
+        store: TokenStore,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(appid, secret, timeout=timeout, auto_retry=False)
+        self.API_BASE_URL = api_base if api_base.endswith("/") else api_base + "/"
+        self.token = CachedToken(store, mp_token_key(appid), self._fetch_token)
+
+    def __repr__(self) -> str:
+        return f"MPClient(appid={self.appid!r}, api_base={self.API_BASE_URL!r})"
+
+    @property
+    def access_token(self) -> str:
+        """The shared token, fetched once across processes when missing."""
+        return self.token.get()
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        """``GET {api_base}token`` and return the JSON; called by ``CachedToken`` while it holds the lock."""
+        params = {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret}
+        try:
+            response = self._http.get(self.API_BASE_URL + "token", params=params, timeout=self.timeout)
+            response.raise_for_status()
+            result = response.json()
+        except requests.RequestException as exc:
+            raise _http_error(exc) from None
+        except ValueError:
+            raise PlatformUnavailable("the token endpoint answered something other than JSON") from None
+        if not isinstance(result, dict):
+            raise PlatformUnavailable("the token endpoint answered something other than a JSON object")
+        errcode = int(result.get("errcode") or 0)
+        if errcode:
+            raise map_errcode(errcode, str(result.get("errmsg", "")), token_fetch=True)
+        if not result.get("access_token"):
+            raise PlatformUnavailable("the token endpoint answered without an access_token")
+        return result
+
+    def _fetch_token(self) -> tuple[str, int]:
+        result = self.fetch_access_token()
+        return str(result["access_token"]), int(result.get("expires_in") or 7200)
+
+    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
+        """wechatpy's request with one token refresh on 40001/40014/42001 and our error mapping.
+
+        wechatpy's exceptions are not chained (``from None``): they carry the request URL, access_token included.
+        """
+        base_params = kwargs.pop("params", None)
+        explicit_token = isinstance(base_params, dict) and "access_token" in base_params
+        for attempt in (1, 2):
+            params = dict(base_params) if isinstance(base_params, dict) else {}
+            token = params["access_token"] if explicit_token else self.access_token
+            params["access_token"] = token
+            try:
+                return super()._request(method, url_or_endpoint, params=params, **kwargs)
+            except WeChatClientException as exc:
+                if exc.errcode is None:  # raise_for_status failed: HTTP 4xx/5xx without an errcode
+                    raise _http_error(exc) from None
+                errcode = int(exc.errcode)
+                if errcode in TOKEN_ERRCODES and attempt == 1 and not explicit_token:
+                    log.info("access_token_rejected", appid=self.appid, errcode=errcode)
+                    self.token.invalidate(token)
+                    continue
+                if errcode in TOKEN_ERRCODES:
+                    raise TokenRejected(errcode, str(exc.errmsg or "")) from None
+                raise map_errcode(errcode, str(exc.errmsg or "")) from None
+            except requests.RequestException as exc:
+                raise _http_error(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,45 @@
+"""A ready-made simulator state with one demo Official Account, for ``python -m simulator`` and ``gongdan run``."""
+
+from __future__ import annotations
+
+import os
+
+from simulator.mp.store import Mode
+from simulator.state import SimulatorState
+
+__all__ = ["DEMO_AES_KEY", "DEMO_APPID", "DEMO_SECRET", "DEMO_TOKEN", "build_demo_state"]
+
+DEMO_APPID = "wx5ee1d0b5a1d2c3f4"
+DEMO_SECRET = "demo-secret-0123456789abcdef"
+DEMO_TOKEN = "gongdandemo"
+DEMO_AES_KEY = "GongdanDemoAesKey0123456789abcdefghijklmnop"  # 43 characters, fixed so restarts keep working
+
+DEMO_TEMPLATE_ID = "TPL_ticket_update_0000000000000000000000000"
+
+
+def build_demo_state(
+    callback_url: str | None,
+    *,
+    appid: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+    aes_key: str | None = None,
+    mode: Mode = "safe",
+    name: str = "工单演示服务号",
+) -> SimulatorState:
+    """A state with one MP account; unset credentials come from WECHAT_APP_ID / WECHAT_APP_SECRET / WECHAT_TOKEN /
+    WECHAT_AES_KEY, then from the fixed demo values."""
+    state = SimulatorState()
+    appid = appid or os.environ.get("WECHAT_APP_ID") or DEMO_APPID
+    state.add_mp_account(
+        appid,
+        secret or os.environ.get("WECHAT_APP_SECRET") or DEMO_SECRET,
+        token or os.environ.get("WECHAT_TOKEN") or DEMO_TOKEN,
+        aes_key or os.environ.get("WECHAT_AES_KEY") or DEMO_AES_KEY,
+        callback_url=callback_url,
+        mode=mode,
+        name=name,
+    )
+    # Templates are left unregistered on purpose: template/send then accepts any template_id, which is what a
+    # desk configured with its production template ids needs in development. Register them for stricter tests.
+    return state

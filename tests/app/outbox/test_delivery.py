@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from app import queue as jobqueue
+from app.channels.testing import RecordingAdapter
+from app.outbox import service
+from app.outbox.jobs import deliver_outbox, sweep_outbox
+from app.outbox.models import OutboxMessage
+from app.timeutil import set_clock, utcnow
+from app.uow import atomic
+
+
+async def _row(dedupe_key: str | None = None) -> OutboxMessage:
+    async with atomic():
+        return await service.create(channel="test", kind="customer_message", recipient="u-1",
+                                    payload={"type": "text", "text": "您好"}, dedupe_key=dedupe_key)
+
+
+async def test_a_job_executed_twice_sends_once(anydb: str, recording: RecordingAdapter) -> None:
+    row = await _row()
+    assert await deliver_outbox({}, row.id) == "sent"
+    assert await deliver_outbox({}, row.id) == "skipped"
+    assert [s["payload"]["text"] for s in recording.sent] == ["您好"]
+    fresh = await OutboxMessage.get(id=row.id)
+    assert (fresh.status, fresh.attempts, fresh.provider_msg_id) == ("sent", 1, f"test-{row.id}")
+
+
+async def test_concurrent_runs_send_once(anydb: str, recording: RecordingAdapter) -> None:
+    row = await _row()
+    results = await asyncio.gather(*(deliver_outbox({}, row.id) for _ in range(4)))
+    assert sorted(results) == ["sent", "skipped", "skipped", "skipped"]
+    assert len(recording.sent) == 1
+
+
+async def test_dedupe_key_keeps_one_row(db: None, recording: RecordingAdapter) -> None:
+    first = await _row("ack:ticket:1")
+    second = await _row("ack:ticket:1")
+    assert first.id == second.id and await OutboxMessage.all().count() == 1
+
+
+async def test_crash_between_commit_and_enqueue_is_healed_by_sweep(db: None, recording: RecordingAdapter,
+                                                                   jobs: jobqueue.InProcessQueue) -> None:
+    jobqueue.set_queue(None)  # the process "dies" after commit: nothing is enqueued
+    row = await _row()
+    assert (await OutboxMessage.get(id=row.id)).status == "pending" and recording.sent == []
+    jobqueue.set_queue(jobs)
+    assert await sweep_outbox({}) == 1
+    await jobs.drain()
+    assert [s["id"] for s in recording.sent] == [row.id]
+    assert await sweep_outbox({}) == 0
+
+
+async def test_lost_lease_is_given_back_by_sweep(db: None, recording: RecordingAdapter,
+                                                 jobs: jobqueue.InProcessQueue) -> None:
+    row = await _row()
+    await jobs.drain()
+    await OutboxMessage.filter(id=row.id).update(status="sending", lease_until=utcnow() - timedelta(seconds=1))
+    recording.sent.clear()
+    assert await sweep_outbox({}) == 1
+    await jobs.drain()
+    assert [s["id"] for s in recording.sent] == [row.id]
+
+
+async def test_temporary_failures_retry_with_backoff_then_deliver(db: None, recording: RecordingAdapter) -> None:
+    jobqueue.set_queue(None)
+    row = await _row()
+    recording.fail_next(times=2)
+    assert await deliver_outbox({}, row.id) == "retry"
+    fresh = await OutboxMessage.get(id=row.id)
+    assert fresh.status == "pending" and fresh.attempts == 1 and "simulated outage" in (fresh.last_error or "")
+    assert fresh.next_attempt_at > utcnow()
+    assert await deliver_outbox({}, row.id) == "skipped"  # not due yet
+    now = utcnow()
+    set_clock(lambda: now + timedelta(hours=2))
+    try:
+        assert await deliver_outbox({}, row.id) == "retry"
+        set_clock(lambda: now + timedelta(hours=4))
+        assert await deliver_outbox({}, row.id) == "sent"
+    finally:
+        set_clock(None)
+    assert (await OutboxMessage.get(id=row.id)).attempts == 3 and len(recording.sent) == 1
+
+
+async def test_dead_letter_after_max_attempts_keeps_last_error(db: None, recording: RecordingAdapter) -> None:
+    from app.settings import get_settings, set_settings
+
+    set_settings(get_settings().with_overrides(outbox_max_attempts=2))
+    jobqueue.set_queue(None)
+    row = await _row()
+    recording.fail_next(times=5)
+    now = utcnow()
+    assert await deliver_outbox({}, row.id) == "retry"
+    set_clock(lambda: now + timedelta(hours=2))
+    try:
+        assert await deliver_outbox({}, row.id) == "dead"
+    finally:
+        set_clock(None)
+    fresh = await OutboxMessage.get(id=row.id)
+    assert (fresh.status, fresh.attempts, fresh.last_error) == ("dead", 2, "TemporaryChannelError: simulated outage")
+
+
+async def test_permanent_failure_is_not_retried(db: None, recording: RecordingAdapter) -> None:
+    row = await _row()
+    recording.fail_next(temporary=False)
+    assert await deliver_outbox({}, row.id) == "failed"
+    fresh = await OutboxMessage.get(id=row.id)
+    assert (fresh.status, fresh.last_error, fresh.delivery_state) == ("failed", "simulated refusal", "undeliverable")
+
+
+async def test_rows_are_not_written_when_the_cause_rolls_back(db: None, recording: RecordingAdapter,
+                                                              jobs: jobqueue.InProcessQueue) -> None:
+    try:
+        async with atomic():
+            await service.create(channel="test", kind="customer_message", recipient="u-1", payload={"text": "x"})
+            raise RuntimeError("the change failed")
+    except RuntimeError:
+        pass
+    await jobs.drain()
+    assert await OutboxMessage.all().count() == 0 and recording.sent == []

@@ -1,0 +1,211 @@
+"""Shared fixtures: settings, a database per test (SQLite, and MariaDB for the integration tier), a job queue.
+
+Tiers: plain tests use in-memory SQLite (seconds). Tests taking `anydb` run on SQLite and on MariaDB; `mysql_db`
+only on MariaDB. MariaDB and Redis are optional on a developer machine (skipped when unreachable) and mandatory
+under CI=true (unreachable = failure, never a skip).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ["GONGDAN_ENV"] = "test"
+
+from tortoise import Tortoise  # noqa: E402
+
+from app import queue as jobqueue  # noqa: E402
+from app.channels.base import register_adapter  # noqa: E402
+from app.channels.testing import RecordingAdapter  # noqa: E402
+from app.db import MODEL_MODULES, tortoise_config  # noqa: E402
+from app.logs import configure_logging  # noqa: E402
+from app.settings import Settings, load_settings, set_settings  # noqa: E402
+
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306/gongdan_test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+configure_logging(fmt="console", level="WARNING")
+
+
+def make_settings(**overrides: Any) -> Settings:
+    base = load_settings({"GONGDAN_ENV": "test", "DATABASE_URL": "sqlite://:memory:"}, env_file=None)
+    return base.with_overrides(**overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    s = make_settings(data_dir=tmp_path / "data")
+    set_settings(s)
+    yield s
+    set_settings(None)
+
+
+def _forget_dialect() -> None:
+    # tortoise caches insert SQL per connection *name*; both tiers use "default", so switching dialects in one
+    # process must drop the cache
+    from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+    EXECUTOR_CACHE.clear()
+
+
+async def _init_mysql(settings: Settings) -> None:
+    _require_mysql()
+    s = settings.with_overrides(database_url=MYSQL_URL, db_pool_size=20)
+    set_settings(s)
+    _forget_dialect()
+    await Tortoise.init(config=tortoise_config(s), _enable_global_fallback=True)
+    await _truncate_mysql()
+
+
+async def _init_sqlite() -> None:
+    _forget_dialect()
+    await Tortoise.init(db_url="sqlite://:memory:", modules={"gongdan": MODEL_MODULES}, _enable_global_fallback=True)
+    await Tortoise.generate_schemas()
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[None]:
+    await _init_sqlite()
+    yield
+    await Tortoise.close_connections()
+
+
+# ---- MariaDB tier ---------------------------------------------------------------------------------------------
+
+
+def _mysql_available() -> str | None:
+    """Create the test database and apply the committed migrations once; None when the server is missing."""
+    import aiomysql
+
+    from app.db import migrate
+
+    async def prepare() -> None:
+        conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+        async with conn.cursor() as cur:
+            await cur.execute("SHOW DATABASES LIKE 'gongdan_test'")
+            if await cur.fetchall():
+                await cur.execute("DROP DATABASE gongdan_test")
+            await cur.execute("CREATE DATABASE gongdan_test CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        conn.close()
+        await migrate(make_settings(database_url=MYSQL_URL, db_pool_size=20))
+
+    import concurrent.futures
+
+    # the caller is inside the test's event loop: prepare on a loop of our own, in another thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            pool.submit(asyncio.run, prepare()).result(timeout=120)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+_mysql_state: dict[str, str | None] = {}
+
+
+def _require_mysql() -> None:
+    if "error" not in _mysql_state:
+        _mysql_state["error"] = _mysql_available()
+    error = _mysql_state["error"]
+    if error is not None:
+        if IN_CI:
+            pytest.fail(f"MariaDB is required under CI and is unreachable: {error}")
+        pytest.skip(f"MariaDB not reachable: {error}")
+
+
+TABLES_IN_ORDER = [
+    "audit_log", "api_token", "outbox_message", "ticket_event", "message", "inbound_event",
+    "skill_group_member", "ticket_counter", "customer_identity",
+]
+
+
+async def _truncate_mysql() -> None:
+    conn = Tortoise.get_connection("default")
+    await conn.execute_script("SET FOREIGN_KEY_CHECKS=0")
+    rows = await conn.execute_query_dict("SHOW TABLES")
+    for row in rows:
+        table = next(iter(row.values()))
+        if table.startswith("tortoise_"):
+            continue
+        await conn.execute_script(f"TRUNCATE TABLE `{table}`")
+    await conn.execute_script("SET FOREIGN_KEY_CHECKS=1")
+
+
+@pytest.fixture
+async def mysql_db(settings: Settings) -> AsyncIterator[None]:
+    await _init_mysql(settings)
+    yield
+    await Tortoise.close_connections()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+async def anydb(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[str]:
+    """Run the test on SQLite and on MariaDB."""
+    if request.param == "sqlite":
+        await _init_sqlite()
+    else:
+        await _init_mysql(settings)
+    yield str(request.param)
+    await Tortoise.close_connections()
+
+
+# ---- jobs and channels ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def jobs() -> AsyncIterator[jobqueue.InProcessQueue]:
+    """An in-process queue with every job; `await jobs.drain()` waits until all work is done."""
+    from app.worker import load_jobs
+
+    q = jobqueue.InProcessQueue(load_jobs(), workers=2)
+    q.start()
+    jobqueue.set_queue(q)
+    yield q
+    await q.close()
+    jobqueue.set_queue(None)
+
+
+@pytest.fixture
+def recording() -> RecordingAdapter:
+    """A channel adapter that records what it would send (kind 'test')."""
+    from app.channels.base import IDENTITY_KIND
+
+    adapter = RecordingAdapter()
+    register_adapter(adapter)
+    IDENTITY_KIND["test"] = "test_id"
+    return adapter
+
+
+def redis_url_or_skip() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"Redis is required under CI and is unreachable: {exc}")
+        pytest.skip(f"Redis not reachable: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture
+async def api(db: None, settings: Settings) -> AsyncIterator[Any]:
+    """An HTTP client for the ASGI app (the test owns the database; no lifespan)."""
+    import httpx
+
+    from app.main import create_app
+
+    app = create_app(settings, run_jobs=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk") as client:
+        yield client
