@@ -88,6 +88,18 @@ def _extra_routes() -> list[BaseRoute]:
     return routes
 
 
+async def _ensure_channels(settings: Settings) -> None:
+    """Mirror env-configured channel accounts into the database (several processes may race: first one wins)."""
+    from tortoise.exceptions import IntegrityError
+
+    from app.channels.wechat_mp.accounts import ensure_env_account
+
+    try:
+        await ensure_env_account(settings)
+    except IntegrityError:
+        log.info("channels.ensure_raced")
+
+
 def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Starlette:
     """Build the ASGI application."""
     settings = settings or get_settings()
@@ -95,6 +107,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await init_db(settings)
+        await _ensure_channels(settings)
         runtime = JobRuntime(settings) if run_jobs else None
         if runtime is not None:
             await runtime.start()

@@ -99,6 +99,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     await init_db(settings)
+    load_jobs()
     jobqueue.set_queue(ArqQueue(ctx["redis"]))
     log.info("worker.started")
 

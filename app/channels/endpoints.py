@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-routes: list[BaseRoute] = []
+from app.channels.wechat_mp import endpoints as wechat_mp
+
+routes: list[BaseRoute] = [*wechat_mp.routes]

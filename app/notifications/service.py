@@ -21,8 +21,8 @@ from app.settings import get_settings
 from app.tickets.models import Ticket
 from app.timeutil import local, utcnow
 
-#: statuses whose arrival the customer hears about by template message
-CUSTOMER_VISIBLE = {"open": "处理中", "pending": "待您回复", "resolved": "已解决", "closed": "已关闭"}
+#: customer-facing status names; resolved, closed and a reopen are announced by template message
+CUSTOMER_VISIBLE = {"new": "已受理", "open": "处理中", "pending": "待您回复", "resolved": "已解决", "closed": "已关闭"}
 
 
 @lru_cache(maxsize=1)
@@ -122,6 +122,9 @@ async def status_changed(*, ticket: Ticket, old: str, new: str, reason: str) -> 
     label = CUSTOMER_VISIBLE.get(new)
     if label is None or ticket.channel_account_id is None:  # type: ignore[attr-defined]
         return
+    if new in ("open", "pending") and old not in ("resolved", "closed"):
+        # taking a case up or asking the customer something goes with a reply; a template on top is noise
+        return
     remark = render("status_changed.txt", ticket=ticket, new=new, label=label, reason=reason)
     payload = {
         "type": "template",
@@ -132,3 +135,16 @@ async def status_changed(*, ticket: Ticket, old: str, new: str, reason: str) -> 
     await _to_customer(
         ticket, kind="template_message", payload=payload, dedupe_key=f"status:{ticket.id}:{ticket.version}:{new}"
     )
+
+
+async def send_text_to_customer(*, account: ChannelAccount, customer: Any, text: str,
+                                dedupe_key: str | None) -> None:
+    """A plain text to a customer on one channel account (status answers, auto-replies)."""
+    identity = await CustomerIdentity.filter(
+        customer_id=customer.id, kind=IDENTITY_KIND.get(account.kind, ""), scope=account.key
+    ).first()
+    if identity is None:
+        return
+    await outbox.create(channel=account.kind, kind="customer_message", recipient=identity.value,
+                        payload={"type": "text", "text": text}, channel_account_id=account.id,
+                        dedupe_key=dedupe_key)

@@ -1,0 +1,64 @@
+"""Jobs of the Official Account channel: unionid lookup (merging customers across accounts) and media download."""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from typing import Any
+
+from app.channels.wechat_mp import accounts
+from app.conversations.models import Message
+from app.customers import service as customers
+from app.customers.models import CustomerIdentity
+from app.logs import get_logger
+from app.settings import get_settings
+from app.timeutil import local, utcnow
+
+log = get_logger(__name__)
+
+
+async def sync_mp_user(ctx: dict[str, Any], account_id: int, openid: str) -> str:
+    """Fetch user/info; a unionid joins this follower to the same person on other accounts and channels."""
+    account = await accounts.by_id(account_id)
+    if account is None:
+        return "no-account"
+    identity = await CustomerIdentity.get_or_none(kind="mp_openid", scope=account.key, value=openid)
+    if identity is None or "unionid_checked" in identity.data:
+        return "skipped"
+    info = await accounts.api(account).get_user(openid)
+    unionid = info.get("unionid")
+    data = {**identity.data, "unionid_checked": True, "subscribed": bool(info.get("subscribe", 0))}
+    await CustomerIdentity.filter(id=identity.id).update(data=data)
+    if unionid:
+        customer = await customers.find_by_identity(kind="mp_openid", scope=account.key, value=openid)
+        assert customer is not None
+        merged = await customers.add_identity(customer=customer, kind="unionid", value=unionid)
+        log.info("wechat_mp.unionid", customer_id=merged.id, merged=merged.id != customer.id)
+    return "done"
+
+
+async def download_mp_media(ctx: dict[str, Any], message_id: int) -> str:
+    """Download a message's media into storage and link it to the message (skips what is already stored)."""
+    message = await Message.get_or_none(id=message_id)
+    if message is None or message.channel_account_id is None:  # type: ignore[attr-defined]
+        return "skipped"
+    account = await accounts.by_id(message.channel_account_id)  # type: ignore[attr-defined]
+    if account is None:
+        return "skipped"
+    media = list(message.media or [])
+    changed = False
+    root = get_settings().media_dir
+    for item in media:
+        if item.get("path") or not item.get("provider_media_id"):
+            continue
+        content, content_type, filename = await accounts.api(account).download_media(item["provider_media_id"])
+        ext = mimetypes.guess_extension(content_type.split(";")[0].strip()) or ""
+        rel = f"{local(utcnow()):%Y/%m}/{uuid.uuid4().hex}{ext}"
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        item.update(path=rel, content_type=content_type, size=len(content), filename=filename)
+        changed = True
+    if changed:
+        await Message.filter(id=message.id).update(media=media)
+    return "done" if changed else "skipped"

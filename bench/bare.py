@@ -1,0 +1,23 @@
+"""The baseline: a bare Starlette app with one JSON route, served by the same uvicorn as the desk.
+
+    uvicorn bench.bare:app --workers N
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+async def ticket(request: Request) -> Response:
+    """A small, fixed JSON body, about the size of one ticket's summary."""
+    return JSONResponse({"id": 42, "number": "GD-20260101-0042", "subject": "退款还没到账", "status": "open"})
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+app = Starlette(routes=[Route("/", ticket), Route("/readyz", healthz)])
