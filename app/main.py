@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from tortoise import connections
 
@@ -70,8 +70,19 @@ async def openapi_json(request: Request) -> Response:
     return JSONResponse(openapi.build())
 
 
+INDEX_HTML = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>工单 Gongdan</title>
+<style>body{font-family:-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;max-width:640px;margin:2em auto;
+padding:0 1em;color:#222}a{color:#07c160}li{margin:.4em 0}</style></head><body>
+<h1>工单 Gongdan 服务台</h1><p>服务运行中。</p><ul>
+<li><a href="/h5/">移动工作台（企业微信）</a></li>
+<li><a href="/api/v1/openapi.json">API 文档（OpenAPI）</a></li>
+<li><a href="/healthz">健康检查</a></li></ul></body></html>"""
+
+
 async def index(request: Request) -> Response:
-    return RedirectResponse("/h5/", status_code=302)
+    """A landing page with the ways in."""
+    return HTMLResponse(INDEX_HTML)
 
 
 def _extra_routes() -> list[BaseRoute]:

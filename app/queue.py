@@ -63,7 +63,6 @@ class InProcessQueue:
             return
         if job_id is not None:
             self._queued_ids.add(job_id)
-        self._idle.clear()
         if defer_by:
             loop = asyncio.get_running_loop()
             handle: asyncio.TimerHandle | None = None
@@ -71,11 +70,13 @@ class InProcessQueue:
             def _put() -> None:
                 if handle is not None:
                     self._timers.discard(handle)
+                self._idle.clear()
                 self._queue.put_nowait((name, args, job_id, 1))
 
             handle = loop.call_later(defer_by, _put)
             self._timers.add(handle)
         else:
+            self._idle.clear()
             self._queue.put_nowait((name, args, job_id, 1))
 
     async def _work(self) -> None:
@@ -89,7 +90,7 @@ class InProcessQueue:
             finally:
                 self._running -= 1
                 self._queue.task_done()
-                if self._queue.empty() and self._running == 0 and not self._timers:
+                if self._queue.empty() and self._running == 0:
                     self._idle.set()
 
     async def run(self, name: str, *args: Any, job_try: int = 1, job_id: str | None = None) -> Any:
@@ -115,13 +116,14 @@ class InProcessQueue:
         def _put() -> None:
             if handle is not None:
                 self._timers.discard(handle)
+            self._idle.clear()
             self._queue.put_nowait((name, args, job_id, attempt))
 
         handle = loop.call_later(defer, _put)
         self._timers.add(handle)
 
     async def drain(self, timeout: float = 10.0) -> None:
-        """Wait until no job is queued or running (tests)."""
+        """Wait until no job is queued or running (tests); deferred retries may still be waiting."""
         self.start()
         await asyncio.wait_for(self._idle.wait(), timeout)
 

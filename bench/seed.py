@@ -300,19 +300,19 @@ async def describe(database_url: str, *, detail_ids: int = 300) -> Dataset:
         async with conn.cursor() as cur:
             agent_id = await _scalar(cur, "SELECT id FROM staff WHERE userid=%s", AGENT)
             group_id = await _scalar(cur, "SELECT id FROM skill_group WHERE name=%s", "一线客服组")
-            live = ("new", "open", "pending")
+            live = "('new','open','pending')"  # a constant: inlined, aiomysql cannot bind a tuple
             await cur.execute(
-                "SELECT id FROM ticket WHERE assignee_id=%s ORDER BY (status IN %s) DESC, last_activity_at DESC "
-                "LIMIT %s", (agent_id, live, detail_ids))
+                f"SELECT id FROM ticket WHERE assignee_id=%s ORDER BY (status IN {live}) DESC, last_activity_at DESC "
+                "LIMIT %s", (agent_id, detail_ids))
             ids = [int(r[0]) for r in await cur.fetchall()]
             await cur.execute("SELECT MIN(id), MAX(id), COUNT(*) FROM customer")
             cmin, cmax, ccount = await cur.fetchone()
             return Dataset(
                 tickets=int(await _scalar(cur, "SELECT COUNT(*) FROM ticket WHERE category <> %s", LOAD_CATEGORY)),
                 customers=int(ccount),
-                live_tickets=int(await _scalar(cur, "SELECT COUNT(*) FROM ticket WHERE status IN %s", live)),
+                live_tickets=int(await _scalar(cur, f"SELECT COUNT(*) FROM ticket WHERE status IN {live}")),
                 agent_open_tickets=int(await _scalar(
-                    cur, "SELECT COUNT(*) FROM ticket WHERE assignee_id=%s AND status IN %s", agent_id, live)),
+                    cur, f"SELECT COUNT(*) FROM ticket WHERE assignee_id=%s AND status IN {live}", agent_id)),
                 agent_tickets=int(await _scalar(cur, "SELECT COUNT(*) FROM ticket WHERE assignee_id=%s", agent_id)),
                 agent_group_tickets=int(await _scalar(cur, "SELECT COUNT(*) FROM ticket WHERE group_id=%s", group_id)),
                 staff=int(await _scalar(cur, "SELECT COUNT(*) FROM staff")),

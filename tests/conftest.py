@@ -31,7 +31,9 @@ from app.db import MODEL_MODULES, tortoise_config  # noqa: E402
 from app.logs import configure_logging  # noqa: E402
 from app.settings import Settings, load_settings, set_settings  # noqa: E402
 
-MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306/gongdan_test")
+#: one database per pytest process, so parallel runs (developers, CI, helpers) never share tables
+MYSQL_DB = f"gongdan_test_{os.getpid()}"
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL", f"mysql://root:@127.0.0.1:3306/{MYSQL_DB}")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -93,10 +95,10 @@ def _mysql_available() -> str | None:
     async def prepare() -> None:
         conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root", password="")
         async with conn.cursor() as cur:
-            await cur.execute("SHOW DATABASES LIKE 'gongdan_test'")
+            await cur.execute(f"SHOW DATABASES LIKE '{MYSQL_DB}'")
             if await cur.fetchall():
-                await cur.execute("DROP DATABASE gongdan_test")
-            await cur.execute("CREATE DATABASE gongdan_test CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+                await cur.execute(f"DROP DATABASE {MYSQL_DB}")
+            await cur.execute(f"CREATE DATABASE {MYSQL_DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         conn.close()
         await migrate(make_settings(database_url=MYSQL_URL, db_pool_size=20))
 
@@ -112,6 +114,21 @@ def _mysql_available() -> str | None:
 
 
 _mysql_state: dict[str, str | None] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop this run's MariaDB database."""
+    if _mysql_state.get("error", "unused") is not None:
+        return
+    import pymysql
+
+    try:
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {MYSQL_DB}")
+        conn.close()
+    except Exception:  # cleanup only; a leftover database harms nothing
+        pass
 
 
 def _require_mysql() -> None:

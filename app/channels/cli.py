@@ -1,10 +1,65 @@
-"""`gongdan channel ...` commands."""
+"""`gongdan channel ...`: add and list channel accounts (more Official Accounts beside the env-configured one)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+from typing import Any
+
+
+def _add_wechat_mp(args: argparse.Namespace) -> None:
+    from app.channels.wechat_mp.accounts import upsert_account
+    from app.cli import _settings
+    from app.db import close_db, init_db
+
+    settings = _settings()
+
+    async def run() -> Any:
+        await init_db(settings)
+        try:
+            return await upsert_account(
+                key=args.key, name=args.name or args.key, appid=args.app_id, secret=args.app_secret,
+                token=args.token, aes_key=args.aes_key or "", template_id=args.template_id or "",
+            )
+        finally:
+            await close_db()
+
+    account = asyncio.run(run())
+    print(f"added wechat-mp account {account.key!r}; callback URL: {settings.public_url}/callbacks/wechat/{account.key}")
+
+
+def _list(args: argparse.Namespace) -> None:
+    from app.channels.models import ChannelAccount
+    from app.cli import _settings
+    from app.db import close_db, init_db
+
+    settings = _settings()
+
+    async def run() -> list[ChannelAccount]:
+        await init_db(settings)
+        try:
+            return await ChannelAccount.all().order_by("id")
+        finally:
+            await close_db()
+
+    for row in asyncio.run(run()):
+        print(f"{row.id}\t{row.kind}\t{row.key}\t{row.name}\t{'active' if row.active else 'inactive'}")
 
 
 def add_channel_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the channel subcommands."""
-    return None
+    p = sub.add_parser("channel", help="channel accounts (Official Accounts, ...)")
+    csub = p.add_subparsers(dest="channel_command", required=True)
+    add = csub.add_parser("add", help="add or update a channel account")
+    asub = add.add_subparsers(dest="channel_kind", required=True)
+    mp = asub.add_parser("wechat-mp", help="an Official Account (公众号); callback URL /callbacks/wechat/KEY")
+    mp.add_argument("--key", required=True, help="slug used in the callback URL")
+    mp.add_argument("--name", default="")
+    mp.add_argument("--app-id", required=True)
+    mp.add_argument("--app-secret", required=True)
+    mp.add_argument("--token", required=True, help="the callback Token")
+    mp.add_argument("--aes-key", default="", help="the 43-character EncodingAESKey (safe/compat mode)")
+    mp.add_argument("--template-id", default="", help="template for updates outside the 48-hour window")
+    mp.set_defaults(func=_add_wechat_mp)
+    ls = csub.add_parser("list", help="list channel accounts")
+    ls.set_defaults(func=_list)

@@ -1,0 +1,194 @@
+"""The processes a benchmark starts and measures: `gongdan serve`, the bare uvicorn app, one-shot `gongdan` commands.
+
+Everything runs as a child of the benchmark, on a free loopback port, with its output in bench/results/, and is
+stopped with SIGTERM (then SIGKILL of its own process group) when the phase is over. CPU time is read from /proc,
+so each phase can say how the two cores were shared between the server, MariaDB and the load client.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+#: `gongdan` without an installed console script: the same entry point, from this checkout
+GONGDAN = [sys.executable, "-c", "from app.cli import main; main()"]
+BENCH_SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gongdan_env(database_url: str, *, db_pool_size: int = 64, **extra: str) -> dict[str, str]:
+    """The environment of a production-like `gongdan` process: no REDIS_URL, so jobs run in-process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GONGDAN_", "REDIS_", "DATABASE_", "DB_"))}
+    env.update(
+        GONGDAN_ENV="production",
+        SECRET_KEY=BENCH_SECRET,
+        DATABASE_URL=database_url,
+        DB_POOL_SIZE=str(db_pool_size),
+        LOG_LEVEL="WARNING",
+        LOG_FORMAT="json",
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    )
+    env.update(extra)
+    return env
+
+
+def gongdan(args: list[str], env: dict[str, str], *, timeout: float = 120) -> str:
+    """Run one `gongdan` command to completion and return its standard output."""
+    done = subprocess.run([*GONGDAN, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"gongdan {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+    return done.stdout
+
+
+class Server:
+    """A web server in a child process, ready once `ready_path` answers 200."""
+
+    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], port: int,
+                 ready_path: str = "/readyz") -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.port = port
+        self.ready_path = ready_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = RESULTS / f"{name}.log"
+        self._log: IO[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 60.0) -> None:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}{self.ready_path}"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} not ready within {timeout:.0f}s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # uvicorn: finish in-flight requests, stop the workers
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this benchmark created for it
+                self.proc.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def log_lines(self, needle: str) -> int:
+        """How many lines of the server's output contain `needle` (e.g. crashed requests)."""
+        try:
+            return sum(needle in line for line in self.log_path.read_text(errors="replace").splitlines())
+        except OSError:
+            return 0
+
+    def pids(self) -> list[int]:
+        """The server process and its descendants (uvicorn's workers)."""
+        return [] if self.proc is None else descendants(self.proc.pid)
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name may hold spaces: fields start after its closing parenthesis
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def pids_named(name: str) -> list[int]:
+    """Processes whose command name is `name` (e.g. mariadbd)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    total = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
+class CpuMeter:
+    """CPU used by groups of processes between two readings, as a share of one core."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.start: dict[str, float] = {}
+        self.t0 = 0.0
+
+    def begin(self) -> None:
+        self.t0 = time.monotonic()
+        self.start = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
+
+    def end(self) -> dict[str, Any]:
+        wall = max(1e-9, time.monotonic() - self.t0)
+        return {f"{name}_pct_of_core": round(100 * (cpu_seconds(pids) - self.start[name]) / wall, 1)
+                for name, pids in self.groups.items()}
