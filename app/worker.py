@@ -122,17 +122,18 @@ def worker_settings(settings: Settings | None = None) -> type:
     s = settings or get_settings()
     if not s.redis_url:
         raise RuntimeError("REDIS_URL is not set: jobs run inside `gongdan serve`, no worker is needed")
-    functions = load_jobs()
+    jobs = load_jobs()
+    # keep_result=0 lets the sweep reuse a job id once the job has finished
+    job_functions = [func(f, name=n, keep_result=0) for n, f in jobs.items()]
+    cron_jobs = [
+        cron(jobs[n], name=f"cron:{n}", second=_cron_seconds(p) or {0}, minute=_cron_minutes(p),
+             unique=True, keep_result=0, run_at_startup=False)
+        for n, p in CRONS
+    ]
 
     class WorkerSettings:
-        # keep_result=0 lets the sweep reuse a job id once the job has finished
-        functions = [func(f, name=n, keep_result=0) for n, f in functions.items()]  # noqa: RUF012
-        cron_jobs = [  # noqa: RUF012
-            cron(functions_[n], name=f"cron:{n}", second=_cron_seconds(p) or {0}, minute=_cron_minutes(p),
-                 unique=True, keep_result=0, run_at_startup=False)
-            for n, p in CRONS
-            for functions_ in [functions]
-        ]
+        functions = job_functions
+        cron_jobs: list[Any] = []
         redis_settings = RedisSettings.from_dsn(s.redis_url or "")
         on_startup = _startup
         on_shutdown = _shutdown
@@ -140,4 +141,5 @@ def worker_settings(settings: Settings | None = None) -> type:
         job_timeout = 300
         handle_signals = True
 
+    WorkerSettings.cron_jobs = cron_jobs
     return WorkerSettings
