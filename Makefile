@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck bench-api bench-callbacks migrations clean
+.PHONY: run test install lint typecheck bench-api bench-callbacks migrations clean assets browser-deps bench-h5
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install
+run: install assets
 	$(BIN)/gongdan run
+
+# WeUI's stylesheet from npm into the git-ignored static/vendor/ (the H5 pages fall back to our own CSS without it).
+assets: static/vendor/weui/weui.min.css
+
+static/vendor/weui/weui.min.css:
+	-npm install --silent --no-save --no-package-lock --prefix static/vendor weui@2 && \
+	  mkdir -p static/vendor/weui && \
+	  cp static/vendor/node_modules/weui/dist/style/weui.min.css static/vendor/weui/weui.min.css
+
+# Headless Chromium and a CJK font for the H5 browser tests (Debian packages; idempotent).
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	fi
 
 test: install
 	$(BIN)/pytest
@@ -35,6 +49,9 @@ bench-api: install
 
 bench-callbacks: install
 	$(BIN)/python -m bench.callbacks
+
+bench-h5: install
+	$(BIN)/python -m bench.h5
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

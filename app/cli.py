@@ -156,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     from app.channels.cli import add_channel_commands
 
     add_channel_commands(sub)
+    from app.tickets.cli import add_rules_commands
+
+    add_rules_commands(sub)
+    from wecom_sync.cli import add_sync_commands
+
+    add_sync_commands(sub)
     return parser
 
 

@@ -17,6 +17,10 @@ MODEL_MODULES = [
     "app.tickets.models",
     "app.outbox.models",
     "app.security.models",
+    "wecom_sync.models",
+    "app.kb.models",
+    "app.channels.wecom_kf.models",
+    "approvals.models",
 ]
 APP_LABEL = "gongdan"
 

@@ -23,6 +23,8 @@ def run_embedded(*, host: str, port: int, simulator_port: int) -> None:
     defaults = {
         "GONGDAN_SIMULATOR": "1",
         "WECHAT_API_BASE": f"{sim_base}/cgi-bin/",
+        "WECHAT_OAUTH_BASE": sim_base,
+        "WECOM_API_BASE": f"{sim_base}/qyapi/cgi-bin/",
         "WECHAT_APP_ID": DEMO_APPID,
         "WECHAT_APP_SECRET": DEMO_SECRET,
         "WECHAT_TOKEN": DEMO_TOKEN,
@@ -30,6 +32,9 @@ def run_embedded(*, host: str, port: int, simulator_port: int) -> None:
         "WECHAT_TEMPLATE_ID": DEMO_TEMPLATE_ID,
         "PUBLIC_URL": f"http://{host}:{port}",
     }
+    from simulator.wecom.orggen import DEMO_WECOM_ENV
+
+    defaults.update(DEMO_WECOM_ENV)  # the simulator's demo corp (its organisation mirrors app/seed.py)
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
 
@@ -60,8 +65,14 @@ def run_embedded(*, host: str, port: int, simulator_port: int) -> None:
     token = asyncio.run(prepare())
     sim_state = build_demo_state(f"http://{host}:{port}/callbacks/wechat")
     sim_state.public_base_url = sim_base
+    from simulator.wecom.orggen import add_default_apps, load_demo_org
+
+    add_default_apps(sim_state.wecom, app_callback_url=f"http://{host}:{port}/callbacks/wecom/app",
+                     contacts_callback_url=f"http://{host}:{port}/callbacks/wecom/contacts")
+    load_demo_org(sim_state.wecom)
     simulator = SimulatorServer(sim_state, host=host, port=simulator_port)
     simulator.start()
+    _sync_wecom_demo(settings)
     console.print(Panel.fit(
         "\n".join([
             "[bold]工单 Gongdan[/] is running (embedded mode: SQLite, in-process jobs, WeChat simulator)",
@@ -81,3 +92,30 @@ def run_embedded(*, host: str, port: int, simulator_port: int) -> None:
         uvicorn.run(create_app(settings), host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
     finally:
         simulator.stop()
+
+
+def _sync_wecom_demo(settings: object) -> None:
+    """Sync the demo directory and external contacts from the simulator's WeCom corp (best effort)."""
+    from app.db import close_db, init_db
+    from app.settings import Settings
+    from app.wecom.work import wecom_api
+    from wecom_sync import directory, external
+
+    assert isinstance(settings, Settings)
+    if not settings.wecom.configured:
+        return
+
+    async def sync() -> str:
+        await init_db(settings)
+        try:
+            staff = await directory.full_sync(api=wecom_api("contacts", settings))
+            contacts = await external.full_sync(api=wecom_api("customer", settings))
+            added = contacts.added.get("external_contacts", 0)
+            return f"staff +{staff.added.get('staff', 0)}, external contacts +{added}"
+        finally:
+            await close_db()
+
+    try:
+        console.print(f"企业微信通讯录已同步 / WeCom directory synced: {asyncio.run(sync())}")
+    except Exception as exc:  # the desk still runs without it (e.g. tables not migrated yet)
+        console.print(f"[yellow]WeCom sync skipped: {type(exc).__name__}: {exc}[/]")

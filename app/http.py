@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 import structlog
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
@@ -23,6 +24,13 @@ from app.security.scope import Actor
 log = get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BODY = 1_000_000
+
+
+class FastJSONResponse(JSONResponse):
+    """JSONResponse rendered by orjson (several times faster on ticket lists)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:

@@ -25,10 +25,13 @@ from app.http import (
     http_error_handler,
     unhandled_error_handler,
 )
-from app.logs import get_logger
+from app.kb import endpoints as kb_endpoints
+from app.logs import configure_logging, get_logger
 from app.settings import Settings, get_settings
 from app.tickets import endpoints as ticket_endpoints
+from app.tickets import rules_endpoints
 from app.worker import JobRuntime
+from approvals import endpoints as approval_endpoints
 
 log = get_logger(__name__)
 
@@ -91,8 +94,9 @@ def _extra_routes() -> list[BaseRoute]:
     from app.channels import endpoints as channel_endpoints
 
     routes.extend(channel_endpoints.routes)
+    routes.extend(kb_endpoints.page_routes)
     try:
-        from h5 import routes as h5_routes
+        from h5 import routes as h5_routes  # type: ignore[attr-defined,unused-ignore]
     except ImportError:  # the H5 workbench is optional for API-only deployments
         return routes
     routes.extend(h5_routes.routes)
@@ -114,6 +118,8 @@ async def _ensure_channels(settings: Settings) -> None:
 def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Starlette:
     """Build the ASGI application."""
     settings = settings or get_settings()
+    # uvicorn's worker processes (`serve --workers N`) import the app afresh: configure their logging here
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -136,6 +142,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *ticket_endpoints.routes,
         *customer_endpoints.routes,
+        *rules_endpoints.routes,
+        *approval_endpoints.routes,
+        *kb_endpoints.routes,
     ]
     routes: list[BaseRoute] = [
         Route("/", index),
@@ -147,7 +156,10 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
     app = Starlette(
         debug=settings.debug,
         routes=routes,
-        middleware=[Middleware(RequestContextMiddleware), Middleware(GZipMiddleware, minimum_size=1024)],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5),
+        ],
         exception_handlers={
             DomainError: domain_error_handler,
             HTTPException: http_error_handler,

@@ -122,7 +122,7 @@ class InProcessQueue:
         handle = loop.call_later(defer, _put)
         self._timers.add(handle)
 
-    async def drain(self, timeout: float = 10.0) -> None:
+    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until no job is queued or running (tests); deferred retries may still be waiting."""
         self.start()
         await asyncio.wait_for(self._idle.wait(), timeout)

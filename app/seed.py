@@ -66,6 +66,12 @@ async def ensure_org() -> dict[str, Staff]:
 async def seed_demo() -> dict[str, Any]:
     """Load the demo organisation, customers and tickets; does nothing twice."""
     people = await ensure_org()
+    from app.tickets.demo import seed_workflow
+
+    await seed_workflow()  # routing rules, calendars, SLA policies, group assignment (issue 6)
+    from app.kb.demo import seed_articles
+
+    await seed_articles()  # knowledge-base articles the bot answers from (issue 7)
     if await Ticket.exists():
         return {"created": False, "staff": len(people)}
     groups = {g.name: g for g in await SkillGroup.all()}

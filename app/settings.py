@@ -42,6 +42,33 @@ class WeChatMPSettings:
 
 
 @dataclass(frozen=True)
+class WeComSettings:
+    """The WeCom corp: the self-built app (messages, OAuth, callbacks) and the secrets of contacts and customers."""
+
+    corp_id: str = ""
+    agent_id: str = ""
+    agent_secret: Secret = field(default_factory=lambda: Secret(""))
+    #: callback URL token and EncodingAESKey of the self-built app (/callbacks/wecom/app)
+    token: Secret = field(default_factory=lambda: Secret(""))
+    aes_key: Secret = field(default_factory=lambda: Secret(""))
+    #: 通讯录同步 secret and its callback (/callbacks/wecom/contacts)
+    contact_secret: Secret = field(default_factory=lambda: Secret(""))
+    contact_token: Secret = field(default_factory=lambda: Secret(""))
+    contact_aes_key: Secret = field(default_factory=lambda: Secret(""))
+    #: 客户联系 secret; empty means the self-built app's secret (the app is in 「可调用接口的应用」)
+    customer_secret: Secret = field(default_factory=lambda: Secret(""))
+    #: external-contact tag name -> customer VIP level ("VIP=1,SVIP=2")
+    vip_tags: tuple[tuple[str, int], ...] = (("VIP", 1), ("SVIP", 2))
+    #: our own ceiling per corp and API, below WeCom's 10,000/min and 150,000/h (path/90454)
+    rate_per_minute: int = 9000
+    rate_per_hour: int = 140000
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.corp_id and str(self.agent_secret))
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str = "development"
     debug: bool = False
@@ -55,7 +82,12 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     wechat_api_base: str = "https://api.weixin.qq.com/cgi-bin/"
     wecom_api_base: str = "https://qyapi.weixin.qq.com/cgi-bin/"
+    #: host of the OAuth2 authorize pages (MP snsapi_base and WeCom login); the simulator in `make run`
+    wechat_oauth_base: str = "https://open.weixin.qq.com"
+    #: lifetime of an H5 (mobile workbench) login session
+    h5_session_hours: int = 12
     wechat: WeChatMPSettings = field(default_factory=WeChatMPSettings)
+    wecom: WeComSettings = field(default_factory=WeComSettings)
     #: callbacks whose timestamp is further than this from our clock are refused (replay protection)
     callback_window_seconds: int = 300
     outbox_max_attempts: int = 8
@@ -66,6 +98,8 @@ class Settings:
     ticket_prefix: str = "GD"
     #: the WeChat/WeCom platform is our simulator (enables the development login, demo helpers)
     simulator: bool = False
+    #: closing with confirmation and escalation approvals (issue 6)
+    workflow: WorkflowSettings = field(default_factory=lambda: WorkflowSettings())
 
     @property
     def is_mysql(self) -> bool:
@@ -108,6 +142,86 @@ def _dev_secret(data_dir: Path) -> str:
     return key
 
 
+def _vip_tags(raw: str) -> tuple[tuple[str, int], ...]:
+    out: list[tuple[str, int]] = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        name, sep, level = item.partition("=")
+        if not sep or not name.strip() or not level.strip().isdigit():
+            raise ConfigError("WECOM_VIP_TAGS must look like VIP=1,SVIP=2")
+        out.append((name.strip(), int(level)))
+    return tuple(out)
+
+
+def _wecom(config: Config) -> WeComSettings:
+    wecom = WeComSettings(
+        corp_id=config("WECOM_CORP_ID", default=""),
+        agent_id=config("WECOM_AGENT_ID", default=""),
+        agent_secret=Secret(config("WECOM_AGENT_SECRET", default="")),
+        token=Secret(config("WECOM_TOKEN", default="")),
+        aes_key=Secret(config("WECOM_AES_KEY", default="")),
+        contact_secret=Secret(config("WECOM_CONTACT_SECRET", default="")),
+        contact_token=Secret(config("WECOM_CONTACT_TOKEN", default="")),
+        contact_aes_key=Secret(config("WECOM_CONTACT_AES_KEY", default="")),
+        customer_secret=Secret(config("WECOM_CUSTOMER_SECRET", default="")),
+        vip_tags=_vip_tags(config("WECOM_VIP_TAGS", default="VIP=1,SVIP=2")),
+        rate_per_minute=_int(config, "WECOM_RATE_PER_MINUTE", 9000, minimum=1),
+        rate_per_hour=_int(config, "WECOM_RATE_PER_HOUR", 140000, minimum=1),
+    )
+    for name, value in (("WECOM_AES_KEY", wecom.aes_key), ("WECOM_CONTACT_AES_KEY", wecom.contact_aes_key)):
+        if str(value) and not _AES_KEY.match(str(value)):
+            raise ConfigError(f"{name} must be the 43-character EncodingAESKey")
+    if wecom.agent_id and not wecom.agent_id.isdigit():
+        raise ConfigError("WECOM_AGENT_ID must be the numeric AgentId")
+    return wecom
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    """Closing with confirmation and escalation approvals."""
+
+    #: a resolved ticket the customer does not answer is closed after this many days
+    auto_close_days: int = 3
+    #: refunds and compensation above this amount (yuan) need approval
+    approval_threshold: float = 200.0
+    #: (minimum amount, approver levels): the chain climbs the org chart further for larger amounts
+    approval_levels: tuple[tuple[float, int], ...] = ((0.0, 1), (1000.0, 2), (5000.0, 3))
+    #: an approver who has not decided after this many minutes is passed over to the next level up
+    approval_timeout_minutes: int = 240
+    #: approval kind -> WeCom approval template id: those kinds go through WeCom's own approval app
+    approval_oa_templates: tuple[tuple[str, str], ...] = ()
+
+
+def _pairs(raw: str, name: str) -> list[tuple[str, str]]:
+    out = []
+    for item in raw.split(","):
+        if item.strip():
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise ConfigError(f"{name} must look like key=value,key=value")
+            out.append((key.strip(), value.strip()))
+    return out
+
+
+def _workflow(config: Config) -> WorkflowSettings:
+    try:
+        threshold = float(config("APPROVAL_THRESHOLD", default="200"))
+        levels = tuple(sorted((float(k), int(v)) for k, v in _pairs(
+            config("APPROVAL_LEVELS", default="0=1,1000=2,5000=3"), "APPROVAL_LEVELS")))
+    except ValueError as exc:
+        raise ConfigError("APPROVAL_THRESHOLD must be a number and APPROVAL_LEVELS look like 0=1,1000=2") from exc
+    if any(n < 1 for _, n in levels):
+        raise ConfigError("APPROVAL_LEVELS: every level count must be at least 1")
+    return WorkflowSettings(
+        auto_close_days=_int(config, "AUTO_CLOSE_DAYS", 3, minimum=1),
+        approval_threshold=threshold,
+        approval_levels=levels or ((0.0, 1),),
+        approval_timeout_minutes=_int(config, "APPROVAL_TIMEOUT_MINUTES", 240, minimum=1),
+        approval_oa_templates=tuple(_pairs(config("APPROVAL_OA_TEMPLATES", default=""), "APPROVAL_OA_TEMPLATES")),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | None = ".env") -> Settings:
     """Build settings from an environment mapping (os.environ by default) and an optional .env file."""
     source = Environ(dict(os.environ if environ is None else environ))
@@ -141,10 +255,10 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
 
     wechat = WeChatMPSettings(
         app_id=config("WECHAT_APP_ID", default=""),
-        app_secret=config("WECHAT_APP_SECRET", cast=Secret, default=""),
-        token=config("WECHAT_TOKEN", cast=Secret, default=""),
-        aes_key=config("WECHAT_AES_KEY", cast=Secret, default=""),
-        previous_aes_key=config("WECHAT_PREVIOUS_AES_KEY", cast=Secret, default=""),
+        app_secret=Secret(config("WECHAT_APP_SECRET", default="")),
+        token=Secret(config("WECHAT_TOKEN", default="")),
+        aes_key=Secret(config("WECHAT_AES_KEY", default="")),
+        previous_aes_key=Secret(config("WECHAT_PREVIOUS_AES_KEY", default="")),
         template_id=config("WECHAT_TEMPLATE_ID", default=""),
     )
     for name, value in (("WECHAT_AES_KEY", wechat.aes_key), ("WECHAT_PREVIOUS_AES_KEY", wechat.previous_aes_key)):
@@ -152,6 +266,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
             raise ConfigError(f"{name} must be the 43-character EncodingAESKey")
     if wechat.app_id and not str(wechat.token):
         raise ConfigError("WECHAT_TOKEN is required when WECHAT_APP_ID is set")
+
+    wecom = _wecom(config)
 
     log_format = config("LOG_FORMAT", default="json" if env == "production" else "console")
     if log_format not in ("json", "console"):
@@ -169,7 +285,10 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         public_url=config("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/"),
         wechat_api_base=config("WECHAT_API_BASE", default="https://api.weixin.qq.com/cgi-bin/"),
         wecom_api_base=config("WECOM_API_BASE", default="https://qyapi.weixin.qq.com/cgi-bin/"),
+        wechat_oauth_base=config("WECHAT_OAUTH_BASE", default="https://open.weixin.qq.com").rstrip("/"),
+        h5_session_hours=_int(config, "H5_SESSION_HOURS", 12, minimum=1),
         wechat=wechat,
+        wecom=wecom,
         callback_window_seconds=_int(config, "CALLBACK_WINDOW_SECONDS", 300, minimum=1),
         outbox_max_attempts=_int(config, "OUTBOX_MAX_ATTEMPTS", 8, minimum=1),
         inprocess_workers=_int(config, "INPROCESS_WORKERS", 4, minimum=1),
@@ -178,6 +297,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         timezone=config("TIMEZONE", default="Asia/Shanghai"),
         ticket_prefix=config("TICKET_PREFIX", default="GD"),
         simulator=_bool(config, "GONGDAN_SIMULATOR", False),
+        workflow=_workflow(config),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from arq import cron, func
 from arq.connections import RedisSettings, create_pool
@@ -34,6 +34,8 @@ def register_job(fn: JobFunc, *, every_seconds: int | None = None) -> JobFunc:
 def load_jobs() -> dict[str, JobFunc]:
     """Import the modules that register jobs, then return the registry."""
     import app.channels.registry  # noqa: F401  (registers channel adapters and their jobs)
+    from app.tickets import jobs as _ticket_jobs  # noqa: F401  (SLA, assignment and closing crons)
+    from approvals import jobs as _approval_jobs  # noqa: F401  (approval timeouts, WeCom approval callbacks)
 
     return JOBS
 
@@ -109,12 +111,13 @@ async def _shutdown(ctx: dict[str, Any]) -> None:
     jobqueue.set_queue(None)
 
 
-def _cron_seconds(period: int) -> set[int] | None:
-    return set(range(0, 60, period)) if period < 60 else None
-
-
-def _cron_minutes(period: int) -> set[int] | None:
-    return set(range(0, 60, period // 60)) if 60 <= period < 3600 else None
+def _cron_schedule(period: int) -> dict[str, Any]:
+    """arq cron fields for "every `period` seconds" (periods divide a minute, an hour or a day)."""
+    if period < 60:
+        return {"second": set(range(0, 60, period))}
+    if period < 3600:
+        return {"second": {0}, "minute": set(range(0, 60, period // 60))}
+    return {"second": {0}, "minute": {0}, "hour": set(range(0, 24, max(1, period // 3600)))}
 
 
 def worker_settings(settings: Settings | None = None) -> type:
@@ -124,22 +127,24 @@ def worker_settings(settings: Settings | None = None) -> type:
         raise RuntimeError("REDIS_URL is not set: jobs run inside `gongdan serve`, no worker is needed")
     jobs = load_jobs()
     # keep_result=0 lets the sweep reuse a job id once the job has finished
-    job_functions = [func(f, name=n, keep_result=0) for n, f in jobs.items()]
+    job_functions = [func(cast(Any, f), name=n, keep_result=0) for n, f in jobs.items()]
     cron_jobs = [
-        cron(jobs[n], name=f"cron:{n}", second=_cron_seconds(p) or {0}, minute=_cron_minutes(p),
-             unique=True, keep_result=0, run_at_startup=False)
+        cron(cast(Any, jobs[n]), name=f"cron:{n}", unique=True, keep_result=0, run_at_startup=False,
+             **_cron_schedule(p))
         for n, p in CRONS
     ]
 
     class WorkerSettings:
         functions = job_functions
-        cron_jobs: list[Any] = []
+        cron_jobs: list[Any] = []  # noqa: RUF012
         redis_settings = RedisSettings.from_dsn(s.redis_url or "")
         on_startup = _startup
         on_shutdown = _shutdown
         max_jobs = 32
         job_timeout = 300
         handle_signals = True
+        # on SIGTERM, let running jobs finish (they are idempotent anyway, but a finished job is not redone)
+        job_completion_wait = 20
 
     WorkerSettings.cron_jobs = cron_jobs
     return WorkerSettings

@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ DJANGO_HELPDESK = {
 CREATE_TARGET_FACTOR = 5
 LIST_P99_TARGET_MS = 50.0
 PHASES = ("bare", "create", "list", "detail", "queue")
+#: other work on the machine above this share of one core marks a phase as contended
+CONTENDED_PCT = 25.0
 
 
 @dataclass
@@ -60,9 +63,14 @@ class Config:
     #: load client processes sharing the concurrency
     clients: int = 1
     engine: str = "raw"
+    accept_encoding: str = "gzip, deflate"
+    #: seconds the client processes get to start and connect before the load begins
+    client_start_s: float = 1.5
     db_pool_size: int = 64
     phases: tuple[str, ...] = PHASES
     output: Path | None = procs.RESULTS / "api.json"
+    #: where the servers' output goes (bare.log, gongdan.log)
+    log_dir: Path = procs.RESULTS
 
 
 # ---- measuring ------------------------------------------------------------------------------------------------
@@ -71,19 +79,21 @@ class Config:
 def _percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return 0.0
-    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    # nearest rank: the smallest value with at least q% of the values at or below it
+    index = min(len(sorted_values) - 1, max(0, math.ceil(q / 100 * len(sorted_values)) - 1))
     return sorted_values[index]
 
 
-def _load(cfg: Config, spec: Spec, meter: procs.CpuMeter) -> dict[str, Any]:
+def run_phase(cfg: Config, spec: Spec, meter: procs.CpuMeter) -> dict[str, Any]:
     """Run one phase with `cfg.clients` client processes and summarise it."""
     per_client = [cfg.concurrency // cfg.clients + (1 if i < cfg.concurrency % cfg.clients else 0)
                   for i in range(cfg.clients)]
-    start_at = time.time() + 1.0 + 0.2 * cfg.clients  # time for the clients to start and connect
+    start_at = time.time() + cfg.client_start_s + 0.2 * (cfg.clients - 1)
     children = []
     for i, conc in enumerate(per_client):
-        child_spec = Spec(**{**asdict(spec), "concurrency": conc, "start_at": start_at, "seed": spec.seed * 100 + i,
-                             "warmup_s": cfg.warmup_s, "duration_s": cfg.duration_s, "engine": cfg.engine})
+        child_spec = replace(spec, concurrency=conc, start_at=start_at, seed=spec.seed * 100 + i,
+                             warmup_s=cfg.warmup_s, duration_s=cfg.duration_s, engine=cfg.engine,
+                             accept_encoding=cfg.accept_encoding)
         child = subprocess.Popen([sys.executable, "-m", "bench.load"], cwd=procs.ROOT, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert child.stdin is not None
@@ -96,7 +106,9 @@ def _load(cfg: Config, spec: Spec, meter: procs.CpuMeter) -> dict[str, Any]:
     time.sleep(max(0.0, window_start + cfg.duration_s - time.time()))
     cpu = meter.end()
     latencies: list[float] = []
-    errors, statuses, samples, client_cpu, window = 0, {}, [], 0.0, cfg.duration_s
+    errors, client_cpu, window = 0, 0.0, cfg.duration_s
+    statuses: dict[str, int] = {}
+    samples: list[str] = []
     for child in children:
         assert child.stdout is not None and child.stderr is not None
         out = child.stdout.read()
@@ -114,6 +126,13 @@ def _load(cfg: Config, spec: Spec, meter: procs.CpuMeter) -> dict[str, Any]:
     latencies.sort()
     done = len(latencies)
     cpu["client_pct_of_core"] = round(100 * client_cpu / window, 1)
+    ours = sum(v for k, v in cpu.items() if k != "machine_busy_pct_of_core")
+    cpu["others_pct_of_core"] = round(max(0.0, cpu["machine_busy_pct_of_core"] - ours), 1)
+    # CPU per request moves much less than req/s when other work shares the cores: compare these across runs
+    rate = done / window if window else 0.0
+    for name in ("server", "db"):
+        if f"{name}_pct_of_core" in cpu and rate:
+            cpu[f"{name}_cpu_ms_per_request"] = round(cpu[f"{name}_pct_of_core"] * 10 / rate, 3)
     return {
         "requests": done,
         "req_per_s": round(done / window, 1),
@@ -129,11 +148,11 @@ def _load(cfg: Config, spec: Spec, meter: procs.CpuMeter) -> dict[str, Any]:
     }
 
 
-def _serve_argv(port: int, workers: int) -> list[str]:
+def serve_argv(port: int, workers: int) -> list[str]:
     return [*procs.GONGDAN, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
 
 
-def _bare_argv(port: int, workers: int) -> list[str]:
+def bare_argv(port: int, workers: int) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "bench.bare:app", "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
 
@@ -162,16 +181,30 @@ def prepare(cfg: Config) -> Dataset:
     return dataset
 
 
+def phase_specs(dataset: Dataset, *, port: int, token: str) -> dict[str, Spec]:
+    """What each phase of `gongdan serve` sends, as the measured agent."""
+    base = Spec(host="127.0.0.1", port=port, token=token)
+    return {
+        "create": replace(base, kind="create", customer_id_min=dataset.customer_id_min,
+                          customer_id_max=dataset.customer_id_max, group_id=dataset.agent_group_id,
+                          category=LOAD_CATEGORY, seed=2),
+        "list": replace(base, paths=[MY_OPEN], seed=3),
+        "detail": replace(base, paths=[f"/api/v1/tickets/{i}" for i in dataset.detail_ids] or ["/api/v1/tickets/1"],
+                          seed=4),
+        "queue": replace(base, paths=[f"/api/v1/tickets?group_id={dataset.agent_group_id}&limit=50"], seed=5),
+    }
+
+
 def measure(cfg: Config, dataset: Dataset) -> dict[str, Any]:
     """Run the phases against the bare app and `gongdan serve`."""
     phases: dict[str, Any] = {}
     db_pids = _db_pids()
     if "bare" in cfg.phases:
         port = procs.free_port()
-        with procs.Server("bare", _bare_argv(port, cfg.workers), env=procs.gongdan_env(cfg.database_url),
-                          port=port) as server:
+        with procs.Server("bare", bare_argv(port, cfg.workers), env=procs.gongdan_env(cfg.database_url),
+                          port=port, log_dir=cfg.log_dir) as server:
             meter = procs.CpuMeter({"server": server.pids(), "db": db_pids})
-            phases["bare"] = _load(cfg, Spec(host="127.0.0.1", port=port, paths=["/"], seed=1), meter)
+            phases["bare"] = run_phase(cfg, Spec(host="127.0.0.1", port=port, paths=["/"], seed=1), meter)
 
     wanted = [p for p in cfg.phases if p != "bare"]
     if not wanted:
@@ -179,20 +212,11 @@ def measure(cfg: Config, dataset: Dataset) -> dict[str, Any]:
     env = procs.gongdan_env(cfg.database_url, db_pool_size=cfg.db_pool_size)
     token = procs.gongdan(["token", "create", "--staff", "lina", "--name", "bench"], env).strip().splitlines()[-1]
     port = procs.free_port()
-    with procs.Server("gongdan", _serve_argv(port, cfg.workers), env=env, port=port) as server:
+    with procs.Server("gongdan", serve_argv(port, cfg.workers), env=env, port=port, log_dir=cfg.log_dir) as server:
         meter = procs.CpuMeter({"server": server.pids(), "db": db_pids})
-        common = {"host": "127.0.0.1", "port": port, "token": token}
-        specs = {
-            "create": Spec(kind="create", customer_id_min=dataset.customer_id_min,
-                           customer_id_max=dataset.customer_id_max, group_id=dataset.agent_group_id,
-                           category=LOAD_CATEGORY, seed=2, **common),
-            "list": Spec(paths=[MY_OPEN], seed=3, **common),
-            "detail": Spec(paths=[f"/api/v1/tickets/{i}" for i in dataset.detail_ids] or ["/api/v1/tickets/1"],
-                           seed=4, **common),
-            "queue": Spec(paths=[f"/api/v1/tickets?group_id={dataset.agent_group_id}&limit=50"], seed=5, **common),
-        }
+        specs = phase_specs(dataset, port=port, token=token)
         for name in wanted:
-            phases[name] = _load(cfg, specs[name], meter)
+            phases[name] = run_phase(cfg, specs[name], meter)
         crashed = server.log_lines("request.crashed")
     phases["server_log_crashes"] = crashed
     return phases
@@ -212,6 +236,13 @@ def _machine() -> dict[str, Any]:
         pass
     return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(),
             "platform": platform.platform()}
+
+
+def _mysql_driver() -> str:
+    """The driver tortoise uses in the server processes: asyncmy when installed, else aiomysql."""
+    import importlib.util
+
+    return "asyncmy" if importlib.util.find_spec("asyncmy") else "aiomysql"
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -246,6 +277,8 @@ def report(cfg: Config, dataset: Dataset, phases: dict[str, Any], elapsed: float
             "django_helpdesk_ms": DJANGO_HELPDESK["queue_list_p99_ms"], "measured": phases["queue"]["p99_ms"],
             "x_faster": _ratio(DJANGO_HELPDESK["queue_list_p99_ms"], phases["queue"]["p99_ms"]),
         }
+    busy = {name: r["cpu"]["others_pct_of_core"] for name, r in phases.items()
+            if isinstance(r, dict) and r.get("cpu", {}).get("others_pct_of_core", 0) > CONTENDED_PCT}
     client_note = None
     if bare:
         client_note = (
@@ -259,8 +292,10 @@ def report(cfg: Config, dataset: Dataset, phases: dict[str, Any], elapsed: float
         "config": {
             "database": cfg.database_url.rsplit("/", 1)[-1], "concurrency": cfg.concurrency,
             "duration_s": cfg.duration_s, "warmup_s": cfg.warmup_s, "server_workers": cfg.workers,
-            "client_processes": cfg.clients, "client_engine": cfg.engine, "db_pool_size": cfg.db_pool_size,
+            "client_processes": cfg.clients, "client_engine": cfg.engine, "accept_encoding": cfg.accept_encoding,
+            "db_pool_size": cfg.db_pool_size, "mysql_driver": _mysql_driver(),
             "jobs": "in-process (no REDIS_URL)", "my_open_tickets": MY_OPEN,
+            "queue_list": "/api/v1/tickets?group_id=G&limit=50: the agent's skill group, every status, first page",
         },
         "dataset": dataset.summary(),
         "results": phases,
@@ -269,6 +304,11 @@ def report(cfg: Config, dataset: Dataset, phases: dict[str, Any], elapsed: float
         "all_targets_pass": all(t["pass"] for t in targets.values() if "pass" in t),
         "django_helpdesk": DJANGO_HELPDESK,
         "client_ceiling": client_note,
+        "contention": {
+            "phases_sharing_cores_with_other_work": busy,
+            "note": (f"other processes used more than {CONTENDED_PCT}% of a core during these phases: their req/s "
+                     "and latencies understate this code; compare *_cpu_ms_per_request instead") if busy else None,
+        },
         "elapsed_s": round(elapsed, 1),
     }
 
@@ -298,7 +338,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each measurement")
     p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (gongdan and bare)")
     p.add_argument("--clients", type=int, default=1, help="load client processes")
-    p.add_argument("--engine", choices=("raw", "httpx"), default="raw")
+    p.add_argument("--engine", choices=("raw", "httpx"), default="raw", help="load client (see bench.load)")
+    p.add_argument("--accept-encoding", default="gzip, deflate", help="'identity' to measure without compression")
     p.add_argument("--db-pool-size", type=int, default=64)
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--output", default=str(procs.RESULTS / "api.json"), help="'' to write no file")
@@ -310,6 +351,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     return Config(
         database_url=a.database_url, reuse=a.reuse, concurrency=a.concurrency, duration_s=a.duration,
         warmup_s=a.warmup, workers=a.workers, clients=max(1, a.clients), engine=a.engine,
+        accept_encoding=a.accept_encoding,
         db_pool_size=a.db_pool_size, phases=phases, output=Path(a.output) if a.output else None,
         plan=Plan(tickets=a.tickets, customers=a.customers, agent_open=a.agent_open),
     )

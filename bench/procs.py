@@ -61,14 +61,14 @@ class Server:
     """A web server in a child process, ready once `ready_path` answers 200."""
 
     def __init__(self, name: str, argv: list[str], *, env: dict[str, str], port: int,
-                 ready_path: str = "/readyz") -> None:
+                 ready_path: str = "/readyz", log_dir: Path = RESULTS) -> None:
         self.name = name
         self.argv = argv
         self.env = env
         self.port = port
         self.ready_path = ready_path
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = RESULTS / f"{name}.log"
+        self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] | None = None
 
     def __enter__(self) -> Server:
@@ -79,7 +79,7 @@ class Server:
         self.stop()
 
     def start(self, timeout: float = 60.0) -> None:
-        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -176,19 +176,34 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICK
 
 
+def machine_busy_seconds() -> float:
+    """CPU time every core of the machine has spent busy so far (/proc/stat: all but idle and iowait)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields[:8]]
+    return (sum(values) - values[3] - values[4]) / _TICK
+
+
 class CpuMeter:
-    """CPU used by groups of processes between two readings, as a share of one core."""
+    """CPU used by groups of processes between two readings, as a share of one core, and by the whole machine.
+
+    The machine is shared (other people's tests, installs): `machine_busy_pct_of_core` minus the groups and the
+    client shows how much of it went to work that is not this benchmark's.
+    """
 
     def __init__(self, groups: dict[str, list[int]]) -> None:
         self.groups = groups
         self.start: dict[str, float] = {}
         self.t0 = 0.0
+        self.busy0 = 0.0
 
     def begin(self) -> None:
         self.t0 = time.monotonic()
+        self.busy0 = machine_busy_seconds()
         self.start = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
 
     def end(self) -> dict[str, Any]:
         wall = max(1e-9, time.monotonic() - self.t0)
-        return {f"{name}_pct_of_core": round(100 * (cpu_seconds(pids) - self.start[name]) / wall, 1)
-                for name, pids in self.groups.items()}
+        out = {f"{name}_pct_of_core": round(100 * (cpu_seconds(pids) - self.start[name]) / wall, 1)
+               for name, pids in self.groups.items()}
+        out["machine_busy_pct_of_core"] = round(100 * (machine_busy_seconds() - self.busy0) / wall, 1)
+        return out

@@ -8,13 +8,16 @@ over 90 days, and the measured agent holding a chosen number of live tickets.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiomysql
+from tortoise.models import Model
 
 from app.timeutil import local
 
@@ -114,18 +117,26 @@ async def is_seeded(database_url: str, plan: Plan) -> bool:
         conn.close()
 
 
-async def reset_database(database_url: str) -> None:
-    """Drop and create the benchmark database (utf8mb4)."""
+async def drop_database(database_url: str, *, create: bool = False) -> None:
+    """Drop the benchmark database if it exists (and create it again, utf8mb4, when asked)."""
     name = _db_name(database_url)
     if not name.startswith("gongdan_bench"):
         raise ValueError(f"refusing to drop {name!r}: benchmark databases are named gongdan_bench*")
     conn = await _connect(database_url, db=False)
     try:
         async with conn.cursor() as cur:
-            await cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            await cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            # no DROP ... IF EXISTS: its note on a missing database is a warning, an error under pytest
+            if await _scalar(cur, "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name=%s", name):
+                await cur.execute(f"DROP DATABASE `{name}`")
+            if create:
+                await cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     finally:
         conn.close()
+
+
+async def reset_database(database_url: str) -> None:
+    """Drop and create the benchmark database (utf8mb4)."""
+    await drop_database(database_url, create=True)
 
 
 async def remove_load_tickets(database_url: str) -> int:
@@ -242,31 +253,72 @@ def _plan_rows(plan: Plan, org: dict[str, Any], now: datetime) -> tuple[list[tup
     return tickets, events, counters
 
 
-_TICKET_SQL = (
-    "INSERT INTO ticket (id, number, subject, description, status, priority, category, custom_fields, order_no, tags,"
-    " first_response_due, resolution_due, resolved_at, closed_at, first_responded_at, version, created_at,"
-    " updated_at, last_activity_at, assignee_id, customer_id, group_id)"
-    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+_TICKET_COLUMNS = (
+    "id", "number", "subject", "description", "status", "priority", "category", "custom_fields", "order_no", "tags",
+    "first_response_due", "resolution_due", "resolved_at", "closed_at", "first_responded_at", "version", "created_at",
+    "updated_at", "last_activity_at", "assignee_id", "customer_id", "group_id",
 )
-_EVENT_SQL = (
-    "INSERT INTO ticket_event (kind, actor_kind, old, new, reason, data, created_at, actor_id, ticket_id)"
-    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-)
-_CUSTOMER_SQL = (
-    "INSERT INTO customer (id, name, vip_level, tags, created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s)"
-)
+_EVENT_COLUMNS = ("kind", "actor_kind", "old", "new", "reason", "data", "created_at", "actor_id", "ticket_id")
+_CUSTOMER_COLUMNS = ("id", "name", "vip_level", "tags", "created_at", "updated_at")
 
 
-async def _insert(conn: aiomysql.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    # aiomysql rewrites an INSERT ... VALUES executemany into multi-row INSERTs (up to max_allowed_packet)
+def _db_value(value: Any) -> Any:
+    """A model default as the value an INSERT carries (JSON text for dicts and lists, naive UTC for datetimes)."""
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return value
+
+
+async def _required_extras(conn: aiomysql.Connection, table: str, model: type[Model], given: tuple[str, ...],
+                           now: datetime) -> dict[str, Any]:
+    """Values for the NOT NULL columns without a database default that `given` leaves out, from the model.
+
+    Tortoise keeps defaults in Python, so a column a later migration adds (NOT NULL, default in the model) would
+    make the bulk INSERT fail; this keeps the seed working as the schema grows.
+    """
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema=DATABASE() AND table_name=%s "
+            "AND is_nullable='NO' AND column_default IS NULL AND extra NOT LIKE %s", (table, "%auto_increment%"))
+        missing = [str(r[0]) for r in await cur.fetchall() if str(r[0]) not in given]
+    by_column = {column: model._meta.fields_map[name] for name, column in model._meta.fields_db_projection.items()}
+    extras: dict[str, Any] = {}
+    for column in missing:
+        f = by_column.get(column)
+        if f is None:
+            raise RuntimeError(f"bench.seed: {table}.{column} is NOT NULL and unknown to {model.__name__}")
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            extras[column] = now
+        elif f.default is not None:
+            extras[column] = _db_value(f.default() if callable(f.default) else f.default)
+        else:
+            raise RuntimeError(f"bench.seed: {table}.{column} is NOT NULL without a default; teach bench.seed it")
+    return extras
+
+
+async def _insert(conn: aiomysql.Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]],
+                  extras: dict[str, Any] | None = None) -> None:
+    """Bulk INSERT: aiomysql rewrites an INSERT ... VALUES executemany into multi-row INSERTs."""
+    extras = extras or {}
+    names = (*columns, *extras)
+    sql = (f"INSERT INTO `{table}` ({', '.join(f'`{c}`' for c in names)}) "
+           f"VALUES ({', '.join(['%s'] * len(names))})")
+    tail = tuple(extras.values())
     async with conn.cursor() as cur:
         for start in range(0, len(rows), BATCH):
-            await cur.executemany(sql, rows[start:start + BATCH])
+            await cur.executemany(sql, [row + tail for row in rows[start:start + BATCH]])
     await conn.commit()
 
 
 async def seed(database_url: str, plan: Plan) -> None:
     """Fill a freshly migrated database with the plan's org, customers, tickets, events and day counters."""
+    from app.customers.models import Customer
+    from app.tickets.models import Ticket, TicketCounter, TicketEvent
+
     org = await _org(database_url, plan)
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)  # columns hold naive UTC
     rng = random.Random(plan.random_seed + 1)
@@ -279,10 +331,13 @@ async def seed(database_url: str, plan: Plan) -> None:
     try:
         async with conn.cursor() as cur:
             await cur.execute("SET SESSION foreign_key_checks=0, unique_checks=0")
-        await _insert(conn, _CUSTOMER_SQL, customers)
-        await _insert(conn, _TICKET_SQL, tickets)
-        await _insert(conn, _EVENT_SQL, events)
-        await _insert(conn, "INSERT INTO ticket_counter (day, seq) VALUES (%s,%s)", sorted(counters.items()))
+        for table, model, columns, rows in (
+            ("customer", Customer, _CUSTOMER_COLUMNS, customers),
+            ("ticket", Ticket, _TICKET_COLUMNS, tickets),
+            ("ticket_event", TicketEvent, _EVENT_COLUMNS, events),
+            ("ticket_counter", TicketCounter, ("day", "seq"), sorted(counters.items())),
+        ):
+            await _insert(conn, table, columns, rows, await _required_extras(conn, table, model, columns, now))
         async with conn.cursor() as cur:
             await cur.execute("SET SESSION foreign_key_checks=1, unique_checks=1")
             for table in ("customer", "ticket", "ticket_event"):

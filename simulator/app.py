@@ -15,7 +15,9 @@ from starlette.routing import BaseRoute
 from simulator.admin import admin_routes
 from simulator.chat import chat_routes
 from simulator.mp.routes import mp_routes
+from simulator.oauth import oauth_routes
 from simulator.state import SimulatorState
+from simulator.wecom.routes import wecom_routes
 
 __all__ = ["create_simulator_app"]
 
@@ -34,7 +36,7 @@ def create_simulator_app(state: SimulatorState | None = None) -> Starlette:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    routes: list[BaseRoute] = [*mp_routes(), *admin_routes(), *chat_routes()]
+    routes: list[BaseRoute] = [*mp_routes(), *wecom_routes(), *oauth_routes(), *admin_routes(), *chat_routes()]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sim = sim
     return app

@@ -95,5 +95,10 @@ class SimulatorServer(UvicornThread):
         """What to give wechatpy as ``API_BASE_URL``."""
         return f"{self.url}/cgi-bin/"
 
+    @property
+    def wecom_api_base_url(self) -> str:
+        """What to give the WeCom client as ``WECOM_API_BASE`` (WeCom routes live under ``/qyapi/cgi-bin/``)."""
+        return f"{self.url}/qyapi/cgi-bin/"
+
     def _bound(self) -> None:
         self.state.public_base_url = self.url

@@ -20,6 +20,7 @@ from simulator.clock import Clock
 from simulator.crypto import random_aes_key
 from simulator.faults import Fault, FaultTable
 from simulator.mp.store import Mode, MPAccount, MPStore, MPUser, ReceivedMessage, SentKind, SentMessage
+from simulator.wecom.store import WeComStore
 
 __all__ = ["ApiCall", "SimulatorState"]
 
@@ -64,6 +65,8 @@ class SimulatorState:
         self.mp = MPStore(lock=self.lock, clock=self.clock, next_id=self.next_id)
         self.mp.token_grace_seconds = token_grace_seconds
         self.mp.template_job_finish = template_job_finish
+        #: the WeCom corp (apps, directory, external contacts, app messages); see simulator.wecom.store
+        self.wecom = WeComStore(lock=self.lock, clock=self.clock, next_id=self.next_id)
         #: where the simulator is reachable (set by SimulatorServer); used for PicUrl links in callbacks
         self.public_base_url = public_base_url
         self.api_calls: deque[ApiCall] = deque(maxlen=10_000)
@@ -79,6 +82,7 @@ class SimulatorState:
         """Forget everything that happened (tokens, users, media, logs, faults, clock offset); keep configuration."""
         with self.lock:
             self.mp.reset(keep_accounts=keep_accounts)
+            self.wecom.reset()
             self.faults.clear()
             self.api_calls.clear()
             self.clock.reset()

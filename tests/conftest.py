@@ -87,12 +87,15 @@ async def db(settings: Settings) -> AsyncIterator[None]:
 
 
 def _mysql_available() -> str | None:
-    """Create the test database and apply the committed migrations once; None when the server is missing."""
+    """Create this run's database and apply the committed migrations once; None when the server is missing.
+
+    An unreachable server is reported (a skip locally, a failure under CI); a migration that fails raises.
+    """
     import aiomysql
 
     from app.db import migrate
 
-    async def prepare() -> None:
+    async def connect() -> None:
         conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root", password="")
         async with conn.cursor() as cur:
             await cur.execute(f"SHOW DATABASES LIKE '{MYSQL_DB}'")
@@ -100,16 +103,19 @@ def _mysql_available() -> str | None:
                 await cur.execute(f"DROP DATABASE {MYSQL_DB}")
             await cur.execute(f"CREATE DATABASE {MYSQL_DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         conn.close()
+
+    async def prepare() -> None:
         await migrate(make_settings(database_url=MYSQL_URL, db_pool_size=20))
 
     import concurrent.futures
 
-    # the caller is inside the test's event loop: prepare on a loop of our own, in another thread
+    # the caller is inside the test's event loop: work on a loop of our own, in another thread
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         try:
-            pool.submit(asyncio.run, prepare()).result(timeout=120)
+            pool.submit(asyncio.run, connect()).result(timeout=60)
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
+        pool.submit(asyncio.run, prepare()).result(timeout=300)
     return None
 
 
@@ -118,7 +124,7 @@ _mysql_state: dict[str, str | None] = {}
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Drop this run's MariaDB database."""
-    if _mysql_state.get("error", "unused") is not None:
+    if "error" not in _mysql_state:
         return
     import pymysql
 
@@ -133,18 +139,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _require_mysql() -> None:
     if "error" not in _mysql_state:
-        _mysql_state["error"] = _mysql_available()
+        try:
+            _mysql_state["error"] = _mysql_available()
+        except Exception as exc:
+            _mysql_state["error"] = f"migrations failed on MariaDB: {type(exc).__name__}: {exc}"
+            _mysql_state["broken"] = "1"
     error = _mysql_state["error"]
+    if _mysql_state.get("broken"):
+        pytest.fail(str(error))
     if error is not None:
         if IN_CI:
             pytest.fail(f"MariaDB is required under CI and is unreachable: {error}")
         pytest.skip(f"MariaDB not reachable: {error}")
-
-
-TABLES_IN_ORDER = [
-    "audit_log", "api_token", "outbox_message", "ticket_event", "message", "inbound_event",
-    "skill_group_member", "ticket_counter", "customer_identity",
-]
 
 
 async def _truncate_mysql() -> None:

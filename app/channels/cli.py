@@ -25,7 +25,8 @@ def _add_wechat_mp(args: argparse.Namespace) -> None:
             await close_db()
 
     account = asyncio.run(run())
-    print(f"added wechat-mp account {account.key!r}; callback URL: {settings.public_url}/callbacks/wechat/{account.key}")
+    url = f"{settings.public_url}/callbacks/wechat/{account.key}"
+    print(f"added wechat-mp account {account.key!r}; callback URL: {url}")
 
 
 def _list(args: argparse.Namespace) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -14,7 +16,7 @@ class ChannelAccount(Model):
     key = fields.CharField(max_length=64, unique=True)
     name = fields.CharField(max_length=128, default="")
     #: non-secret settings (appid, template ids, routing) - secrets live in secrets_enc
-    config = fields.JSONField(default=dict)
+    config: dict[str, Any] = fields.JSONField(default=dict)
     #: Fernet-encrypted JSON of the secrets (app secret, token, AES key)
     secrets_enc = fields.TextField(null=True)
     is_default = fields.BooleanField(default=False)

@@ -39,7 +39,7 @@ def parse_rules(data: dict[str, Any]) -> ConversionRules:
             try:
                 patterns.append(re.compile(p, re.IGNORECASE))
             except re.error as exc:
-                raise ConfigError(f"conversation rules: extraction.order_patterns has a bad regex {p!r}: {exc}") from exc
+                raise ConfigError(f"conversation rules: bad regex in extraction.order_patterns {p!r}: {exc}") from exc
         return ConversionRules(
             every_message=bool(data.get("every_message", False)),
             keywords=tuple(str(k) for k in data.get("keywords", [])),

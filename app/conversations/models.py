@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -62,8 +62,8 @@ class Message(Model):
     msg_type = fields.CharField(max_length=16, default="text")
     text = fields.TextField(default="")
     #: [{"kind": "image", "path": "media/...", "content_type": "...", "provider_media_id": "..."}]
-    media = fields.JSONField(default=list)
-    data = fields.JSONField(default=dict)
+    media: list[dict[str, Any]] = fields.JSONField(default=list)
+    data: dict[str, Any] = fields.JSONField(default=dict)
     #: for outbound messages: the outbox row that carries it
     outbox_id = fields.BigIntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -108,6 +108,12 @@ async def _ingest(*, inbound: InboundMessage, account: ChannelAccount, customer:
     )
     await conv.refresh_from_db()
 
+    from app.kb import bot  # the bot answers first where it is enabled (app/kb/bot.py)
+
+    handled = await bot.on_message(inbound=inbound, account=account, customer=customer, conv=conv, message=message)
+    if handled is not None:
+        return Outcome(message=message, ticket=handled.ticket, created_ticket=handled.created_ticket)
+
     live = await tickets.open_ticket_for_customer(customer_id=customer.id)
     if live is None:
         live = await _recently_resolved(customer_id=customer.id)
@@ -143,14 +149,34 @@ async def _recently_resolved(*, customer_id: int) -> Ticket | None:
     return await Ticket.filter(customer_id=customer_id, status=states.Status.RESOLVED.value).order_by("-id").first()
 
 
-async def _join(*, ticket: Ticket, message: Message, conv: Conversation) -> None:
+async def _join(*, ticket: Ticket, message: Message, conv: Conversation | None = None) -> None:
     await Message.filter(id=message.id).update(ticket_id=ticket.id)
     await Ticket.filter(id=ticket.id).update(last_activity_at=utcnow())
     await TicketEvent.create(ticket_id=ticket.id, kind="customer_message", actor_kind="customer",
-                             data={"message_id": message.id})
+                             data={"message_id": message.id, **({"via": message.data["via"]}
+                                                                 if message.data.get("via") else {})})
+    from app.tickets import flows
+
+    if await flows.on_customer_message(ticket=ticket, message=message):
+        return  # consumed: a 1/2 answer to "is it solved?", a refund confirmation code
     if ticket.status in (states.Status.PENDING, states.Status.RESOLVED):
         await states.transition(ticket_id=ticket.id, to=states.Status.OPEN.value, expected_version=ticket.version,
                                 actor=customer_actor(), reason="客户回复")
+
+
+async def add_to_ticket(*, ticket: Ticket, customer: Customer, text: str, media: list[dict[str, Any]],
+                        via: str) -> Message:
+    """A customer's message written straight onto one of their tickets (the H5 page), with the same effects as a
+    message arriving on a channel: the ticket is touched, SLA clocks resume, a pending or resolved ticket reopens."""
+    async with atomic():
+        message = await Message.create(
+            ticket_id=ticket.id, conversation_id=ticket.conversation_id,  # type: ignore[attr-defined]
+            customer_id=customer.id, channel_account_id=ticket.channel_account_id,  # type: ignore[attr-defined]
+            direction="in", author_kind="customer", msg_type="text" if text or not media else "image",
+            text=text, media=media, data={"via": via},
+        )
+        await _join(ticket=ticket, message=message)
+    return message
 
 
 async def _open_ticket(*, conv: Conversation, customer: Customer, account: ChannelAccount, trigger: Message,
@@ -159,7 +185,9 @@ async def _open_ticket(*, conv: Conversation, customer: Customer, account: Chann
     texts = [m.text for m in history if m.text]
     joined = "\n".join(texts)
     fields = extract(joined, rules)
-    decision = await routing.route(category=fields.category, text=joined, channel=account.kind)
+    decision = await routing.route(category=fields.category, text=joined, channel=account.kind, customer=customer,
+                                   fields={"order_no": fields.order_no, "problem_type": fields.category,
+                                           "phone": "*" if fields.phone else None}, reason=reason)
     subject = (trigger.text or (texts[-1] if texts else "")).strip().replace("\n", " ") or "客户来信"
     if fields.phone:
         await customers.set_contact(customer=customer, phone=fields.phone)
@@ -169,14 +197,17 @@ async def _open_ticket(*, conv: Conversation, customer: Customer, account: Chann
         subject=subject[:60],
         description=joined,
         priority=decision.priority,
-        category=fields.category,
+        category=decision.category or fields.category,
         order_no=fields.order_no,
         phone=fields.phone,
         custom_fields={"problem_type": fields.category} if fields.category else {},
         group_id=decision.group_id,
+        assignee_id=decision.assignee_id,
+        tags=decision.tags,
         channel_account_id=account.id,
         conversation_id=conv.id,
     )
+    await routing.after_create(ticket=ticket, decision=decision)
     await Message.filter(id__in=[m.id for m in history]).update(ticket_id=ticket.id)
     await TicketEvent.create(ticket_id=ticket.id, kind="intake", actor_kind="system",
                              data={"reason": reason, "routing": decision.matched, "keywords": fields.matched_keywords})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -10,7 +12,7 @@ class Customer(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=128, default="")
     vip_level = fields.IntField(default=0)
-    tags = fields.JSONField(default=list)
+    tags: list[str] = fields.JSONField(default=list)
     #: Fernet ciphertext - never stored or logged in the clear
     phone_enc = fields.TextField(null=True)
     #: keyed hash (HMAC-SHA256) of the normalised number, for exact-match search
@@ -39,7 +41,7 @@ class CustomerIdentity(Model):
     scope = fields.CharField(max_length=64, default="")
     value = fields.CharField(max_length=128)
     #: free-form data from the channel (subscribe state, follow info, ...)
-    data = fields.JSONField(default=dict)
+    data: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -25,10 +26,30 @@ async def get(*, customer_id: int, actor: Actor) -> Customer:
     return customer
 
 
+#: more ways a customer falls in an actor's scope besides their tickets: each returns a queryset of customer ids
+#: (``.values("customer_id")``) or None; wecom_sync registers "follows an external contact in your departments"
+CUSTOMER_SCOPES: list[Callable[[Actor], Any]] = []
+
+
+def register_customer_scope(scope: Callable[[Actor], Any]) -> None:
+    """Add a way a customer becomes visible to a (non-admin) actor."""
+    CUSTOMER_SCOPES.append(scope)
+
+
+def scope_filter(actor: Actor) -> Q:
+    """The filter every customer query of a non-admin carries: a ticket in scope, or a registered scope."""
+    q = Q(id__in=Subquery(Ticket.filter(actor.ticket_filter()).values("customer_id")))
+    for scope in CUSTOMER_SCOPES:
+        ids = scope(actor)
+        if ids is not None:
+            q |= Q(id__in=Subquery(ids))
+    return q
+
+
 async def _visible(customer_id: int, actor: Actor) -> bool:
     if actor.is_admin:
         return True
-    return await Ticket.filter(actor.ticket_filter(), customer_id=customer_id).exists()
+    return await Customer.filter(scope_filter(actor), id=customer_id).exists()
 
 
 async def search(*, actor: Actor, q: str, limit: int = 20) -> list[Customer]:
@@ -44,7 +65,7 @@ async def search(*, actor: Actor, q: str, limit: int = 20) -> list[Customer]:
         cond |= Q(email_hash=keyed_hash(q))
     query = Customer.filter(cond, merged_into_id=None)
     if not actor.is_admin:
-        query = query.filter(id__in=Subquery(Ticket.filter(actor.ticket_filter()).values("customer_id")))
+        query = query.filter(scope_filter(actor))
     return await query.order_by("-id").limit(limit)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -23,7 +23,7 @@ class OutboxMessage(Model):
     kind = fields.CharField(max_length=32)
     #: the platform handle (openid, external_userid, WeCom userid)
     recipient = fields.CharField(max_length=128)
-    payload = fields.JSONField(default=dict)
+    payload: dict[str, Any] = fields.JSONField(default=dict)
     #: pending | sending | sent | failed (permanent) | dead (attempts exhausted)
     status = fields.CharField(max_length=16, default="pending")
     attempts = fields.IntField(default=0)

@@ -8,6 +8,7 @@ an admin sees everything. Out-of-scope objects are reported as missing (404), so
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from tortoise.expressions import Q
 
@@ -27,6 +28,8 @@ class Actor:
     #: skill groups in scope; None means every group (admin, system)
     group_ids: frozenset[int] | None = field(default=frozenset())
     name: str = ""
+    #: departments in scope (own ones, plus the subtrees a lead leads); None means every department
+    department_ids: frozenset[int] | None = field(default=frozenset())
 
     @property
     def is_admin(self) -> bool:
@@ -56,7 +59,8 @@ def customer_actor() -> Actor:
 async def actor_for(staff: Staff) -> Actor:
     """Compute a staff member's scope from the directory: departments, led subtrees, group memberships."""
     if staff.role == "admin":
-        return Actor(kind="staff", staff_id=staff.id, role="admin", can_reveal=True, group_ids=None, name=staff.name)
+        return Actor(kind="staff", staff_id=staff.id, role="admin", can_reveal=True, group_ids=None, name=staff.name,
+                     department_ids=None)
     dept_ids: set[int] = {int(d) for d in (staff.department_ids or [])}
     if staff.department_id is not None:  # type: ignore[attr-defined]
         dept_ids.add(staff.department_id)  # type: ignore[attr-defined]
@@ -67,8 +71,8 @@ async def actor_for(staff: Staff) -> Actor:
         for path in paths:
             q |= Q(path__startswith=path)
         if paths:
-            dept_ids.update(await Department.filter(q).values_list("id", flat=True))  # type: ignore[arg-type]
-    groups = set(await SkillGroup.filter(department_id__in=list(dept_ids)).values_list("id", flat=True))
+            dept_ids.update(int(d) for d in await Department.filter(q).values_list("id", flat=True))  # type: ignore[call-overload]
+    groups: set[Any] = set(await SkillGroup.filter(department_id__in=list(dept_ids)).values_list("id", flat=True))
     groups.update(await SkillGroup.filter(members__id=staff.id).values_list("id", flat=True))
     return Actor(
         kind="staff",
@@ -77,4 +81,5 @@ async def actor_for(staff: Staff) -> Actor:
         can_reveal=staff.can_reveal or staff.role == "lead",
         group_ids=frozenset(int(g) for g in groups),
         name=staff.name,
+        department_ids=frozenset(dept_ids),
     )

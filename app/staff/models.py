@@ -33,9 +33,9 @@ class Staff(Model):
         "gongdan.Department", related_name="staff", null=True, on_delete=fields.SET_NULL
     )
     #: every department the member belongs to (WeCom ids)
-    department_ids = fields.JSONField(default=list)
+    department_ids: list[int] = fields.JSONField(default=list)
     #: the departments this member leads (is_leader_in_dept)
-    leads_department_ids = fields.JSONField(default=list)
+    leads_department_ids: list[int] = fields.JSONField(default=list)
     position = fields.CharField(max_length=64, default="")
     #: active | disabled (people who leave are disabled, never deleted)
     status = fields.CharField(max_length=16, default="active", db_index=True)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from app.errors import BadRequest
-from app.http import api, path_int, query_int, read_json
+from app.http import FastJSONResponse, api, path_int, query_int, read_json
 from app.security import service as security
 from app.security.crypto import decrypt_field
 from app.security.scope import Actor
 from app.tickets import serializers, service
+from app.tickets.models import TicketEvent
 from app.tickets.schemas import ReplyCreate, RevealRequest, TicketCreate, TicketPatch
 from app.tickets.states import Status
 
@@ -35,10 +36,10 @@ async def list_tickets(request: Request, actor: Actor) -> Response:
         text=params.get("q") or None,
         cursor=params.get("cursor") or None,
         limit=query_int(request, "limit", 50) or 50,
+        light=True,
     )
-    return JSONResponse(
-        {"items": [serializers.ticket(t, actor=actor) for t in page.items], "next_cursor": page.next_cursor}
-    )
+    items = [serializers.ticket(t, actor=actor) for t in page.items]
+    return FastJSONResponse({"items": items, "next_cursor": page.next_cursor})
 
 
 @api
@@ -46,7 +47,7 @@ async def create_ticket(request: Request, actor: Actor) -> Response:
     """Create a ticket for a customer."""
     body = await read_json(request, TicketCreate)
     ticket = await service.create(actor=actor, **body.model_dump())
-    return JSONResponse(serializers.ticket(ticket, actor=actor, detail=True), status_code=201)
+    return FastJSONResponse(serializers.ticket(ticket, actor=actor, detail=True), status_code=201)
 
 
 @api
@@ -54,8 +55,10 @@ async def get_ticket(request: Request, actor: Actor) -> Response:
     """One ticket, with its audit trail."""
     ticket = await service.get(actor=actor, ticket_id=path_int(request, "ticket_id"))
     out = serializers.ticket(ticket, actor=actor, detail=True)
-    out["events"] = [serializers.event(e, actor=actor) for e in await service.list_events(actor=actor, ticket_id=ticket.id)]
-    return JSONResponse(out)
+    # the ticket is already scope-checked: read its events directly rather than through list_events (a second get)
+    events = await TicketEvent.filter(ticket_id=ticket.id).order_by("id")
+    out["events"] = [serializers.event(e, actor=actor) for e in events]
+    return FastJSONResponse(out)
 
 
 @api
@@ -67,7 +70,7 @@ async def patch_ticket(request: Request, actor: Actor) -> Response:
     ticket = await service.update(
         actor=actor, ticket_id=path_int(request, "ticket_id"), expected_version=version, changes=changes
     )
-    return JSONResponse(serializers.ticket(ticket, actor=actor, detail=True))
+    return FastJSONResponse(serializers.ticket(ticket, actor=actor, detail=True))
 
 
 @api
@@ -77,7 +80,7 @@ async def list_messages(request: Request, actor: Actor) -> Response:
     messages = await service.list_messages(
         actor=actor, ticket_id=ticket_id, after_id=query_int(request, "after_id", 0) or 0
     )
-    return JSONResponse({"items": [serializers.message(m, actor=actor) for m in messages]})
+    return FastJSONResponse({"items": [serializers.message(m, actor=actor) for m in messages]})
 
 
 @api
@@ -89,7 +92,7 @@ async def post_message(request: Request, actor: Actor) -> Response:
         message = await service.add_note(actor=actor, ticket_id=ticket_id, text=body.text)
     else:
         message = await service.reply(actor=actor, ticket_id=ticket_id, text=body.text, status=body.status)
-    return JSONResponse(serializers.message(message, actor=actor), status_code=201)
+    return FastJSONResponse(serializers.message(message, actor=actor), status_code=201)
 
 
 @api
@@ -101,7 +104,7 @@ async def reveal_ticket_phone(request: Request, actor: Actor) -> Response:
         actor=actor, object_type="ticket", object_id=str(ticket.id), field=body.field, reason=body.reason
     )
     value = decrypt_field(ticket.phone_enc) if body.field == "phone" and ticket.phone_enc else None
-    return JSONResponse({"field": body.field, "value": value})
+    return FastJSONResponse({"field": body.field, "value": value})
 
 
 routes = [

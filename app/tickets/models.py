@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -26,7 +26,7 @@ class Ticket(Model):
     priority = fields.CharField(max_length=16, default="normal")
     category = fields.CharField(max_length=32, default="", db_index=True)
     #: extracted or entered fields (problem type, address, ...) - phone numbers are never stored here
-    custom_fields = fields.JSONField(default=dict)
+    custom_fields: dict[str, Any] = fields.JSONField(default=dict)
     order_no = fields.CharField(max_length=64, null=True, db_index=True)
     #: Fernet ciphertext of a phone number given for this ticket, and its keyed hash
     phone_enc = fields.TextField(null=True)
@@ -46,7 +46,7 @@ class Ticket(Model):
     assignee: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
         "gongdan.Staff", related_name="assigned_tickets", null=True, on_delete=fields.SET_NULL
     )
-    tags = fields.JSONField(default=list)
+    tags: list[str] = fields.JSONField(default=list)
     merged_into: fields.ForeignKeyNullableRelation[Ticket] = fields.ForeignKeyField(
         "gongdan.Ticket", related_name="merged_from", null=True, on_delete=fields.SET_NULL
     )
@@ -54,6 +54,18 @@ class Ticket(Model):
     next_response_due = fields.DatetimeField(null=True, db_index=True)
     resolution_due = fields.DatetimeField(null=True, db_index=True)
     first_responded_at = fields.DatetimeField(null=True)
+    sla_policy: fields.ForeignKeyNullableRelation[SlaPolicy] = fields.ForeignKeyField(
+        "gongdan.SlaPolicy", related_name="tickets", null=True, on_delete=fields.SET_NULL
+    )
+    #: per clock: {"target": s, "warn_at": iso, "due": iso, "remaining": s (while paused), "done": [...]}
+    sla_state: dict[str, Any] = fields.JSONField(default=dict)
+    #: set while the ticket waits for the customer (the clocks stand still)
+    sla_paused_at = fields.DatetimeField(null=True)
+    #: the earliest pending warning, due time or escalation step: the SLA cron reads only rows <= now
+    sla_next_check_at = fields.DatetimeField(null=True, db_index=True)
+    sla_breached = fields.BooleanField(default=False)
+    #: set while the ticket waits in the after-hours queue: when its group opens (then it is assigned)
+    after_hours_until = fields.DatetimeField(null=True, db_index=True)
     resolved_at = fields.DatetimeField(null=True)
     closed_at = fields.DatetimeField(null=True)
     #: optimistic lock: every write carries the version it read and bumps it
@@ -70,6 +82,7 @@ class Ticket(Model):
             ("group_id", "status", "last_activity_at"),
             ("customer_id", "status"),
             ("last_activity_at", "id"),
+            ("status", "resolved_at"),
         )
 
 
@@ -91,7 +104,7 @@ class TicketEvent(Model):
     old = fields.CharField(max_length=255, null=True)
     new = fields.CharField(max_length=255, null=True)
     reason = fields.CharField(max_length=500, default="")
-    data = fields.JSONField(default=dict)
+    data: dict[str, Any] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -106,3 +119,126 @@ class TicketCounter(Model):
 
     class Meta:
         table = "ticket_counter"
+
+
+# ---- routing, business calendars, SLA (issue 6) ---------------------------------------------------------------
+
+
+class RoutingRuleSet(Model):
+    """The routing rules in force: one validated document (what `gongdan rules import` stores)."""
+
+    id = fields.IntField(primary_key=True)
+    #: {"default_group": ..., "after_hours_group": ..., "rules": [...]}, in the canonical (exported) form
+    document: dict[str, Any] = fields.JSONField(default=dict)
+    #: bumped on every change, so other processes drop their cached copy
+    revision = fields.IntField(default=1)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "routing_rule_set"
+
+
+class BusinessCalendar(Model):
+    """Working hours of a week, Chinese public holidays and 调休 days, and company-specific days off."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=64, unique=True)
+    timezone = fields.CharField(max_length=64, default="Asia/Shanghai")
+    #: {"1": [["09:00", "18:00"]], ..., "7": []} by ISO weekday - a 调休 working weekend uses Monday's hours
+    weekly: dict[str, Any] = fields.JSONField(default=dict)
+    #: close on statutory holidays and open on make-up working days (chinese_calendar)
+    public_holidays = fields.BooleanField(default=True)
+    #: company-specific closed days and extra working days, "YYYY-MM-DD"
+    extra_days_off: list[str] = fields.JSONField(default=list)
+    extra_workdays: list[str] = fields.JSONField(default=list)
+    is_default = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "business_calendar"
+
+
+class GroupSettings(Model):
+    """Per skill group: its calendar and how tickets are assigned inside it."""
+
+    id = fields.IntField(primary_key=True)
+    group: fields.OneToOneRelation[SkillGroup] = fields.OneToOneField(
+        "gongdan.SkillGroup", related_name="settings", on_delete=fields.CASCADE
+    )
+    calendar: fields.ForeignKeyNullableRelation[BusinessCalendar] = fields.ForeignKeyField(
+        "gongdan.BusinessCalendar", related_name="groups", null=True, on_delete=fields.SET_NULL
+    )
+    #: round_robin | least_open | skills | manual
+    assignment = fields.CharField(max_length=16, default="least_open")
+    #: round robin's cursor: the member who got the last ticket
+    last_assignee_id = fields.IntField(null=True)
+
+    class Meta:
+        table = "group_settings"
+
+
+class StaffSkills(Model):
+    """Skill tags of a staff member (assignment by skill matches them against ticket tags and category)."""
+
+    id = fields.IntField(primary_key=True)
+    staff: fields.OneToOneRelation[Staff] = fields.OneToOneField(
+        "gongdan.Staff", related_name="skills", on_delete=fields.CASCADE
+    )
+    tags: list[str] = fields.JSONField(default=list)
+
+    class Meta:
+        table = "staff_skills"
+
+
+def default_escalation_minutes() -> list[int]:
+    """Minutes after a breach for the three escalation steps (assignee, group lead, department head)."""
+    return [0, 30, 60]
+
+
+class SlaPolicy(Model):
+    """Targets in business minutes - the most specific active policy matching a ticket applies."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=64, unique=True)
+    #: match criteria (None = any)
+    priority = fields.CharField(max_length=16, null=True)
+    vip_min = fields.IntField(null=True)
+    channel = fields.CharField(max_length=32, null=True)
+    group: fields.ForeignKeyNullableRelation[SkillGroup] = fields.ForeignKeyField(
+        "gongdan.SkillGroup", related_name="sla_policies", null=True, on_delete=fields.CASCADE
+    )
+    first_response_minutes = fields.IntField(null=True)
+    next_response_minutes = fields.IntField(null=True)
+    resolution_minutes = fields.IntField(null=True)
+    #: a warning goes out when this share of a target has elapsed
+    warn_ratio = fields.FloatField(default=0.8)
+    #: business minutes after a breach at which escalation steps 1, 2, 3 run
+    escalation_minutes: list[int] = fields.JSONField(default=default_escalation_minutes)
+    active = fields.BooleanField(default=True)
+    position = fields.IntField(default=0)
+
+    class Meta:
+        table = "sla_policy"
+
+
+class SlaEvent(Model):
+    """A warning, breach or escalation step: UNIQUE per (ticket, clock, due time, kind), so it happens once."""
+
+    id = fields.BigIntField(primary_key=True)
+    ticket: fields.ForeignKeyRelation[Ticket] = fields.ForeignKeyField(
+        "gongdan.Ticket", related_name="sla_events", on_delete=fields.CASCADE
+    )
+    #: first_response | next_response | resolution
+    clock = fields.CharField(max_length=16)
+    due_at = fields.DatetimeField()
+    #: warning | breach | escalation_1 | escalation_2 | escalation_3
+    kind = fields.CharField(max_length=16)
+    #: a denormalised copy for reports (group at the time)
+    group_id = fields.IntField(null=True)
+    data: dict[str, Any] = fields.JSONField(default=dict)
+    #: when it happened, by the desk's clock (reports count by it)
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "sla_event"
+        unique_together = (("ticket", "clock", "due_at", "kind"),)
+        indexes = (("kind", "at"),)

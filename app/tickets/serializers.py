@@ -72,7 +72,10 @@ def message(m: Message, *, actor: Actor, channel_kind: str | None = None) -> dic
 
 def event(e: TicketEvent, *, actor: Actor) -> dict[str, Any]:
     """An audit-trail entry."""
-    shown = (lambda v: v) if actor.can_reveal else (lambda v: mask_text(v) if v else v)
+
+    def shown(value: str | None) -> str | None:
+        return value if actor.can_reveal or not value else mask_text(value)
+
     return {
         "id": e.id,
         "kind": e.kind,

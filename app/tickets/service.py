@@ -6,6 +6,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from tortoise.expressions import F, Q
@@ -28,9 +29,17 @@ PRIORITY_LABELS = {"low": "低", "normal": "普通", "high": "高", "urgent": "�
 EDITABLE = ("subject", "priority", "category", "group_id", "assignee_id", "tags", "order_no", "custom_fields")
 
 
+#: the columns of a ticket in a list (what serializers.ticket reads without detail)
+LIST_FIELDS = (
+    "id", "number", "subject", "status", "priority", "category", "order_no", "customer_id", "group_id", "assignee_id",
+    "channel_account_id", "tags", "version", "created_at", "updated_at", "last_activity_at", "first_response_due",
+    "next_response_due", "resolution_due",
+)
+
+
 @dataclass
 class Page:
-    items: list[Ticket]
+    items: list[Any]
     next_cursor: str | None
 
 
@@ -50,7 +59,7 @@ async def get_by_number(*, actor: Actor, number: str) -> Ticket:
     return ticket
 
 
-def _encode_cursor(ticket: Ticket) -> str:
+def _encode_cursor(ticket: Any) -> str:
     raw = json.dumps({"t": ticket.last_activity_at.isoformat(), "id": ticket.id})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -74,8 +83,9 @@ async def list_tickets(
     text: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    light: bool = False,
 ) -> Page:
-    """List tickets in the actor's scope, newest activity first, with cursor pagination."""
+    """List tickets in the actor's scope, newest activity first, with cursor pagination (light: list columns only)."""
     query = Ticket.filter(actor.ticket_filter())
     if status:
         query = query.filter(status__in=status)
@@ -94,7 +104,13 @@ async def list_tickets(
         t, last_id = _decode_cursor(cursor)
         query = query.filter(Q(last_activity_at__lt=t) | Q(last_activity_at=t, id__lt=last_id))
     limit = max(1, min(limit, 200))
-    items = await query.order_by("-last_activity_at", "-id").limit(limit + 1)
+    query = query.order_by("-last_activity_at", "-id").limit(limit + 1)
+    if light:
+        # only the columns a list shows, as plain rows: building full model objects costs more than the query
+        rows = await query.values(*LIST_FIELDS)
+        items: list[Any] = [SimpleNamespace(**row) for row in rows]
+    else:
+        items = await query
     next_cursor = _encode_cursor(items[limit - 1]) if len(items) > limit else None
     return Page(items=items[:limit], next_cursor=next_cursor)
 

@@ -31,6 +31,8 @@ from app.errors import ChannelError, PermanentChannelError, TemporaryChannelErro
 
 __all__ = [
     "TOKEN_ERRCODES",
+    "WECOM_PERMANENT",
+    "WECOM_TOKEN_ERRCODES",
     "PermanentAPIError",
     "PlatformBusy",
     "PlatformUnavailable",
@@ -39,6 +41,7 @@ __all__ = [
     "TokenRejected",
     "WeComAPIError",
     "map_errcode",
+    "map_wecom_errcode",
 ]
 
 #: errcodes meaning "this access_token is not (or no longer) valid": refresh once, then give up
@@ -110,6 +113,37 @@ class PermanentAPIError(WeComAPIError, PermanentChannelError):
 
     def __str__(self) -> str:
         return f"{self.code} (errcode {self.errcode}): {self.reason}"
+
+
+#: WeCom (企业微信) errcodes that retrying cannot fix, by stable code (全局错误码 path/90455). Only 40014 and 42001
+#: mean "refresh the token": a WeCom 40001 is a wrong or reset secret, so it is not retried (unlike MP's 40001).
+WECOM_TOKEN_ERRCODES = frozenset({40014, 42001})
+WECOM_PERMANENT: dict[int, tuple[str, str]] = {
+    40001: ("wecom_bad_credentials", "WeCom refused the secret (wrong or reset, or the app is disabled)"),
+    40013: ("wecom_bad_credentials", "WeCom does not know this CorpID"),
+    40029: ("wecom_invalid_code", "the OAuth code is invalid, used or older than 5 minutes"),
+    40096: ("wecom_invalid_external_userid", "the external_userid is not valid"),
+    48002: ("wecom_api_forbidden", "the app may not call this API (check 可调用接口的应用 / 通讯录同步)"),
+    60003: ("wecom_department_not_found", "the department does not exist"),
+    60011: ("wecom_no_privilege", "outside the app's visibility"),
+    60020: ("wecom_untrusted_ip", "the server IP is not in the app's 可信IP"),
+    60111: ("wecom_user_not_found", "the member does not exist"),
+    81013: ("wecom_no_valid_recipient", "every recipient is invalid or outside the app's visibility"),
+    84061: ("wecom_no_relation", "no relation with this external contact"),
+    701008: ("wecom_unlicensed", "no member with an interworking (互通) licence"),
+}
+
+
+def map_wecom_errcode(errcode: int, errmsg: str = "") -> WeComAPIError:
+    """Turn a WeCom errcode into the matching exception (to raise)."""
+    if errcode in (45009, 45033, -1):
+        return map_errcode(errcode, errmsg)
+    if errcode in WECOM_TOKEN_ERRCODES:
+        return TokenRejected(errcode, errmsg)
+    if errcode in WECOM_PERMANENT:
+        code, reason = WECOM_PERMANENT[errcode]
+        return PermanentAPIError(errcode, errmsg, code=code, reason=reason)
+    return PermanentAPIError(errcode, errmsg, code="api_error", reason=f"WeCom answered errcode {errcode}")
 
 
 def map_errcode(errcode: int, errmsg: str = "", *, token_fetch: bool = False) -> WeComAPIError:

@@ -38,9 +38,10 @@ def test_refund_to_reply_to_template_to_status_query(desk: Desk) -> None:
         ack = desk.wait_for(lambda: [m for m in desk.sim.sent_messages(touser=openid)])
         assert ticket["number"] in ack[0].body["text"]["content"]
 
-        r = c.post(f"/api/v1/tickets/{ticket['id']}/messages", json={"text": "已为您重新发起退款，预计1-3个工作日到账。"})
+        reply = "已为您重新发起退款，预计1-3个工作日到账。"
+        r = c.post(f"/api/v1/tickets/{ticket['id']}/messages", json={"text": reply})
         assert r.status_code == 201
-        desk.wait_for(lambda: any(m.body.get("text", {}).get("content") == "已为您重新发起退款，预计1-3个工作日到账。"
+        desk.wait_for(lambda: any(m.body.get("text", {}).get("content") == reply
                                   for m in desk.sim.sent_messages(touser=openid)))
 
         current = c.get(f"/api/v1/tickets/{ticket['id']}").json()
@@ -68,15 +69,20 @@ def test_same_callback_four_times_concurrently_gives_one_message_and_one_ticket(
     elapsed = asyncio.run(run())
     assert len(elapsed) == 4  # four deliveries, none needed a retry
     ticket = desk.wait_for(lambda: _ticket_of(desk, text))
-    time.sleep(1.0)  # let any duplicate work finish
+
+    def acks() -> list[object]:
+        sent = desk.sim.sent_messages(touser=openid)
+        return [m for m in sent if "已受理" in m.body.get("text", {}).get("content", "")]
+
+    desk.wait_for(acks)
+    time.sleep(1.5)  # give any duplicate work the time to show itself
     with desk.client() as c:
         matching = [t for t in c.get("/api/v1/tickets", params={"q": text[:10]}).json()["items"]
                     if t["subject"] == text]
         messages = c.get(f"/api/v1/tickets/{ticket['id']}/messages").json()["items"]
     assert len(matching) == 1
     assert [m["text"] for m in messages if m["direction"] == "in"] == [text]
-    acks = [m for m in desk.sim.sent_messages(touser=openid) if "已受理" in m.body.get("text", {}).get("content", "")]
-    assert len(acks) == 1
+    assert len(acks()) == 1, [m.body for m in desk.sim.sent_messages(touser=openid)]
 
 
 def test_bad_signature_is_refused_by_the_real_server(desk: Desk) -> None:

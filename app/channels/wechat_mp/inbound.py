@@ -91,7 +91,6 @@ def to_inbound(fields: dict[str, str], account_id: int) -> InboundMessage:
 
 async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
     """Handle one stored Official Account callback; idempotent."""
-    from app.channels.wechat_mp import jobs
     from app.conversations import service as conversations
     from app.customers import service as customers
     from app.customers.models import CustomerIdentity

@@ -28,14 +28,16 @@ async def test_refund_message_becomes_a_routed_ticket_and_the_customer_hears_bac
         "2025112512345678", "退款", group.id, "new")
     assert ticket.subject == "订单号 2025112512345678 退款还没到账"
     sent = mp.sim.sent_messages(touser=OPENID)
-    assert [m.body for m in sent] == [{"touser": OPENID, "msgtype": "text", "text": {
-        "content": f"您好，您的问题已受理，工单号：{ticket.number}。\n我们会尽快处理，处理进展会在这里通知您。回复“查询”可随时查看进度。"}}]
+    ack = (f"您好，您的问题已受理，工单号：{ticket.number}。\n"
+           "我们会尽快处理，处理进展会在这里通知您。回复“查询”可随时查看进度。")
+    assert [m.body for m in sent] == [{"touser": OPENID, "msgtype": "text", "text": {"content": ack}}]
 
     # a staff reply goes out as a customer-service message
     await service.reply(actor=SYSTEM, ticket_id=ticket.id, text="您好，退款已重新发起，请留意到账。")
     await mp.settle()
     sent = mp.sim.sent_messages(touser=OPENID)
-    assert sent[-1].body == {"touser": OPENID, "msgtype": "text", "text": {"content": "您好，退款已重新发起，请留意到账。"}}
+    reply = {"touser": OPENID, "msgtype": "text", "text": {"content": "您好，退款已重新发起，请留意到账。"}}
+    assert sent[-1].body == reply
 
     # resolving sends the template message
     ticket = await Ticket.get(id=ticket.id)
@@ -103,9 +105,8 @@ async def test_the_same_callback_four_times_concurrently_gives_one_message_and_o
 
 
 async def test_unionid_merges_followers_of_two_accounts(mp: MPEnv) -> None:
-    from simulator import WeChatDriver
-
     from app.channels.wechat_mp import accounts
+    from simulator import WeChatDriver
 
     mp.sim.set_mp_user(mp.account.appid, OPENID, unionid="union-42")
     other = mp.sim.add_mp_account("wx00000000000other", "secret-other-0123456789", "tok2", "B" * 43,

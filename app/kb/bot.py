@@ -1,0 +1,427 @@
+"""The bot, channel-neutral: answers from the knowledge base, offers choices when unsure, collects the details a
+ticket needs one question at a time, hands off to people with the whole transcript, and asks afterwards whether the
+problem was solved and how we did.
+
+It runs inside `app.conversations.service.ingest`, in the message's transaction, before the conversion rules:
+`on_message` returns None when the bot stays out (a person is on the case, the channel has no bot, a message the
+bot cannot read), and the rules decide as before. Everything it says goes out as outbox rows written in that same
+transaction, each recorded as a bot message in the conversation, so the hand-off ticket carries the transcript.
+Channel rules stay with the adapters: kf sends `msgmenu` for choices, the Official Account gets the same choices as
+numbered text inside its 48-hour customer-service window.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from app.channels.base import IDENTITY_KIND, InboundMessage
+from app.channels.models import ChannelAccount
+from app.conversations.config import load_rules
+from app.conversations.extract import extract
+from app.conversations.models import Conversation, Message
+from app.customers.models import Customer, CustomerIdentity
+from app.kb import sentiment
+from app.kb import service as kb
+from app.kb.config import BotConfig, load_bot_config
+from app.kb.models import Article, BotSession, Survey
+from app.logs import get_logger
+from app.outbox import service as outbox
+from app.security.crypto import decrypt_field, encrypt_field, normalize_phone
+from app.tickets import closing, states
+from app.tickets import service as tickets
+from app.tickets.models import Ticket, TicketEvent
+from app.timeutil import utcnow
+
+log = get_logger(__name__)
+
+#: words that ask for a person (besides the conversion rules' human_request list)
+HUMAN_WORDS = ("人工", "转人工", "客服", "真人")
+#: problem types whose tickets need details before a person can act, and the details in asking order
+INTAKE_FIELDS: dict[str, tuple[str, ...]] = {"退款": ("order_no",), "报修": ("address", "phone")}
+PROMPTS = {
+    "order_no": "为了给您办理退款，请发送您的订单号（8-32 位数字或字母）。",
+    "address": "请告诉我们需要上门维修的详细地址（例如：广东省深圳市南山区科技园路 1 号 2 栋 301）。",
+    "phone": "请留下方便联系您的手机号码。",
+}
+RETRY_PROMPTS = {
+    "order_no": "订单号格式不对，请发送 8-32 位数字或字母组成的订单号。",
+    "address": "地址好像不完整，请写明省市区、街道和门牌号。",
+    "phone": "手机号格式不对，请发送 11 位手机号码。",
+}
+FIELD_LABELS = {"order_no": "订单号", "address": "地址", "phone": "联系电话"}
+MAX_INVALID = 3
+HANDOFF_TEXT = "正在为您转接人工客服，请稍候。之前的对话客服都能看到，不需要重复描述。"
+NO_MATCH_TEXT = "抱歉，我没有找到相关答案。请换个说法描述您的问题，或回复“人工”联系客服。"
+ANSWER_TAIL = "如果还有问题，请直接回复；需要人工请回复“人工”。"
+MENU_HEAD = "您想问的是下面哪个问题？"
+MENU_TAIL = "都不是？请回复“人工”。"
+SURVEY_RATING = "请为本次服务打分：回复 1-5（5 分为非常满意）。"
+SURVEY_COMMENT = "感谢打分！还有什么意见或建议吗？直接回复即可，回复“无”结束。"
+SURVEY_THANKS = "感谢您的评价，祝您生活愉快！"
+_ADDRESS_HINT = re.compile(r"[省市区县镇乡村路街道巷号栋楼室弄]")
+_ORDER = re.compile(r"^[0-9A-Za-z]{8,32}$")
+
+
+@dataclass
+class BotOutcome:
+    """What the bot did with one message (ingest turns it into its Outcome)."""
+
+    action: str
+    ticket: Ticket | None = None
+    created_ticket: bool = False
+
+
+def bot_enabled(account: ChannelAccount, cfg: BotConfig) -> bool:
+    """An account's own {"bot": true|false} wins over the BOT_CHANNELS default."""
+    own = (account.config or {}).get("bot")
+    return bool(own) if own is not None else account.kind in cfg.channels
+
+
+# ---- entry point -----------------------------------------------------------------------------------------------
+
+
+async def on_message(*, inbound: InboundMessage, account: ChannelAccount, customer: Customer, conv: Conversation,
+                     message: Message) -> BotOutcome | None:
+    """Answer, ask, or hand off; None leaves the message to the conversion rules."""
+    cfg = load_bot_config()
+    text = inbound.text.strip()
+    survey = await _pending_survey(customer_id=customer.id)
+    if survey is not None and inbound.msg_type == "text":
+        done = await _survey_answer(survey=survey, text=text, menu_id=str(inbound.data.get("menu_id") or ""),
+                                    account=account, customer=customer, conv=conv, message=message)
+        if done is not None:
+            return done
+    if await tickets.open_ticket_for_customer(customer_id=customer.id) is not None:
+        return None
+    if await Ticket.filter(customer_id=customer.id, status=states.Status.RESOLVED.value).exists():
+        # a reply to the resolved notice (1 closes, 2 reopens) belongs to the ticket, not to the bot
+        return None
+    if not bot_enabled(account, cfg) or inbound.msg_type != "text" or not text:
+        return None
+    session, _ = await BotSession.get_or_create(customer_id=customer.id, channel_account_id=account.id)
+    if session.mode == "human":
+        # the person's ticket is finished (no live ticket above): the bot takes the conversation back
+        session.mode, session.failures, session.menu, session.attempts = "bot", 0, [], []
+    bot = _Turn(cfg=cfg, account=account, customer=customer, conv=conv, message=message, session=session)
+    try:
+        return await bot.run(text=text, menu_id=str(inbound.data.get("menu_id") or ""))
+    finally:
+        await session.save()
+
+
+class _Turn:
+    """One customer message handled by the bot."""
+
+    def __init__(self, *, cfg: BotConfig, account: ChannelAccount, customer: Customer, conv: Conversation,
+                 message: Message, session: BotSession) -> None:
+        self.cfg = cfg
+        self.account = account
+        self.customer = customer
+        self.conv = conv
+        self.message = message
+        self.session = session
+        self.sent = 0
+
+    async def run(self, *, text: str, menu_id: str) -> BotOutcome:
+        choice = self._menu_choice(text, menu_id)
+        if choice == "handoff":
+            return await self.handoff("human_request")
+        if choice is not None:
+            return await self._answer_choice(choice)
+        if self.session.mode == "collecting":
+            return await self._collect(text)
+        reason = self._handoff_reason(text)
+        if reason is not None:
+            return await self.handoff(reason)
+        # refunds and repairs need details whatever the mood ("空调坏了" reads as a complaint); ask for them first
+        category = extract(text, load_rules()).category
+        if category in INTAKE_FIELDS:
+            return await self._start_intake(category, text)
+        if sentiment.is_angry(text):
+            return await self.handoff("angry")
+        return await self._search(text)
+
+    # ---- decisions --------------------------------------------------------------------------------------------
+
+    def _handoff_reason(self, text: str) -> str | None:
+        rules = load_rules()
+        if any(w in text for w in (*rules.human_request, *HUMAN_WORDS)):
+            return "human_request"
+        if self.customer.vip_level >= self.cfg.vip_level > 0:
+            return "vip"
+        return None
+
+    def _menu_choice(self, text: str, menu_id: str) -> str | None:
+        ids = [str(c.get("id")) for c in self.session.menu or []]
+        if menu_id and menu_id in ids:
+            return menu_id
+        if text.isdigit() and ids and 1 <= int(text) <= len(ids):
+            return ids[int(text) - 1]
+        return None
+
+    async def _search(self, text: str) -> BotOutcome:
+        results = await kb.search(query=text, k=self.cfg.menu_size)
+        best = results[0] if results else None
+        margin = best.score - (results[1].score if len(results) > 1 else 0.0) if best else 0.0
+        if best is not None and best.score >= self.cfg.menu_threshold and margin >= self.cfg.answer_margin:
+            await self._log(text, best.article.id, best.score, "answered")
+            self.session.failures = 0
+            self.session.menu = []
+            return await self._answer_article(best.article, question=text, outcome="answered")
+        if best is not None and best.score >= self.cfg.menu_threshold:
+            await self._log(text, best.article.id, best.score, "menu")
+            choices = [{"id": f"kb:{r.article.id}", "content": r.article.title[:60]} for r in results]
+            self.session.menu = [*choices, {"id": "handoff", "content": "以上都不是，转人工"}]
+            self.session.attempts = [*self.session.attempts, {"q": text, "outcome": "menu",
+                                                              "choices": [c["content"] for c in choices]}]
+            await self.say({"type": "menu", "head": MENU_HEAD, "choices": self.session.menu, "tail": MENU_TAIL,
+                            "text": _menu_text(MENU_HEAD, self.session.menu, MENU_TAIL)})
+            return BotOutcome(action="menu")
+        await self._log(text, best.article.id if best else None, best.score if best else 0.0, "no_match")
+        self.session.failures += 1
+        self.session.attempts = [*self.session.attempts, {"q": text, "outcome": "no_match"}]
+        if self.session.failures >= self.cfg.max_failures:
+            return await self.handoff("bot_failed")
+        await self.say({"type": "text", "text": NO_MATCH_TEXT})
+        return BotOutcome(action="no_match")
+
+    async def _answer_choice(self, choice: str) -> BotOutcome:
+        article_id = int(choice.split(":", 1)[1]) if choice.startswith("kb:") else 0
+        article = await Article.get_or_none(id=article_id, status="published")
+        self.session.menu = []
+        if article is None:
+            return await self._search(self.message.text)
+        await self._log(self.message.text, article_id, 1.0, "chosen")
+        self.session.failures = 0
+        return await self._answer_article(article, question=article.title, outcome="chosen")
+
+    async def _answer_article(self, article: Any, *, question: str, outcome: str) -> BotOutcome:
+        self.session.attempts = [*self.session.attempts, {"q": question, "outcome": outcome,
+                                                          "article_id": article.id, "title": article.title}]
+        await self.say({"type": "text", "text": f"{article.body.strip()}\n\n{ANSWER_TAIL}", "article_id": article.id})
+        return BotOutcome(action=outcome)
+
+    # ---- conversational ticket creation ---------------------------------------------------------------------------
+
+    async def _start_intake(self, category: str, text: str) -> BotOutcome:
+        found = extract(text, load_rules())
+        fields: dict[str, str] = {}
+        if found.order_no:
+            fields["order_no"] = found.order_no
+        if found.phone:
+            fields["phone"] = encrypt_field(found.phone)
+        self.session.intake = {"category": category, "fields": fields, "invalid": 0}
+        self.session.mode = "collecting"
+        return await self._next_question()
+
+    async def _next_question(self) -> BotOutcome:
+        intake = self.session.intake
+        missing = [f for f in INTAKE_FIELDS[intake["category"]] if f not in intake["fields"]]
+        if not missing:
+            return await self.file_ticket()
+        self.session.intake = {**intake, "asking": missing[0]}
+        await self.say({"type": "text", "text": PROMPTS[missing[0]]})
+        return BotOutcome(action="ask")
+
+    async def _collect(self, text: str) -> BotOutcome:
+        if any(w in text for w in HUMAN_WORDS) or sentiment.is_angry(text):
+            return await self.handoff("human_request" if any(w in text for w in HUMAN_WORDS) else "angry")
+        intake = dict(self.session.intake)
+        asking = str(intake.get("asking", ""))
+        value = validate(asking, text)
+        if value is None:
+            intake["invalid"] = int(intake.get("invalid", 0)) + 1
+            self.session.intake = intake
+            if intake["invalid"] >= MAX_INVALID:
+                return await self.handoff("intake_failed")
+            await self.say({"type": "text", "text": RETRY_PROMPTS[asking]})
+            return BotOutcome(action="ask")
+        stored = encrypt_field(value) if asking == "phone" else value
+        self.session.intake = {**intake, "fields": {**intake["fields"], asking: stored}, "invalid": 0}
+        return await self._next_question()
+
+    async def file_ticket(self) -> BotOutcome:
+        """File the ticket with every detail collected, then let a person take over."""
+        return await self.handoff("intake_complete")
+
+    # ---- hand-off --------------------------------------------------------------------------------------------
+
+    async def handoff(self, reason: str) -> BotOutcome:
+        """Open (or join) the ticket with the transcript and the bot's attempts; people take it from here."""
+        from app.conversations import service as conversations
+
+        intake = dict(self.session.intake or {})
+        fields = dict(intake.get("fields") or {})
+        if reason != "intake_complete":
+            # on kf the words ride on the state change (send_msg_on_event with its msg_code): once a servicer or
+            # the queue holds the session, kf/send_msg is refused
+            await self.say({"type": "text", "text": HANDOFF_TEXT}, deliver=self.account.kind != "wecom_kf")
+        ticket = await conversations._open_ticket(conv=self.conv, customer=self.customer, account=self.account,
+                                                  trigger=self.message, reason=f"bot:{reason}", rules=load_rules())
+        changes: dict[str, Any] = {}
+        custom = dict(ticket.custom_fields or {})
+        if intake.get("category"):
+            custom["problem_type"] = intake["category"]
+            if not ticket.category:
+                changes["category"] = intake["category"]
+        if fields.get("address"):
+            custom["address"] = fields["address"]
+        if fields.get("order_no"):
+            changes["order_no"] = fields["order_no"]
+        if fields.get("phone") and ticket.phone_enc is None:
+            phone = decrypt_field(fields["phone"])
+            changes.update(tickets._phone_fields(phone))
+        if custom != (ticket.custom_fields or {}):
+            changes["custom_fields"] = custom
+        if changes:
+            await Ticket.filter(id=ticket.id).update(**changes)
+        # the bot's own messages belong to the ticket's transcript too
+        await Message.filter(conversation_id=self.conv.id, ticket_id=None).update(ticket_id=ticket.id)
+        await TicketEvent.create(ticket_id=ticket.id, kind="bot_handoff", actor_kind="bot", reason=reason,
+                                 data={"attempts": list(self.session.attempts or []),
+                                       "intake": sorted(fields), "category": intake.get("category", "")})
+        await kb.record_query(channel=self.account.kind, customer_id=self.customer.id, text=self.message.text,
+                              best_article_id=None, score=0.0, outcome="handoff")
+        self.session.mode, self.session.menu, self.session.intake = "human", [], {}
+        self.session.failures = 0
+        await _request_person(account=self.account, customer=self.customer, ticket=ticket)
+        log.info("bot.handoff", ticket_id=ticket.id, reason=reason)
+        return BotOutcome(action="handoff", ticket=await Ticket.get(id=ticket.id), created_ticket=True)
+
+    # ---- saying things ---------------------------------------------------------------------------------------
+
+    async def say(self, payload: dict[str, Any], *, deliver: bool = True) -> None:
+        """Send one bot message (outbox row + transcript entry; only the transcript entry when not delivering)."""
+        self.sent += 1
+        await send(account=self.account, customer=self.customer, conv=self.conv, payload=payload,
+                   dedupe_key=f"bot:{self.message.id}:{self.sent}", deliver=deliver)
+
+    async def _log(self, text: str, article_id: int | None, score: float, outcome: str) -> None:
+        await kb.record_query(channel=self.account.kind, customer_id=self.customer.id, text=text,
+                              best_article_id=article_id, score=score, outcome=outcome)
+
+
+def validate(field: str, text: str) -> str | None:
+    """The cleaned value of an intake answer, or None when it does not look right."""
+    text = text.strip()
+    if field == "order_no":
+        found = extract(text, load_rules()).order_no
+        candidate = found or re.sub(r"^(订单号?|单号)[:：\s]*", "", text)
+        return candidate if _ORDER.match(candidate) else None
+    if field == "phone":
+        return normalize_phone(text)
+    if field == "address":
+        return text[:200] if len(text) >= 6 and _ADDRESS_HINT.search(text) else None
+    return None
+
+
+def _menu_text(head: str, choices: list[dict[str, Any]], tail: str) -> str:
+    lines = [head, *(f"{i}. {c['content']}" for i, c in enumerate(choices, 1)), f"请回复序号。{tail}"]
+    return "\n".join(lines)
+
+
+async def _identity(account: ChannelAccount, customer: Customer) -> str | None:
+    identity = await CustomerIdentity.filter(customer_id=customer.id, kind=IDENTITY_KIND.get(account.kind, ""),
+                                             scope=account.key).first()
+    return identity.value if identity is not None else None
+
+
+async def send(*, account: ChannelAccount, customer: Customer, conv: Conversation | None, payload: dict[str, Any],
+               dedupe_key: str, ticket_id: int | None = None, deliver: bool = True) -> None:
+    """Write a bot message to the customer: a transcript row and the outbox row that carries it."""
+    recipient = await _identity(account, customer)
+    if recipient is None:
+        return
+    payload = {**payload, "author": "bot"}
+    message = await Message.create(conversation_id=conv.id if conv else None, ticket_id=ticket_id,
+                                   customer_id=customer.id, direction="out", author_kind="bot",
+                                   channel_account_id=account.id, msg_type="text", text=str(payload.get("text", "")),
+                                   data={k: v for k, v in payload.items() if k != "text"})
+    if not deliver:
+        return
+    row = await outbox.create(channel=account.kind, kind="customer_message", recipient=recipient, payload=payload,
+                              channel_account_id=account.id, ticket_id=ticket_id, dedupe_key=dedupe_key)
+    await Message.filter(id=message.id).update(outbox_id=row.id)
+
+
+async def _request_person(*, account: ChannelAccount, customer: Customer, ticket: Ticket) -> None:
+    """On kf, move WeCom's session from the bot (1) to the queue (2) or the assignee (3)."""
+    if account.kind != "wecom_kf":
+        return
+    from app.channels.wecom_kf import state as kf_state
+
+    await kf_state.request_servicer(account=account, customer_id=customer.id, ticket=ticket, text=HANDOFF_TEXT)
+
+
+# ---- after resolution: was it solved, and how did we do -------------------------------------------------------
+
+
+async def _pending_survey(*, customer_id: int) -> Survey | None:
+    return await Survey.filter(customer_id=customer_id, state__in=["asked_rating", "asked_comment"]).order_by(
+        "-id").first()
+
+
+async def solved_hook(ticket: Ticket, message: Message) -> bool:
+    """A reply hook of app.tickets.closing: a 1/2 to the resolved notice is recorded as the survey's first
+    answer (solved or not), and a 1 is followed by the rating question. Never consumes the reply: closing still
+    closes (1) or reopens (2) the ticket."""
+    if ticket.status != states.Status.RESOLVED or message.direction != "in":
+        return False
+    text = (message.text or "").strip()
+    solved = True if text in ("1", "１") else False if text in ("2", "２") else None
+    if solved is None or await Survey.exists(ticket_id=ticket.id, resolution=ticket.version):
+        return False
+    customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
+    await Survey.filter(customer_id=customer.id, state__in=["asked_solved", "asked_rating", "asked_comment"]
+                        ).update(state="expired")
+    await Survey.create(ticket=ticket, customer_id=customer.id, resolution=ticket.version, solved=solved,
+                        staff_id=ticket.assignee_id, answered_at=utcnow(),  # type: ignore[attr-defined]
+                        state="asked_rating" if solved else "done")
+    await TicketEvent.create(ticket_id=ticket.id, kind="survey", actor_kind="customer",
+                             data={"solved": solved, "staff_id": ticket.assignee_id})  # type: ignore[attr-defined]
+    account_id = ticket.channel_account_id  # type: ignore[attr-defined]
+    account = await ChannelAccount.get_or_none(id=account_id) if account_id else None
+    if solved and account is not None:
+        conv_id = ticket.conversation_id  # type: ignore[attr-defined]
+        conv = await Conversation.get_or_none(id=conv_id) if conv_id else None
+        await send(account=account, customer=customer, conv=conv, ticket_id=ticket.id,
+                   payload={"type": "text", "text": SURVEY_RATING}, dedupe_key=f"survey:{ticket.id}:{ticket.version}")
+    return False
+
+
+_NONE = ("无", "没有", "没了", "不用", "no", "无意见")
+
+
+async def _survey_answer(*, survey: Survey, text: str, menu_id: str, account: ChannelAccount, customer: Customer,
+                         conv: Conversation, message: Message) -> BotOutcome | None:
+    """Record one survey answer; None when the message is not an answer (the survey lapses)."""
+    ticket = await Ticket.get(id=survey.ticket_id)  # type: ignore[attr-defined]
+    reply: str | None = None
+    if survey.state == "asked_rating":
+        digits = re.sub(r"\s*分$", "", text)
+        if digits.isdigit() and 1 <= int(digits) <= 5:
+            survey.rating, survey.state, reply = int(digits), "asked_comment", SURVEY_COMMENT
+    elif survey.state == "asked_comment":
+        if text.lower() not in _NONE:
+            survey.comment = text[:500]
+        survey.state, reply = "done", SURVEY_THANKS
+    if reply is None:
+        survey.state = "expired"
+        await survey.save()
+        return None
+    survey.answered_at = utcnow()
+    await survey.save()
+    await Message.filter(id=message.id).update(ticket_id=ticket.id)
+    if survey.state == "done":
+        await TicketEvent.create(ticket_id=ticket.id, kind="survey", actor_kind="customer",
+                                 data={"solved": survey.solved, "rating": survey.rating, "comment": survey.comment,
+                                       "staff_id": survey.staff_id})  # type: ignore[attr-defined]
+    await send(account=account, customer=customer, conv=conv, ticket_id=ticket.id,
+               payload={"type": "text", "text": reply}, dedupe_key=f"survey-reply:{message.id}")
+    return BotOutcome(action="survey", ticket=ticket)
+
+
+# the survey's first question is the resolved notice's own "1 / 2" (app.tickets.closing); listen to the answers
+closing.register_reply_hook(solved_hook)

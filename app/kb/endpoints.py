@@ -1,0 +1,215 @@
+"""The knowledge-base JSON API under /api/v1/kb (bearer token) and a small admin page at /kb/admin (the same token
+or the H5 staff session)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from app.errors import BadRequest, DomainError, ValidationFailed
+from app.http import api, path_int, query_int, read_json, require_actor
+from app.kb import service
+from app.kb.models import Article
+from app.security.scope import Actor, actor_for
+from app.staff.models import Staff
+
+
+class ArticleIn(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    body: str = ""
+    questions: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    category: str = ""
+    owner_id: int | None = None
+    status: str = "draft"
+
+
+class ArticlePatch(BaseModel):
+    version: int
+    title: str | None = None
+    body: str | None = None
+    questions: list[str] | None = None
+    tags: list[str] | None = None
+    category: str | None = None
+    owner_id: int | None = None
+    status: str | None = None
+    note: str = ""
+
+
+class ImportIn(BaseModel):
+    format: str = "markdown"
+    content: str
+
+
+@api
+async def list_articles(request: Request, actor: Actor) -> Response:
+    """Articles, filtered by status, category and a title substring."""
+    q = request.query_params
+    items = await service.list_articles(status=q.get("status"), category=q.get("category"), q=q.get("q"),
+                                        limit=query_int(request, "limit", 50) or 50,
+                                        offset=query_int(request, "offset", 0) or 0)
+    return JSONResponse({"items": [service.serialize(a) for a in items]})
+
+
+@api
+async def create_article(request: Request, actor: Actor) -> Response:
+    """Create an article (a draft unless a lead or admin publishes it)."""
+    body = await read_json(request, ArticleIn)
+    article = await service.create(actor=actor, **body.model_dump())
+    return JSONResponse(service.serialize(article), status_code=201)
+
+
+@api
+async def get_article(request: Request, actor: Actor) -> Response:
+    """One article."""
+    return JSONResponse(service.serialize(await service.get(article_id=path_int(request, "article_id"))))
+
+
+@api
+async def patch_article(request: Request, actor: Actor) -> Response:
+    """Edit an article at the version you read; status changes publish, retire or return it to draft."""
+    body = await read_json(request, ArticlePatch)
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k not in ("version", "note")}
+    article = await service.update(actor=actor, article_id=path_int(request, "article_id"),
+                                   expected_version=body.version, changes=changes, note=body.note)
+    return JSONResponse(service.serialize(article))
+
+
+@api
+async def article_versions(request: Request, actor: Actor) -> Response:
+    """An article's history."""
+    rows = await service.list_versions(article_id=path_int(request, "article_id"))
+    return JSONResponse({"items": [{"version": v.version, "snapshot": v.snapshot, "note": v.note,
+                                    "editor_id": v.editor_id,  # type: ignore[attr-defined]
+                                    "created_at": v.created_at.isoformat()} for v in rows]})
+
+
+@api
+async def restore_version(request: Request, actor: Actor) -> Response:
+    """Make an old version current again."""
+    article = await service.restore(actor=actor, article_id=path_int(request, "article_id"),
+                                    version=path_int(request, "version"))
+    return JSONResponse(service.serialize(article))
+
+
+@api
+async def search_articles(request: Request, actor: Actor) -> Response:
+    """Published answers for a question (agents' quick replies)."""
+    results = await service.search(query=request.query_params.get("q", ""), k=query_int(request, "k", 5) or 5)
+    return JSONResponse({"items": [{"score": r.score, "matched": r.matched, "article": service.serialize(r.article)}
+                                   for r in results]})
+
+
+async def public_search(request: Request) -> Response:
+    """Customer self-service: titles and answers of published articles only, no internal fields."""
+    results = await service.search(query=request.query_params.get("q", "")[:100], k=5)
+    return JSONResponse({"items": [{"id": r.article.id, "title": r.article.title, "body": r.article.body}
+                                   for r in results]})
+
+
+@api
+async def export_articles(request: Request, actor: Actor) -> Response:
+    """Export as Markdown (default) or CSV (?format=csv), optionally one status."""
+    articles = await Article.filter(**({"status": request.query_params["status"]}
+                                       if request.query_params.get("status") else {})).order_by("id")
+    if request.query_params.get("format") == "csv":
+        return Response(service.export_csv(articles), media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": 'attachment; filename="kb.csv"'})
+    return Response(service.export_markdown(articles), media_type="text/markdown; charset=utf-8",
+                    headers={"content-disposition": 'attachment; filename="kb.md"'})
+
+
+@api
+async def import_articles(request: Request, actor: Actor) -> Response:
+    """Import Markdown or CSV (articles with a known id are updated, others created as drafts)."""
+    body = await read_json(request, ImportIn)
+    if body.format not in ("markdown", "csv"):
+        raise ValidationFailed("format 必须是 markdown 或 csv", code="invalid_format")
+    items = service.parse_markdown(body.content) if body.format == "markdown" else service.parse_csv(body.content)
+    return JSONResponse(await service.import_articles(actor=actor, items=items))
+
+
+@api
+async def draft_from_ticket(request: Request, actor: Actor) -> Response:
+    """Turn a resolved ticket into a draft article (customer details removed)."""
+    article = await service.draft_from_ticket(actor=actor, ticket_id=path_int(request, "ticket_id"))
+    return JSONResponse(service.serialize(article), status_code=201)
+
+
+@api
+async def knowledge_gaps(request: Request, actor: Actor) -> Response:
+    """Questions the bot could not answer, grouped (?since=ISO date, default the last 30 days)."""
+    since: datetime | None = None
+    if request.query_params.get("since"):
+        try:
+            since = datetime.fromisoformat(request.query_params["since"])
+        except ValueError as exc:
+            raise BadRequest("since 必须是 ISO 日期", code="invalid_parameter") from exc
+    groups = await service.knowledge_gaps(since=since, limit=query_int(request, "limit", 50) or 50)
+    return JSONResponse({"items": groups})
+
+
+# ---- admin page ------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    return Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                       autoescape=select_autoescape(default=True))
+
+
+async def _page_actor(request: Request) -> Actor | None:
+    if request.headers.get("authorization"):
+        return await require_actor(request)
+    try:
+        from h5 import session as h5_session
+    except ImportError:
+        return None
+    session = h5_session.load(request, request.app.state.settings)
+    if session.kind != "staff" or session.staff_id is None:
+        return None
+    staff = await Staff.get_or_none(id=session.staff_id, status="active")
+    return await actor_for(staff) if staff is not None else None
+
+
+async def admin_page(request: Request) -> Response:
+    """The knowledge-base admin page: articles, a search tester and the knowledge gaps."""
+    try:
+        actor = await _page_actor(request)
+    except DomainError:
+        actor = None
+    if actor is None:
+        return HTMLResponse("<p>请先在企业微信工作台登录，或携带 API 令牌访问。</p>", status_code=401)
+    status = request.query_params.get("status") or None
+    q = request.query_params.get("q", "")
+    articles = await service.list_articles(status=status, limit=200)
+    results = await service.search(query=q, k=5) if q else []
+    gaps = await service.knowledge_gaps(limit=20)
+    context: dict[str, Any] = {"articles": articles, "status": status, "q": q, "results": results, "gaps": gaps,
+                               "labels": service.STATUS_LABELS, "actor": actor}
+    return HTMLResponse(_env().get_template("admin.html").render(**context))
+
+
+routes = [
+    Route("/kb/articles", list_articles, methods=["GET"]),
+    Route("/kb/articles", create_article, methods=["POST"]),
+    Route("/kb/articles/{article_id:int}", get_article, methods=["GET"]),
+    Route("/kb/articles/{article_id:int}", patch_article, methods=["PATCH"]),
+    Route("/kb/articles/{article_id:int}/versions", article_versions, methods=["GET"]),
+    Route("/kb/articles/{article_id:int}/versions/{version:int}/restore", restore_version, methods=["POST"]),
+    Route("/kb/search", search_articles, methods=["GET"]),
+    Route("/kb/public/search", public_search, methods=["GET"]),
+    Route("/kb/export", export_articles, methods=["GET"]),
+    Route("/kb/import", import_articles, methods=["POST"]),
+    Route("/kb/gaps", knowledge_gaps, methods=["GET"]),
+    Route("/tickets/{ticket_id:int}/kb-draft", draft_from_ticket, methods=["POST"]),
+]
+page_routes = [Route("/kb/admin", admin_page, methods=["GET"])]

@@ -1,0 +1,130 @@
+"""Knowledge-base articles with their version history, the bot's question log and conversation state, and the
+satisfaction answers customers give after a ticket is resolved."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from app.channels.models import ChannelAccount
+    from app.customers.models import Customer
+    from app.staff.models import Staff
+    from app.tickets.models import Ticket
+
+
+class Article(Model):
+    id = fields.IntField(primary_key=True)
+    title = fields.CharField(max_length=200)
+    #: the answer, Markdown (sent to customers as plain text)
+    body = fields.TextField(default="")
+    #: other ways customers ask the same thing (the matcher indexes them with the title)
+    questions: list[str] = fields.JSONField(default=list)
+    tags: list[str] = fields.JSONField(default=list)
+    category = fields.CharField(max_length=32, default="", db_index=True)
+    owner: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "gongdan.Staff", related_name="kb_articles", null=True, on_delete=fields.SET_NULL
+    )
+    #: draft | published | retired - only published articles are searched
+    status = fields.CharField(max_length=16, default="draft", db_index=True)
+    #: bumped on every edit - each edit leaves an ArticleVersion with the new content
+    version = fields.IntField(default=1)
+    #: the ticket this article was drafted from, if any
+    source_ticket_id = fields.IntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "kb_article"
+
+
+class ArticleVersion(Model):
+    id = fields.IntField(primary_key=True)
+    article: fields.ForeignKeyRelation[Article] = fields.ForeignKeyField(
+        "gongdan.Article", related_name="versions", on_delete=fields.CASCADE
+    )
+    version = fields.IntField()
+    #: title, body, questions, tags, category, status as they were after this edit
+    snapshot: dict[str, Any] = fields.JSONField(default=dict)
+    editor: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "gongdan.Staff", related_name="kb_edits", null=True, on_delete=fields.SET_NULL
+    )
+    note = fields.CharField(max_length=200, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "kb_article_version"
+        unique_together = (("article", "version"),)
+
+
+class BotQuery(Model):
+    """One customer question the bot tried to answer (the knowledge-gap report reads these)."""
+
+    id = fields.BigIntField(primary_key=True)
+    channel = fields.CharField(max_length=32, default="")
+    customer_id = fields.IntField(null=True, db_index=True)
+    text = fields.CharField(max_length=500)
+    best_article_id = fields.IntField(null=True)
+    score = fields.FloatField(default=0.0)
+    #: answered | menu | no_match | chosen (a menu choice) | handoff
+    outcome = fields.CharField(max_length=16, db_index=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "kb_bot_query"
+
+
+class BotSession(Model):
+    """The bot's side of one customer's conversation on one channel account."""
+
+    id = fields.IntField(primary_key=True)
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "gongdan.Customer", related_name="bot_sessions", on_delete=fields.CASCADE
+    )
+    channel_account: fields.ForeignKeyRelation[ChannelAccount] = fields.ForeignKeyField(
+        "gongdan.ChannelAccount", related_name="bot_sessions", on_delete=fields.CASCADE
+    )
+    #: bot (answering) | collecting (asking for ticket details) | human (handed off)
+    mode = fields.CharField(max_length=16, default="bot")
+    #: unanswered questions in a row - the second one hands off
+    failures = fields.IntField(default=0)
+    #: the choices of the last menu: [{"id": "kb:3", "content": "..."}]
+    menu: list[dict[str, Any]] = fields.JSONField(default=list)
+    #: the questions and answers so far: [{"q": "...", "article_id": 3, "outcome": "answered"}]
+    attempts: list[dict[str, Any]] = fields.JSONField(default=list)
+    #: ticket intake in progress: {"category": "退款", "fields": {"order_no": "..."}, "asking": "phone"}
+    intake: dict[str, Any] = fields.JSONField(default=dict)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "kb_bot_session"
+        unique_together = (("customer", "channel_account"),)
+
+
+class Survey(Model):
+    """The after-resolution question: was it solved, and a rating 1-5 with an optional comment."""
+
+    id = fields.IntField(primary_key=True)
+    ticket: fields.ForeignKeyRelation[Ticket] = fields.ForeignKeyField(
+        "gongdan.Ticket", related_name="surveys", on_delete=fields.CASCADE
+    )
+    customer_id = fields.IntField(db_index=True)
+    #: the ticket's version at the resolution that asked (one survey per resolution, even if the job runs twice)
+    resolution = fields.IntField(default=0)
+    #: the agent the answer counts for (the ticket's assignee when it was resolved)
+    staff: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "gongdan.Staff", related_name="surveys", null=True, on_delete=fields.SET_NULL
+    )
+    #: asked_solved | asked_rating | asked_comment | done | expired
+    state = fields.CharField(max_length=16, default="asked_solved", db_index=True)
+    solved = fields.BooleanField(null=True)
+    rating = fields.IntField(null=True)
+    comment = fields.CharField(max_length=500, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    answered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "kb_survey"
+        unique_together = (("ticket", "resolution"),)

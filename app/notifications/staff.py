@@ -1,0 +1,136 @@
+"""Cards to staff in WeCom: a ticket assigned to them, a new customer message on their ticket, an SLA warning, an
+approval waiting for them. Writes only outbox rows (channel ``wecom_app``, kind ``staff_card``), inside the cause's
+transaction; ``app.channels.wecom_app.outbound`` delivers them with ``message/send``.
+
+Cards follow 模板卡片消息 https://developer.work.weixin.qq.com/document/path/101032 (``text_notice``, whose
+``card_action`` is required) and 文本卡片 https://developer.work.weixin.qq.com/document/path/90236 (``textcard``,
+title ≤128 bytes, description ≤512 bytes, btntxt ≤4 characters). Every card opens the ticket's H5 page through
+WeCom OAuth (``/h5/auth/wecom?next=/h5/tickets/<number>``), so one tap logs the member in and shows the ticket.
+
+Who is told: only staff who may see the ticket — its assignee, or when nobody is assigned the active members of its
+skill group — and never the person who caused the change. A dedupe key per cause keeps one row per recipient
+however often the cause is replayed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from app.outbox import service as outbox
+from app.settings import get_settings
+from app.staff.models import SkillGroup, Staff
+from app.tickets.models import Ticket
+
+__all__ = [
+    "approval_waiting",
+    "card_url",
+    "customer_message",
+    "sla_warning",
+    "ticket_assigned",
+    "ticket_card",
+]
+
+CHANNEL = "wecom_app"
+KIND = "staff_card"
+PRIORITY_LABELS = {"low": "低", "normal": "普通", "high": "高", "urgent": "紧急"}
+
+
+def card_url(ticket: Ticket) -> str:
+    """The H5 page of a ticket behind WeCom OAuth (one tap opens it, logged in)."""
+    target = f"/h5/tickets/{ticket.number}"
+    return f"{get_settings().public_url}/h5/auth/wecom?next={quote(target, safe='')}"
+
+
+def _clip(text: str, limit: int) -> str:
+    """Cut to ``limit`` UTF-8 bytes on a character boundary (WeCom counts bytes)."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode("utf-8", "ignore") + "…"
+
+
+def _text_notice(ticket: Ticket, *, title: str, desc: str, rows: list[tuple[str, str]],
+                 emphasis: tuple[str, str] | None = None) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "card_type": "text_notice",
+        "source": {"desc": "工单", "desc_color": 0},
+        "main_title": {"title": _clip(title, 36 * 3), "desc": _clip(desc, 44 * 3)},
+        "horizontal_content_list": [{"keyname": k, "value": _clip(v, 90)} for k, v in rows if v],
+        "card_action": {"type": 1, "url": card_url(ticket)},
+    }
+    if emphasis is not None:
+        card["emphasis_content"] = {"title": emphasis[0], "desc": emphasis[1]}
+    return card
+
+
+def _rows(ticket: Ticket) -> list[tuple[str, str]]:
+    return [("工单号", ticket.number), ("优先级", PRIORITY_LABELS.get(ticket.priority, ticket.priority))]
+
+
+async def _recipients(ticket: Ticket, *, exclude: int | None) -> list[Staff]:
+    """The assignee, or the group's active members when nobody is assigned; never ``exclude``."""
+    assignee_id: int | None = ticket.assignee_id  # type: ignore[attr-defined]
+    if assignee_id is not None:
+        people = await Staff.filter(id=assignee_id, status="active")
+    else:
+        group_id: int | None = ticket.group_id  # type: ignore[attr-defined]
+        if group_id is None:
+            return []
+        group = await SkillGroup.get_or_none(id=group_id)
+        people = await group.members.filter(status="active").order_by("id") if group is not None else []
+    return [p for p in people if p.id != exclude]
+
+
+async def _card(*, staff: Staff, ticket: Ticket, payload: dict[str, Any], dedupe_key: str) -> None:
+    await outbox.create(channel=CHANNEL, kind=KIND, recipient=staff.userid, payload=payload, ticket_id=ticket.id,
+                        dedupe_key=dedupe_key)
+
+
+async def ticket_assigned(*, ticket: Ticket, actor_staff_id: int | None = None) -> None:
+    """Tell the new assignee (unless they took it themselves)."""
+    assignee_id: int | None = ticket.assignee_id  # type: ignore[attr-defined]
+    if assignee_id is None or assignee_id == actor_staff_id:
+        return
+    staff = await Staff.get_or_none(id=assignee_id, status="active")
+    if staff is None:
+        return
+    card = _text_notice(ticket, title="新工单分配给你", desc=ticket.subject, rows=_rows(ticket))
+    await _card(staff=staff, ticket=ticket, payload={"msgtype": "template_card", "template_card": card},
+                dedupe_key=f"card:assigned:{ticket.id}:{assignee_id}:{ticket.version}")
+
+
+async def customer_message(*, ticket: Ticket, message_id: int, text: str) -> None:
+    """A new customer message on a ticket: a text card with the message to the people working it."""
+    for staff in await _recipients(ticket, exclude=None):
+        card = {"title": _clip(f"客户新消息 · {ticket.number}", 128),
+                "description": _clip(f"<div class=\"gray\">{ticket.subject}</div><div class=\"normal\">{text}</div>",
+                                     512),
+                "url": card_url(ticket), "btntxt": "查看"}
+        await _card(staff=staff, ticket=ticket, payload={"msgtype": "textcard", "textcard": card},
+                    dedupe_key=f"card:message:{message_id}:{staff.id}")
+
+
+async def sla_warning(*, ticket: Ticket, clock: str, due_label: str) -> None:
+    """An SLA clock is about to run out (``clock``: 首次响应 / 下次响应 / 解决; ``due_label``: when, local time)."""
+    for staff in await _recipients(ticket, exclude=None):
+        card = _text_notice(ticket, title="工单即将超时", desc=ticket.subject, rows=_rows(ticket),
+                            emphasis=(due_label, f"{clock}截止"))
+        await _card(staff=staff, ticket=ticket, payload={"msgtype": "template_card", "template_card": card},
+                    dedupe_key=f"card:sla:{ticket.id}:{clock}:{due_label}:{staff.id}")
+
+
+async def ticket_card(*, staff: Staff, ticket: Ticket, title: str, description: str, dedupe_key: str,
+                      btntxt: str = "查看") -> None:
+    """Any other card about a ticket (an SLA escalation step, an approval decided) to one staff member."""
+    card = {"title": _clip(title, 128), "description": _clip(description, 512), "url": card_url(ticket),
+            "btntxt": btntxt[:4]}
+    await _card(staff=staff, ticket=ticket, payload={"msgtype": "textcard", "textcard": card},
+                dedupe_key=dedupe_key[:191])
+
+
+async def approval_waiting(*, ticket: Ticket, approver: Staff, approval_id: int, summary: str) -> None:
+    """An approval waits for ``approver`` (the approvals package checks the approver may see the ticket)."""
+    card = _text_notice(ticket, title="有一个审批等你处理", desc=summary, rows=_rows(ticket))
+    await _card(staff=approver, ticket=ticket, payload={"msgtype": "template_card", "template_card": card},
+                dedupe_key=f"card:approval:{approval_id}:{approver.id}")

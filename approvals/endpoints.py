@@ -1,0 +1,89 @@
+"""The approvals JSON API: request on a ticket, the approver's inbox, a decision."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.http import api, path_int, read_json
+from app.security.scope import Actor
+from approvals import service
+from approvals.models import ApprovalRequest, ApprovalStep
+
+
+class ApprovalCreate(BaseModel):
+    kind: Literal["transfer", "urgent", "refund", "compensation"]
+    reason: str = Field(min_length=1, max_length=500)
+    #: {"group_id": 3} for a transfer, {"amount": "1500"} for money
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Decision(BaseModel):
+    approve: bool
+    comment: str = Field(default="", max_length=500)
+
+
+async def serialize(req: ApprovalRequest) -> dict[str, Any]:
+    """An approval as the API returns it."""
+    steps = await ApprovalStep.filter(request_id=req.id).order_by("id").prefetch_related("approver")
+    return {
+        "id": req.id, "ticket_id": req.ticket_id, "kind": req.kind, "status": req.status,  # type: ignore[attr-defined]
+        "channel": req.channel, "sp_no": req.sp_no, "reason": req.reason, "params": req.params,
+        "level": req.level, "levels": len(req.chain or []), "requester_id": req.requester_id,  # type: ignore[attr-defined]
+        "decision_comment": req.decision_comment,
+        "step_due_at": req.step_due_at.isoformat() if req.step_due_at else None,
+        "steps": [{"level": s.level, "approver": s.approver.userid, "status": s.status, "comment": s.comment,
+                   "decided_at": s.decided_at.isoformat() if s.decided_at else None} for s in steps],
+    }
+
+
+@api
+async def create_approval(request: Request, actor: Actor) -> Response:
+    """Ask for an approval on a ticket (201), or 200 with applied=true when none was needed."""
+    body = await read_json(request, ApprovalCreate)
+    req = await service.request(actor=actor, ticket_id=path_int(request, "ticket_id"), kind=body.kind,
+                                reason=body.reason, params=body.params)
+    if req is None:
+        return JSONResponse({"applied": True})
+    return JSONResponse(await serialize(req), status_code=201)
+
+
+@api
+async def ticket_approvals(request: Request, actor: Actor) -> Response:
+    """A ticket's approvals, newest first."""
+    rows = await service.list_for_ticket(actor=actor, ticket_id=path_int(request, "ticket_id"))
+    return JSONResponse({"items": [await serialize(r) for r in rows]})
+
+
+@api
+async def waiting(request: Request, actor: Actor) -> Response:
+    """Approvals waiting for my decision."""
+    return JSONResponse({"items": [await serialize(r) for r in await service.list_waiting(actor=actor)]})
+
+
+@api
+async def get_approval(request: Request, actor: Actor) -> Response:
+    """One approval with its steps."""
+    return JSONResponse(await serialize(await service.get(actor=actor, approval_id=path_int(request, "approval_id"))))
+
+
+@api
+async def decide(request: Request, actor: Actor) -> Response:
+    """Approve or reject (the approver whose turn it is)."""
+    body = await read_json(request, Decision)
+    req = await service.decide(actor=actor, approval_id=path_int(request, "approval_id"), approve=body.approve,
+                               comment=body.comment)
+    return JSONResponse(await serialize(req))
+
+
+routes = [
+    Route("/tickets/{ticket_id}/approvals", create_approval, methods=["POST"]),
+    Route("/tickets/{ticket_id}/approvals", ticket_approvals, methods=["GET"]),
+    Route("/approvals", waiting, methods=["GET"]),
+    Route("/approvals/{approval_id}", get_approval, methods=["GET"]),
+    Route("/approvals/{approval_id}/decision", decide, methods=["POST"]),
+]

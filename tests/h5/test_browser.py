@@ -1,0 +1,293 @@
+"""Browser tier: real headless Chromium (Debian's `chromium`, driven by Playwright) at a 375×812 phone viewport,
+against `gongdan serve` as a real uvicorn process with the simulator playing WeChat and WeCom.
+
+Logins go through the simulated OAuth pages (the development login is off: GONGDAN_ENV=production). Screenshots of
+each main page land in tests/_artifacts/h5/ (git-ignored) for a person to look at. Under CI=true a missing Chromium
+or Playwright fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from simulator import SimulatorServer, SimulatorState, WeChatDriver
+from simulator.wecom.store import WeComApp
+from tests.conftest import IN_CI
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "_artifacts" / "h5"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+APPID, SECRET, TOKEN = "wxh5browser000001", "h5-browser-secret-0123456789", "h5browser"
+AES_KEY = "H5BrowserAesKey0123456789abcdefghijklmnopqr"
+AGENT_ID, AGENT_SECRET = 1000002, "h5-agent-secret-0123456789abcdef"
+OPENID, OTHER_OPENID = "oH5Customer00000000000001", "oH5Customer00000000000002"
+PHONE = {"viewport": {"width": 375, "height": 812}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True,
+         "locale": "zh-CN"}
+
+
+def _require_browser() -> None:
+    problem = None
+    if not Path(CHROMIUM).exists():
+        problem = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium fonts-noto-cjk)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            problem = "playwright is not installed (pip install playwright)"
+    if problem:
+        if IN_CI:
+            pytest.fail(f"the browser tier is required under CI: {problem}")
+        pytest.skip(problem)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-c", "from app.cli import main; main()", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout.strip()
+
+
+SCHEMA = """
+import asyncio
+import concurrent.futures
+from tortoise import Tortoise
+from app.db import tortoise_config
+from app.settings import load_settings
+
+async def main():
+    await Tortoise.init(config=tortoise_config(load_settings()))
+    await Tortoise.generate_schemas()
+    await Tortoise.close_connections()
+
+asyncio.run(main())
+"""
+
+
+def _create_schema(env: dict[str, str]) -> None:
+    # the tables straight from the models: this tier tests pages, not migrations (tests/e2e covers `migrate`)
+    subprocess.run([sys.executable, "-c", SCHEMA], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
+
+
+@dataclass
+class Desk:
+    url: str
+    sim: SimulatorState
+    driver: WeChatDriver
+    api: httpx.Client
+    log: Path
+    database: Path
+
+    def staff_id(self, userid: str) -> int:
+        with sqlite3.connect(self.database) as conn:
+            return int(conn.execute("SELECT id FROM staff WHERE userid = ?", (userid,)).fetchone()[0])
+
+    def wait_for(self, predicate: Any, timeout: float = 20.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError("condition not met; desk log:\n" + self.log.read_text(errors="replace")[-3000:])
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
+    _require_browser()
+    tmp = tmp_path_factory.mktemp("h5-browser")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    sim = SimulatorState(template_job_finish=False)
+    account = sim.add_mp_account(APPID, SECRET, TOKEN, AES_KEY, callback_url=f"{url}/callbacks/wechat", mode="safe")
+    sim.wecom.add_app(WeComApp(name="工单", secret=AGENT_SECRET, agent_id=AGENT_ID))
+    for userid, name in (("lina", "李娜"), ("zhangwei", "张伟"), ("outsider", "访客")):
+        sim.wecom.set_user(userid, name=name)
+    server = SimulatorServer(sim).start()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "DATABASE_", "REDIS_"))},
+        "GONGDAN_ENV": "production", "SECRET_KEY": "h5-browser-secret-key-0123456789-abcdefghij",
+        "DATA_DIR": str(tmp / "data"), "DATABASE_URL": f"sqlite://{tmp}/gongdan.sqlite3", "PUBLIC_URL": url,
+        "LOG_FORMAT": "json", "PYTHONPATH": str(ROOT),
+        "WECHAT_API_BASE": server.api_base_url, "WECHAT_OAUTH_BASE": server.url, "WECHAT_APP_ID": APPID,
+        "WECHAT_APP_SECRET": SECRET, "WECHAT_TOKEN": TOKEN, "WECHAT_AES_KEY": AES_KEY,
+        "WECOM_API_BASE": server.wecom_api_base_url, "WECOM_CORP_ID": sim.wecom.corp_id,
+        "WECOM_AGENT_ID": str(AGENT_ID), "WECOM_AGENT_SECRET": AGENT_SECRET,
+    }
+    _create_schema(env)
+    _cli(env, "seed-demo")
+    token = _cli(env, "token", "create", "--staff", "admin")
+    log = tmp / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-c", "from app.cli import main; main()", "serve", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("desk did not start:\n" + log.read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
+            yield Desk(url=url, sim=sim, driver=WeChatDriver(sim, account, f"{url}/callbacks/wechat"), api=api,
+                       log=log, database=tmp / "gongdan.sqlite3")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(desk: Desk) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield chromium
+        chromium.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _customer_ticket(desk: Desk, openid: str, text: str) -> dict[str, Any]:
+    """A customer writes to the Official Account; the conversion rules open a ticket."""
+    before = {t["number"] for t in desk.api.get("/api/v1/tickets").json()["items"]}
+    # Playwright's sync API owns this thread's event loop: drive WeChat from another thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, desk.driver.send_text(openid, text)).result(timeout=30)
+    new = desk.wait_for(lambda: [t for t in desk.api.get("/api/v1/tickets").json()["items"]
+                                 if t["number"] not in before])
+    return dict(new[0])
+
+
+def _staff_login(page: Any, desk: Desk, path: str, name: str) -> None:
+    """Open a deep link, go through the simulated WeCom OAuth page, land back on the deep link."""
+    page.goto(desk.url + path)
+    page.get_by_role("link", name=name).click()  # the simulator's authorize page: pick who is in the WebView
+    page.wait_for_url(desk.url + path)
+
+
+def test_staff_reply_conflict_and_customer_rating(desk: Desk, browser: Any) -> None:
+    ticket = _customer_ticket(desk, OPENID, "我要投诉，快递三天没送到，订单 2026112500001")
+    other = _customer_ticket(desk, OTHER_OPENID, "我要投诉，另一位客户的问题")
+    staff_id = desk.staff_id("lina")
+    r = desk.api.patch(f"/api/v1/tickets/{ticket['id']}", json={"version": ticket["version"], "assignee_id": staff_id})
+    assert r.status_code == 200, r.text
+    card_link = f"/h5/tickets/{ticket['number']}"
+
+    a = browser.new_context(**PHONE)
+    b = browser.new_context(**PHONE)
+    page = a.new_page()
+    _staff_login(page, desk, card_link, "李娜")
+    assert page.get_by_text("我要投诉，快递三天没送到").first.is_visible()
+    _shot(page, "staff-ticket")
+
+    page.goto(desk.url + "/h5/tickets")
+    assert page.get_by_text(ticket["number"]).is_visible()
+    _shot(page, "staff-my-tickets")
+    page.goto(desk.url + "/h5/queue")
+    _shot(page, "staff-queue")
+    page.goto(desk.url + "/h5/new")
+    _shot(page, "staff-new-ticket")
+    page.goto(desk.url + card_link)
+
+    # a second browser changes the ticket first
+    page_b = b.new_page()
+    _staff_login(page_b, desk, card_link, "张伟")
+    page_b.select_option("select[name=status]", "pending")
+    page_b.get_by_role("button", name="仅保存修改").click()
+    page_b.wait_for_url("**notice=saved")
+
+    typed = "您好，快递已联系加急，今天送达。"
+    page.fill("textarea[name=text]", typed)
+    page.select_option("select[name=status]", "resolved")
+    page.get_by_role("button", name="回复客户").click()
+    assert page.get_by_text("工单已被他人修改").is_visible()
+    assert page.input_value("textarea[name=text]") == typed  # nothing typed is lost
+    assert page.input_value("select[name=status]") == "resolved"
+    _shot(page, "staff-conflict")
+    assert not [m for m in desk.sim.sent_messages(touser=OPENID) if m.body.get("text", {}).get("content") == typed]
+
+    page.get_by_role("button", name="回复客户").click()
+    page.wait_for_url("**notice=replied")
+    assert page.get_by_text(typed).is_visible()
+    desk.wait_for(lambda: [m for m in desk.sim.sent_messages(touser=OPENID)
+                           if m.body.get("text", {}).get("content") == typed])
+    assert desk.api.get(f"/api/v1/tickets/{ticket['id']}").json()["status"] == "resolved"
+    a.close()
+    b.close()
+
+    # the customer opens 我的工单 from the Official Account menu
+    c = browser.new_context(**PHONE)
+    cpage = c.new_page()
+    cpage.goto(desk.url + "/h5/my/tickets")
+    cpage.fill("input[name=who]", OPENID)
+    cpage.get_by_role("button", name="以此身份登录").click()
+    cpage.wait_for_url(desk.url + "/h5/my/tickets")
+    assert cpage.get_by_text(ticket["number"]).is_visible()
+    assert cpage.get_by_text(other["number"]).count() == 0
+    _shot(cpage, "customer-my-tickets")
+    cpage.get_by_text(ticket["number"]).click()
+    assert cpage.get_by_text(typed).is_visible()
+    cpage.get_by_text("4星").click()
+    cpage.fill("textarea[name=comment]", "送货快，服务好")
+    cpage.get_by_role("button", name="提交评价").click()
+    cpage.wait_for_url("**notice=rated")
+    assert cpage.get_by_text("感谢您的评价").is_visible()
+    assert cpage.get_by_text("您的评价：4 星").is_visible()
+    _shot(cpage, "customer-ticket-rated")
+    cpage.goto(desk.url + f"/h5/my/tickets/{other['number']}")
+    assert cpage.get_by_text("工单不存在").is_visible()
+    cpage.goto(desk.url + "/h5/my/new")
+    _shot(cpage, "customer-new-ticket")
+    c.close()
+
+
+def test_outsider_gets_a_clear_page(desk: Desk, browser: Any) -> None:
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(desk.url + "/h5/tickets")
+    page.get_by_role("link", name="访客").click()
+    assert page.get_by_text("无法使用工作台").is_visible()
+    _shot(page, "staff-not-staff")
+    context.close()
+
+
+def test_a_cjk_font_is_installed(desk: Desk, browser: Any) -> None:
+    """Without one, Chinese renders as empty boxes in the screenshots."""
+    if not shutil.which("fc-list"):
+        pytest.skip("fontconfig tools missing")
+    fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout
+    assert fonts.strip(), "no CJK font: apt-get install -y fonts-noto-cjk"
