@@ -1,0 +1,736 @@
+"""Callback benchmark: encrypted WeChat callbacks acknowledged by `gongdan serve`, beside two baselines, and end to end.
+
+    python -m bench.callbacks                       # full run (about 5 minutes), prints JSON
+    python -m bench.callbacks --concurrency 64 --targets minimal,gongdan --e2e-messages 0
+    python -m bench.callbacks --profile 8           # also py-spy `gongdan serve` at the highest concurrency
+    python -m bench.callbacks --help
+
+What it does, in one run:
+
+1. `gongdan_bench_cb` is dropped and created, `gongdan migrate` builds the schema, `gongdan seed-demo` loads the demo
+   org (skill groups, routing rules), and Redis db 13 is flushed.
+2. For each concurrency (1, 16, 64) and each target, a fresh server is started with the same uvicorn worker count
+   and MySQL pool size, loaded, and stopped again (so no idle pool holds connections during the next phase):
+   - `bare`: bench.minimal_callback:bare_app, a Starlette route that reads the body and answers `success`;
+   - `minimal`: bench.minimal_callback:app, verify msg_signature + timestamp, decrypt with wechatpy, one INSERT;
+   - `gongdan`: `gongdan serve` with REDIS_URL set (the callback path stores an InboundEvent and enqueues
+     `process_inbound_event` to arq, as in production) and the Official Account in safe mode from WECHAT_*; no
+     `gongdan worker` runs, so the ack path is measured alone.
+   Right before each phase, fresh distinct callbacks (distinct MsgIds and openids, a text that becomes a ticket,
+   timestamps inside the 300 s window) are generated with simulator.crypto into a file that bench.load replays,
+   each request once. Reported: req/s, p50/p90/p99, errors, CPU per request of server, MariaDB and Redis.
+3. Ratios gongdan/minimal (and each to bare) per concurrency, and the aim: at concurrency 64 gongdan keeps at least
+   80% of the minimal handler's throughput with p99 under 50 ms.
+4. End to end: the stored callbacks of the ack phases are discarded (rows deleted, Redis flushed), a fresh batch
+   (3,000) is posted to `gongdan serve` at concurrency 16, then ONE `gongdan worker` is started against the
+   WeChat simulator (in this process, the batch's customers known to it) and the database is polled until every
+   event is processed: events/s and tickets/s from the first processed event to the drain, and the time to drain
+   from the worker's start.
+5. One JSON document, printed and written to bench/results/callbacks.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiomysql
+
+from bench import api, procs
+from bench.load import Spec
+from simulator import SimulatorState, crypto
+
+DEFAULT_DB = "mysql://root:@127.0.0.1:3306/gongdan_bench_cb"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
+TARGETS = ("bare", "minimal", "gongdan")
+CONCURRENCIES = (1, 16, 64)
+CALLBACK_PATH = "/callbacks/wechat"
+#: the Official Account the benchmark plays (safe mode); fixed, so a report can be reproduced
+APPID = "wxbe0c000000000001"
+APP_SECRET = "bench-mp-secret-0123456789abcdef"
+TOKEN = "gongdanbenchcb"
+AES_KEY = "BenchCallbackAesKey0123456789abcdefghijklmn"  # 43 characters
+ORIGINAL_ID = "gh_be0c00000001"
+#: what each customer writes: an order number and 退款, so the conversion rules open a ticket for it
+TEXT = "订单号 {order} 退款还没到账"
+FIRST_MSG_ID = 24_000_000_000_000_000
+#: the aim of the issue: at AIM_CONCURRENCY, gongdan >= AIM_RATIO x minimal req/s and p99 < AIM_P99_MS
+AIM_RATIO = 0.8
+AIM_P99_MS = 50.0
+AIM_CONCURRENCY = 64
+#: req/s at most expected per target at concurrency 1 and above it; the replay file holds this many per second of
+#: warm-up and window (times GENERATE_HEADROOM). If a server is faster the file runs out, the window is cut at the
+#: last answer (reported as `exhausted`) and the next concurrency gets a larger file.
+RATE_CAPS: dict[str, tuple[int, int]] = {"bare": (6000, 16000), "minimal": (2500, 5000), "gongdan": (2500, 5000)}
+GENERATE_HEADROOM = 1.25
+#: other work on the machine above this share of one core marks a phase as contended
+CONTENDED_PCT = 25.0
+
+
+@dataclass
+class Config:
+    database_url: str = DEFAULT_DB
+    redis_url: str = DEFAULT_REDIS
+    concurrencies: tuple[int, ...] = CONCURRENCIES
+    targets: tuple[str, ...] = TARGETS
+    duration_s: float = 8.0
+    warmup_s: float = 1.5
+    #: uvicorn worker processes, the same for every target
+    workers: int = 2
+    db_pool_size: int = 64
+    #: load client processes sharing the concurrency (each gets its own part of the replay file)
+    clients: int = 1
+    #: callbacks of the end-to-end batch (0: skip the phase), posted at e2e_concurrency before the worker starts
+    e2e_messages: int = 3000
+    e2e_concurrency: int = 16
+    #: give up waiting for the drain after this long (the report then says `drained: false`)
+    e2e_timeout_s: float = 150.0
+    e2e_poll_s: float = 0.25
+    #: seconds of py-spy on `gongdan serve` at the highest concurrency (0: no profile)
+    profile_s: float = 0.0
+    rate_caps: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(RATE_CAPS))
+    output: Path | None = procs.RESULTS / "callbacks.json"
+    #: server logs, replay files, profiles
+    log_dir: Path = procs.RESULTS
+
+
+# ---- callbacks ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    """The Official Account whose callbacks are generated (and configured into every server)."""
+
+    appid: str = APPID
+    token: str = TOKEN
+    aes_key: str = AES_KEY
+    original_id: str = ORIGINAL_ID
+
+
+def openid_for(msg_id: int) -> str:
+    """A distinct 28-character openid per message (every message comes from a new customer)."""
+    return f"oBnch{msg_id % 10**23:023d}"
+
+
+def callback_line(account: Account, msg_id: int, timestamp: int, nonce: str) -> str:
+    """One safe-mode text callback as a bench.load replay line."""
+    openid = openid_for(msg_id)
+    order = f"2025{msg_id % 10**12:012d}"
+    xml = (f"<xml><ToUserName><![CDATA[{account.original_id}]]></ToUserName>"
+           f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{timestamp}</CreateTime>"
+           f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{TEXT.format(order=order)}]]></Content>"
+           f"<MsgId>{msg_id}</MsgId></xml>")
+    encrypt = crypto.encrypt(account.aes_key, account.appid, xml.encode("utf-8"))
+    ts = str(timestamp)
+    query = urlencode({
+        "signature": crypto.sign(account.token, ts, nonce), "timestamp": ts, "nonce": nonce, "openid": openid,
+        "encrypt_type": "aes", "msg_signature": crypto.sign(account.token, ts, nonce, encrypt),
+    })
+    body = (f"<xml><ToUserName><![CDATA[{account.original_id}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
+    return json.dumps({"method": "POST", "path": f"{CALLBACK_PATH}?{query}", "body": body,
+                       "content_type": "text/xml"})
+
+
+def _write_part(path: str, account: Account, first: int, count: int, timestamp: int) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        for msg_id in range(first, first + count):
+            f.write(callback_line(account, msg_id, timestamp, str(1_000_000_000 + msg_id % 9_000_000_000)))
+            f.write("\n")
+    return path
+
+
+class Callbacks:
+    """Hands out distinct MsgIds and writes replay files of fresh callbacks (on every core: nothing else runs)."""
+
+    def __init__(self, account: Account, first_msg_id: int = FIRST_MSG_ID) -> None:
+        self.account = account
+        self.next_msg_id = first_msg_id
+
+    def generate(self, path: Path, count: int, *, parts: int = 1) -> list[Path]:
+        """`parts` replay files (one per client process) holding `count` new callbacks together."""
+        first, self.next_msg_id = self.next_msg_id, self.next_msg_id + count
+        timestamp = int(time.time())
+        jobs = max(1, min(os.cpu_count() or 1, 8, count // 2000 or 1))
+        per_job = [count // jobs + (1 if i < count % jobs else 0) for i in range(jobs)]
+        chunks: list[tuple[str, int, int]] = []
+        start = first
+        for i, n in enumerate(per_job):
+            chunks.append((f"{path}.chunk{i}", start, n))
+            start += n
+        if jobs == 1:
+            _write_part(chunks[0][0], self.account, chunks[0][1], chunks[0][2], timestamp)
+        else:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                list(pool.map(_write_part, [c[0] for c in chunks], [self.account] * jobs, [c[1] for c in chunks],
+                              [c[2] for c in chunks], [timestamp] * jobs))
+        # deal the lines out to the client processes in turn, keeping file order within each
+        outputs = [path if parts == 1 else path.with_name(f"{path.name}.{i}") for i in range(parts)]
+        handles = [p.open("w", encoding="utf-8") for p in outputs]
+        try:
+            n = 0
+            for chunk, _, _ in chunks:
+                with open(chunk, encoding="utf-8") as f:
+                    for line in f:
+                        handles[n % parts].write(line)
+                        n += 1
+                os.unlink(chunk)
+        finally:
+            for h in handles:
+                h.close()
+        return outputs
+
+
+# ---- servers --------------------------------------------------------------------------------------------------
+
+
+def server_env(cfg: Config, **extra: str) -> dict[str, str]:
+    """The environment every target gets: database, pool, Redis, the Official Account (safe mode)."""
+    return procs.gongdan_env(
+        cfg.database_url, db_pool_size=cfg.db_pool_size, REDIS_URL=cfg.redis_url, WECHAT_APP_ID=APPID,
+        WECHAT_APP_SECRET=APP_SECRET, WECHAT_TOKEN=TOKEN, WECHAT_AES_KEY=AES_KEY, **extra,
+    )
+
+
+def target_argv(target: str, port: int, workers: int) -> list[str]:
+    if target == "gongdan":
+        return api.serve_argv(port, workers)
+    module = "bench.minimal_callback:bare_app" if target == "bare" else "bench.minimal_callback:app"
+    return [sys.executable, "-m", "uvicorn", module, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+
+
+def _db_pids() -> list[int]:
+    return procs.pids_named("mariadbd") or procs.pids_named("mysqld")
+
+
+def _redis_pids() -> list[int]:
+    return procs.pids_named("redis-server")
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def prepare(cfg: Config) -> dict[str, Any]:
+    """Fresh database (migrated, demo org), Redis db flushed; returns what was done and how long it took."""
+    from bench import seed
+
+    started = time.perf_counter()
+    asyncio.run(seed.reset_database(cfg.database_url))
+    env = server_env(cfg, DB_POOL_SIZE="8")
+    procs.gongdan(["migrate"], env)
+    procs.gongdan(["seed-demo"], env)
+    flush_redis(cfg.redis_url)
+    return {"database": cfg.database_url.rsplit("/", 1)[-1], "redis": cfg.redis_url.rsplit("/", 1)[-1],
+            "prepare_s": round(time.perf_counter() - started, 1)}
+
+
+# ---- measuring ------------------------------------------------------------------------------------------------
+
+
+class Client:
+    """One `python -m bench.load` process; its answer is read on a thread so that a full pipe never blocks it."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.load"], cwd=procs.ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.out = self.err = ""
+        self.reader = threading.Thread(target=self._read, args=(json.dumps(asdict(spec)),), daemon=True)
+        self.reader.start()
+
+    def _read(self, spec: str) -> None:
+        self.out, self.err = self.proc.communicate(spec)
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        self.reader.join(timeout)
+        if self.reader.is_alive():
+            self.proc.kill()
+            self.reader.join(10)
+            raise RuntimeError("load client did not finish")
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"load client failed: {self.err[-2000:]}")
+        parsed: dict[str, Any] = json.loads(self.out)
+        return parsed
+
+
+def replay(cfg: Config, *, port: int, files: list[Path], concurrency: int, meter: procs.CpuMeter | None,
+           warmup_s: float, duration_s: float) -> dict[str, Any]:
+    """Replay `files` (one per client process) against a server and summarise as bench.api does."""
+    per_client = [concurrency // len(files) + (1 if i < concurrency % len(files) else 0) for i in range(len(files))]
+    lines = sum(1 for f in files for _ in f.open("rb"))
+    # the clients read their file and open their connections before the shared start
+    start_at = time.time() + 0.8 + lines * 12e-6 + concurrency * 0.006 + 0.2 * (len(files) - 1)
+    specs = [Spec(host="127.0.0.1", port=port, kind="replay", replay_file=str(f), concurrency=c, start_at=start_at,
+                  warmup_s=warmup_s, duration_s=duration_s, seed=i)
+             for i, (f, c) in enumerate(zip(files, per_client, strict=True))]
+    clients = [Client(spec) for spec in specs]
+    window_end = start_at + warmup_s + duration_s
+    time.sleep(max(0.0, start_at + warmup_s - time.time()))
+    if meter is not None:
+        meter.begin()
+    for client in clients:  # they end at the end of the window, or earlier when a file runs out
+        client.reader.join(max(0.0, window_end - time.time()))
+    cpu = meter.end() if meter is not None else {}
+    parts = [client.result(timeout=120) for client in clients]
+    latencies = sorted(v for p in parts for v in p["latencies_ms"])
+    window = max((p["window_s"] for p in parts), default=0.0) or duration_s
+    statuses: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    done = len(latencies)
+    rate = done / window if window else 0.0
+    if meter is not None:
+        cpu["client_pct_of_core"] = round(100 * sum(p["cpu_s"] for p in parts) / window, 1)
+        ours = sum(v for k, v in cpu.items() if k != "machine_busy_pct_of_core")
+        cpu["others_pct_of_core"] = round(max(0.0, cpu["machine_busy_pct_of_core"] - ours), 1)
+        for name in ("server", "db", "redis"):
+            if f"{name}_pct_of_core" in cpu and rate:
+                cpu[f"{name}_cpu_ms_per_request"] = round(cpu[f"{name}_pct_of_core"] * 10 / rate, 3)
+    return {
+        "requests": done,
+        "req_per_s": round(rate, 1),
+        "p50_ms": round(api._percentile(latencies, 50), 2),
+        "p90_ms": round(api._percentile(latencies, 90), 2),
+        "p99_ms": round(api._percentile(latencies, 99), 2),
+        "max_ms": round(latencies[-1], 2) if latencies else 0.0,
+        "mean_ms": round(sum(latencies) / done, 2) if done else 0.0,
+        "errors": sum(p["errors"] for p in parts),
+        "statuses": statuses,
+        "error_samples": [s for p in parts for s in p["error_samples"]][:5],
+        "window_s": round(window, 2),
+        "sent": sum(p["sent"] for p in parts),
+        "generated": lines,
+        "exhausted": any(p["exhausted"] for p in parts),
+        "cpu": cpu,
+    }
+
+
+def _to_generate(cfg: Config, target: str, concurrency: int, measured: dict[str, float]) -> int:
+    low, high = cfg.rate_caps.get(target, RATE_CAPS["gongdan"])
+    cap = max(low if concurrency == 1 else high, 1.6 * measured.get(target, 0.0))
+    return max(200, math.ceil(cap * (cfg.warmup_s + cfg.duration_s) * GENERATE_HEADROOM))
+
+
+def measure_acks(cfg: Config, callbacks: Callbacks) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every (concurrency, target) phase, each against a freshly started server; returns (results, server notes)."""
+    results: dict[str, dict[str, Any]] = {}
+    notes: dict[str, Any] = {"gongdan_log_crashes": 0, "gongdan_log_rejected": 0}
+    measured: dict[str, float] = {}
+    db_pids, redis_pids = _db_pids(), _redis_pids()
+    for concurrency in cfg.concurrencies:
+        row: dict[str, Any] = {}
+        for target in cfg.targets:
+            count = _to_generate(cfg, target, concurrency, measured)
+            t0 = time.perf_counter()
+            files = callbacks.generate(cfg.log_dir / f"callbacks-{target}-c{concurrency}.jsonl", count,
+                                       parts=cfg.clients)
+            generate_s = time.perf_counter() - t0
+            port = procs.free_port()
+            server = procs.Server(f"cb-{target}", target_argv(target, port, cfg.workers), env=server_env(cfg),
+                                  port=port, log_dir=cfg.log_dir)
+            with server:
+                meter = procs.CpuMeter({"server": server.pids(), "db": db_pids, "redis": redis_pids})
+                phase = replay(cfg, port=port, files=files, concurrency=concurrency, meter=meter,
+                               warmup_s=cfg.warmup_s, duration_s=cfg.duration_s)
+                if target == "gongdan" and cfg.profile_s and concurrency == max(cfg.concurrencies):
+                    notes["profile"] = profile_gongdan(cfg, callbacks, server, port, concurrency)
+            if target == "gongdan":
+                notes["gongdan_log_crashes"] += server.log_lines("request.crashed")
+                notes["gongdan_log_rejected"] += server.log_lines("callback.rejected")
+            phase["generate_s"] = round(generate_s, 1)
+            for f in files:
+                f.unlink(missing_ok=True)
+            measured[target] = max(measured.get(target, 0.0), phase["req_per_s"])
+            row[target] = phase
+        results[f"c{concurrency}"] = row
+    return results, notes
+
+
+def profile_gongdan(cfg: Config, callbacks: Callbacks, server: procs.Server, port: int,
+                    concurrency: int) -> dict[str, Any]:
+    """py-spy on every process of `gongdan serve` while it is loaded again at `concurrency`."""
+    from bench.profile import summarize
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return {"error": "py-spy is not installed (pip install py-spy)"}
+    count = math.ceil(cfg.rate_caps["gongdan"][1] * (1.0 + cfg.profile_s + 1.0) * GENERATE_HEADROOM)
+    files = callbacks.generate(cfg.log_dir / "callbacks-profile.jsonl", count, parts=cfg.clients)
+    out = cfg.log_dir / "profile-callbacks.txt"
+    result: dict[str, Any] = {}
+    loader = threading.Thread(target=lambda: result.update(replay(
+        cfg, port=port, files=files, concurrency=concurrency, meter=None, warmup_s=1.0,
+        duration_s=cfg.profile_s + 1.0)))
+    loader.start()
+    time.sleep(2.5)
+    assert server.proc is not None
+    done = subprocess.run([spy, "record", "--pid", str(server.proc.pid), "--subprocesses", "--duration",
+                           str(max(1, int(cfg.profile_s))), "--rate", "200", "--format", "raw", "--output", str(out),
+                           "--nonblocking"], capture_output=True, text=True)
+    loader.join()
+    for f in files:
+        f.unlink(missing_ok=True)
+    if done.returncode != 0 or not out.exists():
+        return {"error": f"py-spy failed: {done.stderr.strip()[-500:]}"}
+    summary = summarize(out, top=30)
+    return {"while_sampled": {k: result.get(k) for k in ("req_per_s", "p50_ms", "p99_ms", "errors")},
+            "collapsed_stacks": str(out), **summary}
+
+
+# ---- end to end -----------------------------------------------------------------------------------------------
+
+
+async def _db_counts(conn: aiomysql.Connection, first_event_id: int) -> dict[str, int]:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT status, COUNT(*) FROM inbound_event WHERE id >= %s GROUP BY status",
+                          (first_event_id,))
+        counts = {str(status): int(n) for status, n in await cur.fetchall()}
+        await cur.execute("SELECT COUNT(*) FROM ticket")
+        row = await cur.fetchone()
+        counts["tickets"] = int(row[0]) if row else 0
+        await cur.execute("SELECT status, COUNT(*) FROM outbox_message GROUP BY status")
+        for status, n in await cur.fetchall():
+            counts[f"outbox_{status}"] = int(n)
+    return counts
+
+
+async def _sql(database_url: str, *statements: str) -> list[Any]:
+    from bench import seed
+
+    conn = await seed._connect(database_url)
+    out = []
+    try:
+        async with conn.cursor() as cur:
+            for statement in statements:
+                await cur.execute(statement)
+                row = await cur.fetchone() if cur.description else None
+                out.append(row[0] if row else None)
+        await conn.commit()
+    finally:
+        conn.close()
+    return out
+
+
+def measure_e2e(cfg: Config, callbacks: Callbacks) -> dict[str, Any]:
+    """Post a fresh batch to `gongdan serve` (no worker), then drain it with ONE `gongdan worker`."""
+    from simulator import SimulatorServer
+
+    # the ack phases' stored callbacks are not this phase's: drop them and their queued jobs
+    discarded, = asyncio.run(_sql(cfg.database_url, "SELECT COUNT(*) FROM inbound_event"))
+    asyncio.run(_sql(cfg.database_url, "DELETE FROM inbound_event", "DELETE FROM bench_minimal_inbox"))
+    flush_redis(cfg.redis_url)
+    sim_state = SimulatorState(template_job_finish=False)
+    sim_state.add_mp_account(APPID, APP_SECRET, TOKEN, AES_KEY, original_id=ORIGINAL_ID, mode="safe")
+    first_msg_id = callbacks.next_msg_id
+    files = callbacks.generate(cfg.log_dir / "callbacks-e2e.jsonl", cfg.e2e_messages, parts=1)
+    for msg_id in range(first_msg_id, first_msg_id + cfg.e2e_messages):
+        # the customer wrote to the account just now: its 48-hour customer-service window is open
+        sim_state.mp.record_interaction(APPID, openid_for(msg_id), "message")
+    first_event_id, tickets_before = asyncio.run(_sql(
+        cfg.database_url, "SELECT COALESCE(MAX(id), 0) + 1 FROM inbound_event", "SELECT COUNT(*) FROM ticket"))
+    out: dict[str, Any] = {"messages": cfg.e2e_messages, "ack_phase_events_discarded": int(discarded or 0)}
+    with SimulatorServer(sim_state) as sim:
+        env = server_env(cfg, WECHAT_API_BASE=sim.api_base_url)
+        port = procs.free_port()
+        with procs.Server("cb-gongdan-e2e", api.serve_argv(port, cfg.workers), env=env, port=port,
+                          log_dir=cfg.log_dir) as server:
+            posted = replay(cfg, port=port, files=files, concurrency=cfg.e2e_concurrency, meter=None, warmup_s=0.0,
+                            duration_s=max(30.0, cfg.e2e_messages / 200))
+            out["post"] = {k: posted[k] for k in ("requests", "req_per_s", "p50_ms", "p99_ms", "errors", "statuses",
+                                                  "error_samples")}
+            out["gongdan_log_crashes"] = server.log_lines("request.crashed")
+        for f in files:
+            f.unlink(missing_ok=True)
+        out.update(drain(cfg, env, first_event_id=int(first_event_id), tickets_before=int(tickets_before),
+                         expected=posted["requests"]))
+        out["simulator_api_calls"] = _api_call_counts(sim_state)
+    return out
+
+
+def _api_call_counts(state: SimulatorState) -> dict[str, int]:
+    """The WeChat API calls the worker made, by path and errcode."""
+    counts: dict[str, int] = {}
+    for call in state.api_calls_for(None):
+        key = f"{call.path} errcode={call.errcode or 0}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+class Worker:
+    """`gongdan worker` as a child process of its own session, stopped like procs.Server."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> int:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen([*procs.GONGDAN, "worker"], env=self.env, cwd=procs.ROOT, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        return self.proc.pid
+
+    def exited(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the session this benchmark created for it
+                self.proc.wait(timeout=10)
+
+    def log_lines(self, needle: str) -> int:
+        try:
+            return sum(needle in line for line in self.log_path.read_text(errors="replace").splitlines())
+        except OSError:
+            return 0
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def drain(cfg: Config, env: dict[str, str], *, first_event_id: int, tickets_before: int,
+          expected: int) -> dict[str, Any]:
+    """Start ONE `gongdan worker` and poll until the stored events are all processed (or the timeout)."""
+
+    async def poll(worker: Worker, meter: procs.CpuMeter) -> dict[str, Any]:
+        from bench import seed
+
+        conn = await seed._connect(cfg.database_url)
+        await conn.autocommit(True)
+        timeline: list[tuple[float, int, int]] = []
+        try:
+            t_start = time.monotonic()
+            meter.groups["worker"] = [worker.start()]
+            meter.begin()
+            first_done: float | None = None
+            counts: dict[str, int] = {}
+            while True:
+                await asyncio.sleep(cfg.e2e_poll_s)
+                now = time.monotonic() - t_start
+                counts = await _db_counts(conn, first_event_id)
+                finished = sum(counts.get(s, 0) for s in ("done", "ignored", "failed"))
+                tickets = counts["tickets"] - tickets_before
+                timeline.append((round(now, 2), finished, tickets))
+                if finished and first_done is None:
+                    first_done = now
+                if finished >= expected or now > cfg.e2e_timeout_s:
+                    break
+                if worker.exited() is not None:
+                    raise RuntimeError(f"gongdan worker exited with {worker.exited()}: {worker.log_tail()}")
+            cpu = meter.end()
+            drained_at = timeline[-1][0]
+            busy = max(1e-9, drained_at - (first_done or drained_at))
+            processed = timeline[-1][1]
+            tickets = timeline[-1][2]
+            # the steady rate: between 10% and 90% of the batch, away from start-up and the tail
+            lo = next((t for t in timeline if t[1] >= 0.1 * expected), timeline[0])
+            hi = next((t for t in timeline if t[1] >= 0.9 * expected), timeline[-1])
+            steady = (hi[1] - lo[1]) / (hi[0] - lo[0]) if hi[0] > lo[0] else 0.0
+            return {
+                "drained": processed >= expected,
+                "events_processed": processed,
+                "tickets_created": tickets,
+                "statuses": {k: v for k, v in counts.items() if k != "tickets"},
+                "worker_startup_s": round(first_done or 0.0, 2),
+                "drain_s": drained_at,
+                "events_per_s": round(processed / busy, 1),
+                "tickets_per_s": round(tickets / busy, 1),
+                "events_per_s_steady_10_90pct": round(steady, 1),
+                "events_per_s_incl_startup": round(processed / max(1e-9, drained_at), 1),
+                "cpu": cpu,
+                "timeline_s_events_tickets": timeline[:: max(1, len(timeline) // 40)] + timeline[-1:],
+            }
+        finally:
+            conn.close()
+
+    worker = Worker(env, cfg.log_dir / "cb-worker.log")
+    meter = procs.CpuMeter({"db": _db_pids(), "redis": _redis_pids(), "simulator_and_harness": [os.getpid()]})
+    try:
+        result = asyncio.run(poll(worker, meter))
+    finally:
+        worker.stop()
+    result["worker_log_failures"] = worker.log_lines("inbound.failed") + worker.log_lines("job.failed")
+    result["worker_log_errors"] = worker.log_lines('"level": "error"') + worker.log_lines('"level":"error"')
+    return result
+
+
+# ---- reporting ------------------------------------------------------------------------------------------------
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, row in results.items():
+        r: dict[str, Any] = {}
+        if "gongdan" in row and "minimal" in row:
+            r["gongdan_vs_minimal_req_per_s"] = _ratio(row["gongdan"]["req_per_s"], row["minimal"]["req_per_s"])
+            r["gongdan_vs_minimal_p99_x"] = _ratio(row["gongdan"]["p99_ms"], row["minimal"]["p99_ms"])
+            g_cpu = row["gongdan"]["cpu"].get("server_cpu_ms_per_request")
+            m_cpu = row["minimal"]["cpu"].get("server_cpu_ms_per_request")
+            r["gongdan_vs_minimal_server_cpu_per_request_x"] = _ratio(g_cpu or 0.0, m_cpu or 0.0)
+        if "bare" in row:
+            for target in ("minimal", "gongdan"):
+                if target in row:
+                    r[f"{target}_vs_bare_req_per_s"] = _ratio(row[target]["req_per_s"], row["bare"]["req_per_s"])
+        out[key] = r
+    return out
+
+
+def aims(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    row = results.get(f"c{AIM_CONCURRENCY}", {})
+    if "gongdan" not in row or "minimal" not in row:
+        return {"evaluated": False, "reason": f"needs gongdan and minimal at concurrency {AIM_CONCURRENCY}"}
+    gongdan, minimal = row["gongdan"], row["minimal"]
+    ratio = _ratio(gongdan["req_per_s"], minimal["req_per_s"]) or 0.0
+    throughput = {"target": AIM_RATIO, "measured": ratio, "gongdan_req_per_s": gongdan["req_per_s"],
+                  "minimal_req_per_s": minimal["req_per_s"], "pass": ratio >= AIM_RATIO}
+    p99 = {"target_ms": AIM_P99_MS, "measured_ms": gongdan["p99_ms"], "pass": gongdan["p99_ms"] < AIM_P99_MS}
+    errors = {"gongdan": gongdan["errors"], "minimal": minimal["errors"],
+              "pass": gongdan["errors"] == 0 and minimal["errors"] == 0}
+    return {"evaluated": True, "concurrency": AIM_CONCURRENCY, "throughput_vs_minimal": throughput,
+            "p99_ms": p99, "errors": errors, "pass": throughput["pass"] and p99["pass"] and errors["pass"]}
+
+
+def report(cfg: Config, setup: dict[str, Any], results: dict[str, Any], notes: dict[str, Any],
+           e2e: dict[str, Any] | None, elapsed: float) -> dict[str, Any]:
+    busy = {f"{key}/{target}": phase["cpu"]["others_pct_of_core"] for key, row in results.items()
+            for target, phase in row.items() if phase["cpu"].get("others_pct_of_core", 0) > CONTENDED_PCT}
+    exhausted = [f"{key}/{target}" for key, row in results.items() for target, phase in row.items()
+                 if phase["exhausted"]]
+    aim = aims(results)
+    return {
+        "benchmark": "gongdan callbacks",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": api._machine(),
+        "config": {
+            **setup, "concurrencies": list(cfg.concurrencies), "targets": list(cfg.targets),
+            "duration_s": cfg.duration_s, "warmup_s": cfg.warmup_s, "server_workers": cfg.workers,
+            "db_pool_size": cfg.db_pool_size, "client_processes": cfg.clients, "client_engine": "raw",
+            "mysql_driver": api._mysql_driver(), "callback": "MP safe mode (AES), text message, POST /callbacks/wechat",
+            "gongdan_jobs": "arq via REDIS_URL, no worker during the ack phases",
+            "targets_described": {
+                "bare": "bench.minimal_callback:bare_app: reads the body, answers success",
+                "minimal": "bench.minimal_callback:app: msg_signature (compare_digest) + window, wechatpy decrypt, "
+                           "defusedxml, one INSERT (aiomysql pool, UNIQUE MsgId), success",
+                "gongdan": "gongdan serve: app.channels.wechat_mp.endpoints.receive (InboundEvent + arq enqueue)",
+            },
+        },
+        "results": results,
+        "ratios": ratios(results),
+        "aim": aim,
+        "aim_pass": bool(aim.get("pass")),
+        "end_to_end": e2e,
+        "server_logs": {k: v for k, v in notes.items() if k != "profile"},
+        "profile": notes.get("profile"),
+        "replay_files_exhausted": {
+            "phases": exhausted,
+            "note": ("these servers answered faster than the generated callbacks lasted: their window ends at the "
+                     "last answer (window_s)") if exhausted else None,
+        },
+        "contention": {
+            "phases_sharing_cores_with_other_work": busy,
+            "note": (f"other processes used more than {CONTENDED_PCT}% of a core during these phases: compare "
+                     "*_cpu_ms_per_request rather than req/s") if busy else None,
+        },
+        "elapsed_s": round(elapsed, 1),
+    }
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    """Prepare, measure the acks, then end to end; the report is also written to `cfg.output`."""
+    started = time.perf_counter()
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
+    setup = prepare(cfg)
+    callbacks = Callbacks(Account())
+    results, notes = measure_acks(cfg, callbacks)
+    e2e = measure_e2e(cfg, callbacks) if cfg.e2e_messages > 0 else None
+    doc = report(cfg, setup, results, notes, e2e, time.perf_counter() - started)
+    if cfg.output is not None:
+        cfg.output.parent.mkdir(parents=True, exist_ok=True)
+        cfg.output.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    return doc
+
+
+def _csv(raw: str) -> Iterator[str]:
+    return (x.strip() for x in raw.split(",") if x.strip())
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    p = argparse.ArgumentParser(prog="python -m bench.callbacks",
+                                description=__doc__.split("\n")[0] if __doc__ else "")
+    p.add_argument("--database-url", default=os.environ.get("BENCH_CB_DATABASE_URL", DEFAULT_DB),
+                   help="a MariaDB/MySQL URL whose database is named gongdan_bench* (it is dropped)")
+    p.add_argument("--redis-url", default=os.environ.get("BENCH_CB_REDIS_URL", DEFAULT_REDIS),
+                   help="a Redis database of its own (it is flushed)")
+    p.add_argument("--concurrency", default=",".join(map(str, CONCURRENCIES)), help="comma-separated")
+    p.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated subset of {','.join(TARGETS)}")
+    p.add_argument("--duration", type=float, default=8.0, help="seconds measured per phase")
+    p.add_argument("--warmup", type=float, default=1.5, help="seconds of load before each measurement")
+    p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (every target)")
+    p.add_argument("--db-pool-size", type=int, default=64)
+    p.add_argument("--clients", type=int, default=1, help="load client processes")
+    p.add_argument("--e2e-messages", type=int, default=3000, help="end-to-end batch (0 to skip)")
+    p.add_argument("--e2e-timeout", type=float, default=150.0, help="seconds to wait for the worker to drain")
+    p.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
+                   help="py-spy `gongdan serve` this long at the highest concurrency (needs py-spy)")
+    p.add_argument("--output", default=str(procs.RESULTS / "callbacks.json"), help="'' to write no file")
+    a = p.parse_args(argv)
+    targets = tuple(_csv(a.targets))
+    unknown = set(targets) - set(TARGETS)
+    if unknown:
+        p.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    try:
+        concurrencies = tuple(int(x) for x in _csv(a.concurrency))
+    except ValueError:
+        p.error("--concurrency takes comma-separated whole numbers")
+    return Config(
+        database_url=a.database_url, redis_url=a.redis_url, concurrencies=concurrencies, targets=targets,
+        duration_s=a.duration, warmup_s=a.warmup, workers=a.workers, db_pool_size=a.db_pool_size,
+        clients=max(1, a.clients), e2e_messages=a.e2e_messages, e2e_timeout_s=a.e2e_timeout, profile_s=a.profile,
+        output=Path(a.output) if a.output else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    doc = run(parse_args(argv))
+    print(json.dumps(doc, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
