@@ -71,6 +71,9 @@ ORIGINAL_ID = "gh_be0c00000001"
 #: what each customer writes: an order number and 退款, so the conversion rules open a ticket for it
 TEXT = "订单号 {order} 退款还没到账"
 FIRST_MSG_ID = 24_000_000_000_000_000
+#: the WeCom self-built app that sends assignees their ticket cards (end-to-end phase, simulator)
+WECOM_AGENT_ID = 1000002
+WECOM_AGENT_SECRET = "bench-wecom-agent-secret"
 #: the aim of the issue: at AIM_CONCURRENCY, gongdan >= AIM_RATIO x minimal req/s and p99 < AIM_P99_MS
 AIM_RATIO = 0.8
 AIM_P99_MS = 50.0
@@ -78,7 +81,7 @@ AIM_CONCURRENCY = 64
 #: req/s at most expected per target at concurrency 1 and above it; the replay file holds this many per second of
 #: warm-up and window (times GENERATE_HEADROOM). If a server is faster the file runs out, the window is cut at the
 #: last answer (reported as `exhausted`) and the next concurrency gets a larger file.
-RATE_CAPS: dict[str, tuple[int, int]] = {"bare": (6000, 16000), "minimal": (2500, 5000), "gongdan": (2500, 5000)}
+RATE_CAPS: dict[str, tuple[int, int]] = {"bare": (8000, 28000), "minimal": (2500, 5500), "gongdan": (2500, 5500)}
 GENERATE_HEADROOM = 1.25
 #: other work on the machine above this share of one core marks a phase as contended
 CONTENDED_PCT = 25.0
@@ -439,6 +442,7 @@ async def _sql(database_url: str, *statements: str) -> list[Any]:
 def measure_e2e(cfg: Config, callbacks: Callbacks) -> dict[str, Any]:
     """Post a fresh batch to `gongdan serve` (no worker), then drain it with ONE `gongdan worker`."""
     from simulator import SimulatorServer
+    from simulator.wecom.orggen import add_default_apps, load_demo_org
 
     # the ack phases' stored callbacks are not this phase's: drop them and their queued jobs
     discarded, = asyncio.run(_sql(cfg.database_url, "SELECT COUNT(*) FROM inbound_event"))
@@ -446,6 +450,9 @@ def measure_e2e(cfg: Config, callbacks: Callbacks) -> dict[str, Any]:
     flush_redis(cfg.redis_url)
     sim_state = SimulatorState(template_job_finish=False)
     sim_state.add_mp_account(APPID, APP_SECRET, TOKEN, AES_KEY, original_id=ORIGINAL_ID, mode="safe")
+    # the WeCom side too: each new ticket also sends its assignee a card through the self-built app
+    add_default_apps(sim_state.wecom, agent_id=WECOM_AGENT_ID, app_secret=WECOM_AGENT_SECRET)
+    load_demo_org(sim_state.wecom)
     first_msg_id = callbacks.next_msg_id
     files = callbacks.generate(cfg.log_dir / "callbacks-e2e.jsonl", cfg.e2e_messages, parts=1)
     for msg_id in range(first_msg_id, first_msg_id + cfg.e2e_messages):
@@ -455,7 +462,10 @@ def measure_e2e(cfg: Config, callbacks: Callbacks) -> dict[str, Any]:
         cfg.database_url, "SELECT COALESCE(MAX(id), 0) + 1 FROM inbound_event", "SELECT COUNT(*) FROM ticket"))
     out: dict[str, Any] = {"messages": cfg.e2e_messages, "ack_phase_events_discarded": int(discarded or 0)}
     with SimulatorServer(sim_state) as sim:
-        env = server_env(cfg, WECHAT_API_BASE=sim.api_base_url)
+        env = server_env(cfg, WECHAT_API_BASE=sim.api_base_url, WECOM_API_BASE=sim.wecom_api_base_url,
+                         WECOM_CORP_ID=sim_state.wecom.corp_id, WECOM_AGENT_ID=str(WECOM_AGENT_ID),
+                         WECOM_AGENT_SECRET=WECOM_AGENT_SECRET, WECOM_RATE_PER_MINUTE="1000000",
+                         WECOM_RATE_PER_HOUR="10000000")
         port = procs.free_port()
         with procs.Server("cb-gongdan-e2e", api.serve_argv(port, cfg.workers), env=env, port=port,
                           log_dir=cfg.log_dir) as server:
