@@ -74,6 +74,15 @@ def cmd_token_create(args: argparse.Namespace) -> None:
     print(token)
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> None:
+    from app.security.service import rotate_encrypted_fields
+
+    settings = _settings()
+    done = _with_db(settings, rotate_encrypted_fields)
+    for table, count in done.items():
+        console.print(f"{table}: {count} rows re-encrypted with the first FIELD_ENCRYPTION_KEYS key")
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -146,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--staff", required=True, help="the staff member's WeCom userid")
     tp.add_argument("--name", default="cli")
     tp.set_defaults(func=cmd_token_create)
+
+    p = sub.add_parser("keys", help="field-encryption keys")
+    ksub = p.add_subparsers(dest="keys_command", required=True)
+    kp = ksub.add_parser("rotate", help="re-encrypt every encrypted field with the first FIELD_ENCRYPTION_KEYS key")
+    kp.set_defaults(func=cmd_keys_rotate)
 
     p = sub.add_parser("simulator", help="run the WeChat/WeCom platform simulator alone")
     p.add_argument("--host", default="127.0.0.1")

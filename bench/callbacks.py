@@ -53,7 +53,7 @@ from urllib.parse import urlencode
 
 import aiomysql
 
-from bench import api, procs
+from bench import api, minimal_callback, procs
 from bench.load import Spec
 from simulator import SimulatorState, crypto
 
@@ -247,6 +247,7 @@ def prepare(cfg: Config) -> dict[str, Any]:
     env = server_env(cfg, DB_POOL_SIZE="8")
     procs.gongdan(["migrate"], env)
     procs.gongdan(["seed-demo"], env)
+    asyncio.run(_sql(cfg.database_url, minimal_callback.CREATE_TABLE))
     flush_redis(cfg.redis_url)
     return {"database": cfg.database_url.rsplit("/", 1)[-1], "redis": cfg.redis_url.rsplit("/", 1)[-1],
             "prepare_s": round(time.perf_counter() - started, 1)}
@@ -540,48 +541,64 @@ def drain(cfg: Config, env: dict[str, str], *, first_event_id: int, tickets_befo
 
         conn = await seed._connect(cfg.database_url)
         await conn.autocommit(True)
-        timeline: list[tuple[float, int, int]] = []
+        #: (seconds since the worker started, events processed, tickets created, outbox messages sent)
+        timeline: list[tuple[float, int, int, int]] = []
         try:
             t_start = time.monotonic()
             meter.groups["worker"] = [worker.start()]
             meter.begin()
             first_done: float | None = None
+            drained: tuple[float, dict[str, int], dict[str, Any]] | None = None
             counts: dict[str, int] = {}
             while True:
                 await asyncio.sleep(cfg.e2e_poll_s)
-                now = time.monotonic() - t_start
+                now = round(time.monotonic() - t_start, 2)
                 counts = await _db_counts(conn, first_event_id)
                 finished = sum(counts.get(s, 0) for s in ("done", "ignored", "failed"))
-                tickets = counts["tickets"] - tickets_before
-                timeline.append((round(now, 2), finished, tickets))
+                timeline.append((now, finished, counts["tickets"] - tickets_before, counts.get("outbox_sent", 0)))
                 if finished and first_done is None:
                     first_done = now
-                if finished >= expected or now > cfg.e2e_timeout_s:
+                if drained is None and finished >= expected:
+                    drained = (now, dict(counts), meter.end())
+                # then the notifications the new tickets queued (customer acknowledgement, assignee card)
+                outbox_open = counts.get("outbox_pending", 0) + counts.get("outbox_sending", 0)
+                if (drained is not None and outbox_open == 0) or now > cfg.e2e_timeout_s:
                     break
                 if worker.exited() is not None:
                     raise RuntimeError(f"gongdan worker exited with {worker.exited()}: {worker.log_tail()}")
-            cpu = meter.end()
-            drained_at = timeline[-1][0]
+            cpu_all = meter.end()
+            drained_at, at_drain, cpu = drained if drained is not None else (now, counts, cpu_all)
+            processed = next((t[1] for t in timeline if t[0] == drained_at), timeline[-1][1])
+            tickets = next((t[2] for t in timeline if t[0] == drained_at), timeline[-1][2])
             busy = max(1e-9, drained_at - (first_done or drained_at))
-            processed = timeline[-1][1]
-            tickets = timeline[-1][2]
             # the steady rate: between 10% and 90% of the batch, away from start-up and the tail
             lo = next((t for t in timeline if t[1] >= 0.1 * expected), timeline[0])
             hi = next((t for t in timeline if t[1] >= 0.9 * expected), timeline[-1])
             steady = (hi[1] - lo[1]) / (hi[0] - lo[0]) if hi[0] > lo[0] else 0.0
+            outbox_open = counts.get("outbox_pending", 0) + counts.get("outbox_sending", 0)
             return {
-                "drained": processed >= expected,
+                "drained": drained is not None,
                 "events_processed": processed,
                 "tickets_created": tickets,
-                "statuses": {k: v for k, v in counts.items() if k != "tickets"},
                 "worker_startup_s": round(first_done or 0.0, 2),
                 "drain_s": drained_at,
                 "events_per_s": round(processed / busy, 1),
                 "tickets_per_s": round(tickets / busy, 1),
                 "events_per_s_steady_10_90pct": round(steady, 1),
                 "events_per_s_incl_startup": round(processed / max(1e-9, drained_at), 1),
-                "cpu": cpu,
-                "timeline_s_events_tickets": timeline[:: max(1, len(timeline) // 40)] + timeline[-1:],
+                "counts_at_drain": {k: v for k, v in at_drain.items() if k != "tickets"},
+                "cpu_until_drain": cpu,
+                "outbox": {
+                    "drained": outbox_open == 0,
+                    "drain_s": timeline[-1][0],
+                    "sent": counts.get("outbox_sent", 0),
+                    "counts": {k.removeprefix("outbox_"): v for k, v in counts.items() if k.startswith("outbox_")},
+                    "sent_per_s_after_inbound_drain": round(
+                        (timeline[-1][3] - next((t[3] for t in timeline if t[0] == drained_at), 0))
+                        / max(1e-9, timeline[-1][0] - drained_at), 1) if timeline[-1][0] > drained_at else None,
+                    "cpu_until_outbox_drain": cpu_all,
+                },
+                "timeline_s_events_tickets_sent": timeline[:: max(1, len(timeline) // 40)] + timeline[-1:],
             }
         finally:
             conn.close()

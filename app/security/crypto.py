@@ -2,7 +2,7 @@
 
 Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) with MultiFernet for key rotation: the first key in
 FIELD_ENCRYPTION_KEYS encrypts, every key decrypts; `gongdan keys rotate` re-encrypts with the first
-(docs/security.md). Without configured keys one is derived from SECRET_KEY, which suits the embedded mode only.
+(docs/deploy.md, Secrets). Without configured keys one is derived from SECRET_KEY, which suits the embedded mode only.
 """
 
 from __future__ import annotations

@@ -65,3 +65,31 @@ async def audit_reveal(*, actor: Actor, object_type: str, object_id: str, field:
         staff_id=actor.staff_id, action="reveal", object_type=object_type, object_id=object_id, field=field,
         reason=reason.strip()[:500], created_at=utcnow(),
     )
+
+
+async def rotate_encrypted_fields(*, batch: int = 500) -> dict[str, int]:
+    """Re-encrypt every field stored encrypted at rest with the current (first) key; returns rows per table."""
+    from tortoise import Tortoise
+    from tortoise.fields import TextField
+
+    from app.security.crypto import rotate_field
+
+    done: dict[str, int] = {}
+    for models in Tortoise.apps.values():
+        for model in models.values():
+            names = [n for n, f in model._meta.fields_map.items() if n.endswith("_enc") and isinstance(f, TextField)]
+            if not names:
+                continue
+            count, last_id = 0, 0
+            while True:
+                rows = await model.filter(id__gt=last_id).order_by("id").limit(batch).values("id", *names)
+                if not rows:
+                    break
+                for row in rows:
+                    changes = {n: rotate_field(row[n]) for n in names if row[n]}
+                    if changes:
+                        await model.filter(id=row["id"]).update(**changes)
+                        count += 1
+                last_id = rows[-1]["id"]
+            done[model._meta.db_table] = count
+    return done

@@ -59,3 +59,25 @@ async def test_a_masked_field_is_never_in_an_agents_response_or_a_log_line(api: 
     logs = stream.getvalue()
     assert "13812345678" not in logs and "secret-value" not in logs
     assert "138****5678" in logs
+
+
+async def test_key_rotation_reencrypts_every_field(db: None) -> None:
+    from cryptography.fernet import Fernet
+
+    from app.security.service import rotate_encrypted_fields
+    from app.settings import get_settings, set_settings
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    base = get_settings()
+    set_settings(base.with_overrides(field_keys=(old,)))
+    cust = await factories.customer(phone="13812345678")
+    before = (await Customer.get(id=cust.id)).phone_enc
+    assert before and Fernet(old.encode()).decrypt(before.encode()) == b"+8613812345678"
+
+    set_settings(base.with_overrides(field_keys=(new, old)))
+    done = await rotate_encrypted_fields()
+    assert done["customer"] == 1
+    after = (await Customer.get(id=cust.id)).phone_enc
+    assert after and Fernet(new.encode()).decrypt(after.encode()) == b"+8613812345678"
+    set_settings(base.with_overrides(field_keys=(new,)))  # the old key can go now
+    assert decrypt_field(after) == "+8613812345678"
