@@ -38,7 +38,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy app simulator
+	$(BIN)/mypy app simulator h5 wecom_sync approvals bench
 
 # New migration after a model change (commit the file it writes under app/migrations/).
 migrations: install
