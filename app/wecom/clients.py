@@ -30,7 +30,7 @@ from app.logs import get_logger
 from app.wecom.errors import TOKEN_ERRCODES, PlatformUnavailable, TokenRejected, map_errcode
 from app.wecom.tokens import CachedToken, TokenStore, mp_token_key
 
-__all__ = ["DEFAULT_TIMEOUT", "MPClient"]
+__all__ = ["DEFAULT_TIMEOUT", "MPClient", "SharedTokenClient"]
 
 log = get_logger(__name__)
 
@@ -46,8 +46,91 @@ def _http_error(exc: WeChatClientException | requests.RequestException) -> Platf
     return PlatformUnavailable(f"the platform could not be reached ({type(exc).__name__})")
 
 
-class MPClient(WeChatClient):  # type: ignore[misc]
+class SharedTokenClient:
+    """What the MP and WeCom clients share: the token in a ``CachedToken``, the token endpoint's answer checked, and
+    wechatpy's request with exactly one token refresh. Subclasses say which errcodes mean "token rejected" and how
+    errcodes map to our errors. Mix in before wechatpy's client class."""
+
+    #: errcodes that mean the token was refused (refresh once, then give up)
+    token_errcodes: frozenset[int] = frozenset()
+    token: CachedToken
+    API_BASE_URL: str
+    timeout: float
+    _http: requests.Session
+
+    def _map_error(self, errcode: int, errmsg: str) -> Exception:
+        raise NotImplementedError
+
+    def _map_token_error(self, errcode: int, errmsg: str) -> Exception:
+        return self._map_error(errcode, errmsg)
+
+    def _log_label(self) -> str:
+        return type(self).__name__
+
+    @property
+    def access_token(self) -> str:
+        """The shared token, fetched once across processes when missing."""
+        return self.token.get()
+
+    def _get_token_json(self, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``GET {api_base}<endpoint>`` for a token, checked: an errcode or a missing token is one of our errors."""
+        try:
+            response = self._http.get(self.API_BASE_URL + endpoint, params=params, timeout=self.timeout)
+            response.raise_for_status()
+            result = response.json()
+        except requests.RequestException as exc:
+            raise _http_error(exc) from None
+        except ValueError:
+            raise PlatformUnavailable(f"{endpoint} answered something other than JSON") from None
+        if not isinstance(result, dict):
+            raise PlatformUnavailable(f"{endpoint} answered something other than a JSON object")
+        errcode = int(result.get("errcode") or 0)
+        if errcode:
+            raise self._map_token_error(errcode, str(result.get("errmsg", "")))
+        if not result.get("access_token"):
+            raise PlatformUnavailable(f"{endpoint} answered without an access_token")
+        return result
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _fetch_token(self) -> tuple[str, int]:
+        result = self.fetch_access_token()
+        return str(result["access_token"]), int(result.get("expires_in") or 7200)
+
+    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
+        """wechatpy's request with one token refresh on a rejected token and our error mapping.
+
+        wechatpy's exceptions are not chained (``from None``): they carry the request URL, access_token included.
+        """
+        base_params = kwargs.pop("params", None)
+        explicit_token = isinstance(base_params, dict) and "access_token" in base_params
+        for attempt in (1, 2):
+            params = dict(base_params) if isinstance(base_params, dict) else {}
+            token = params["access_token"] if explicit_token else self.access_token
+            params["access_token"] = token
+            try:
+                return super()._request(method, url_or_endpoint, params=params, **kwargs)  # type: ignore[misc]
+            except WeChatClientException as exc:
+                if exc.errcode is None:  # raise_for_status failed: HTTP 4xx/5xx without an errcode
+                    raise _http_error(exc) from None
+                errcode = int(exc.errcode)
+                if errcode in self.token_errcodes and attempt == 1 and not explicit_token:
+                    log.info("access_token_rejected", client=self._log_label(), errcode=errcode)
+                    self.token.invalidate(token)
+                    continue
+                if errcode in self.token_errcodes:
+                    raise TokenRejected(errcode, str(exc.errmsg or "")) from None
+                raise self._map_error(errcode, str(exc.errmsg or "")) from None
+            except requests.RequestException as exc:
+                raise _http_error(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class MPClient(SharedTokenClient, WeChatClient):  # type: ignore[misc]
     """wechatpy's Official Account client against ``api_base``, with tokens in ``store``."""
+
+    token_errcodes = frozenset(TOKEN_ERRCODES)
 
     def __init__(
         self,
@@ -65,59 +148,17 @@ class MPClient(WeChatClient):  # type: ignore[misc]
     def __repr__(self) -> str:
         return f"MPClient(appid={self.appid!r}, api_base={self.API_BASE_URL!r})"
 
-    @property
-    def access_token(self) -> str:
-        """The shared token, fetched once across processes when missing."""
-        return self.token.get()
+    def _map_error(self, errcode: int, errmsg: str) -> Exception:
+        return map_errcode(errcode, errmsg)
+
+    def _map_token_error(self, errcode: int, errmsg: str) -> Exception:
+        return map_errcode(errcode, errmsg, token_fetch=True)
+
+    def _log_label(self) -> str:
+        return f"mp:{self.appid}"
 
     def fetch_access_token(self) -> dict[str, Any]:
         """``GET {api_base}token`` and return the JSON; called by ``CachedToken`` while it holds the lock."""
-        params = {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret}
-        try:
-            response = self._http.get(self.API_BASE_URL + "token", params=params, timeout=self.timeout)
-            response.raise_for_status()
-            result = response.json()
-        except requests.RequestException as exc:
-            raise _http_error(exc) from None
-        except ValueError:
-            raise PlatformUnavailable("the token endpoint answered something other than JSON") from None
-        if not isinstance(result, dict):
-            raise PlatformUnavailable("the token endpoint answered something other than a JSON object")
-        errcode = int(result.get("errcode") or 0)
-        if errcode:
-            raise map_errcode(errcode, str(result.get("errmsg", "")), token_fetch=True)
-        if not result.get("access_token"):
-            raise PlatformUnavailable("the token endpoint answered without an access_token")
-        return result
-
-    def _fetch_token(self) -> tuple[str, int]:
-        result = self.fetch_access_token()
-        return str(result["access_token"]), int(result.get("expires_in") or 7200)
-
-    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
-        """wechatpy's request with one token refresh on 40001/40014/42001 and our error mapping.
-
-        wechatpy's exceptions are not chained (``from None``): they carry the request URL, access_token included.
-        """
-        base_params = kwargs.pop("params", None)
-        explicit_token = isinstance(base_params, dict) and "access_token" in base_params
-        for attempt in (1, 2):
-            params = dict(base_params) if isinstance(base_params, dict) else {}
-            token = params["access_token"] if explicit_token else self.access_token
-            params["access_token"] = token
-            try:
-                return super()._request(method, url_or_endpoint, params=params, **kwargs)
-            except WeChatClientException as exc:
-                if exc.errcode is None:  # raise_for_status failed: HTTP 4xx/5xx without an errcode
-                    raise _http_error(exc) from None
-                errcode = int(exc.errcode)
-                if errcode in TOKEN_ERRCODES and attempt == 1 and not explicit_token:
-                    log.info("access_token_rejected", appid=self.appid, errcode=errcode)
-                    self.token.invalidate(token)
-                    continue
-                if errcode in TOKEN_ERRCODES:
-                    raise TokenRejected(errcode, str(exc.errmsg or "")) from None
-                raise map_errcode(errcode, str(exc.errmsg or "")) from None
-            except requests.RequestException as exc:
-                raise _http_error(exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._get_token_json(
+            "token", {"grant_type": "client_credential", "appid": self.appid, "secret": self.secret}
+        )

@@ -34,18 +34,14 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
-import requests
-from wechatpy.exceptions import WeChatClientException
 from wechatpy.work import WeChatClient
 
 from app.logs import get_logger
 from app.settings import Settings, get_settings
-from app.wecom.clients import DEFAULT_TIMEOUT, _http_error
+from app.wecom.clients import DEFAULT_TIMEOUT, SharedTokenClient
 from app.wecom.errors import (
     WECOM_TOKEN_ERRCODES,
     PermanentAPIError,
-    PlatformUnavailable,
-    TokenRejected,
     map_wecom_errcode,
 )
 from app.wecom.tokens import CachedToken, TokenStore, make_token_store, wecom_token_key
@@ -91,12 +87,15 @@ JSAPI_TICKET = "get_jsapi_ticket"
 AGENT_TICKET = "ticket/get"
 
 
-class WeComClient(WeChatClient):  # type: ignore[misc]
+class WeComClient(SharedTokenClient, WeChatClient):  # type: ignore[misc]
     """wechatpy's WeCom client against ``api_base``, with tokens in ``store`` and our retry and error rules.
 
     Other packages use it for API groups Gongdan has no façade for yet (``client.kf``, ``client.oa``), always
     from a worker thread. The secret is kept out of ``repr``.
     """
+
+    #: a WeCom 40001 is a wrong secret, not a stale token: only these are refreshed
+    token_errcodes = frozenset(WECOM_TOKEN_ERRCODES)
 
     def __init__(
         self,
@@ -117,61 +116,16 @@ class WeComClient(WeChatClient):  # type: ignore[misc]
     def __repr__(self) -> str:
         return f"WeComClient(corp_id={self.corp_id!r}, name={self.name!r}, api_base={self.API_BASE_URL!r})"
 
-    @property
-    def access_token(self) -> str:
-        """The shared token of this secret, fetched once across processes when missing."""
-        return self.token.get()
+
+    def _map_error(self, errcode: int, errmsg: str) -> Exception:
+        return map_wecom_errcode(errcode, errmsg)
+
+    def _log_label(self) -> str:
+        return f"wecom:{self.name}"
 
     def fetch_access_token(self) -> dict[str, Any]:
         """``GET {api_base}gettoken?corpid=&corpsecret=``; called by ``CachedToken`` while it holds the lock."""
-        params = {"corpid": self.corp_id, "corpsecret": self.secret}
-        try:
-            response = self._http.get(self.API_BASE_URL + "gettoken", params=params, timeout=self.timeout)
-            response.raise_for_status()
-            result = response.json()
-        except requests.RequestException as exc:
-            raise _http_error(exc) from None
-        except ValueError:
-            raise PlatformUnavailable("gettoken answered something other than JSON") from None
-        if not isinstance(result, dict):
-            raise PlatformUnavailable("gettoken answered something other than a JSON object")
-        errcode = int(result.get("errcode") or 0)
-        if errcode:
-            raise map_wecom_errcode(errcode, str(result.get("errmsg", "")))
-        if not result.get("access_token"):
-            raise PlatformUnavailable("gettoken answered without an access_token")
-        return result
-
-    def _fetch_token(self) -> tuple[str, int]:
-        result = self.fetch_access_token()
-        return str(result["access_token"]), int(result.get("expires_in") or 7200)
-
-    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
-        """wechatpy's request with one token refresh on 40014/42001 and our error mapping.
-
-        wechatpy's exceptions are not chained (``from None``): they carry the request URL, access_token included.
-        """
-        base_params = kwargs.pop("params", None)
-        for attempt in (1, 2):
-            params = dict(base_params) if isinstance(base_params, dict) else {}
-            token = self.access_token
-            params["access_token"] = token
-            try:
-                return super()._request(method, url_or_endpoint, params=params, **kwargs)
-            except WeChatClientException as exc:
-                if exc.errcode is None:
-                    raise _http_error(exc) from None
-                errcode = int(exc.errcode)
-                if errcode in WECOM_TOKEN_ERRCODES and attempt == 1:
-                    log.info("wecom.access_token_rejected", client=self.name, errcode=errcode)
-                    self.token.invalidate(token)
-                    continue
-                if errcode in WECOM_TOKEN_ERRCODES:
-                    raise TokenRejected(errcode, str(exc.errmsg or "")) from None
-                raise map_wecom_errcode(errcode, str(exc.errmsg or "")) from None
-            except requests.RequestException as exc:
-                raise _http_error(exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._get_token_json("gettoken", {"corpid": self.corp_id, "corpsecret": self.secret})
 
 
 # -- rate limiting -----------------------------------------------------------------------------------------------
