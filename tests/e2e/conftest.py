@@ -64,16 +64,26 @@ class Desk:
 
     def wait_for(self, predicate: Any, timeout: float = 20.0) -> Any:
         """Poll until predicate() returns something truthy (the desk works asynchronously)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"condition not met in {timeout}s; desk logs:\n" + self.tail())
+        return poll_until(predicate, timeout=timeout, interval=0.1, logs=self.logs)
 
     def tail(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.logs if p.exists())
+        return tail_logs(self.logs)
+
+
+def tail_logs(logs: list[Path]) -> str:
+    """The end of each process log, for an assertion message."""
+    return "\n".join(f"== {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in logs if p.exists())
+
+
+def poll_until(predicate: Any, *, timeout: float, interval: float, logs: list[Path]) -> Any:
+    """Poll until predicate() returns something truthy; fail with the processes' logs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s; desk logs:\n" + tail_logs(logs))
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:

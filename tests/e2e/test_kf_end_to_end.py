@@ -28,7 +28,7 @@ from simulator.wecom.driver import WeComDriver
 from simulator.wecom.kf import KfState, kf_state
 from simulator.wecom.orggen import add_default_apps
 from tests.conftest import redis_url_or_skip
-from tests.e2e.conftest import _mysql_database, _wait_ready, free_port, gongdan, spawn
+from tests.e2e.conftest import _mysql_database, _wait_ready, free_port, gongdan, poll_until, spawn, tail_logs
 
 pytestmark = pytest.mark.mysql
 
@@ -120,16 +120,10 @@ class KfDesk:
         return proc
 
     def wait_for(self, predicate: Any, timeout: float = 60.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.2)
-        raise AssertionError(f"condition not met in {timeout}s; desk logs:\n" + self.tail())
+        return poll_until(predicate, timeout=timeout, interval=0.2, logs=self.logs)
 
     def tail(self) -> str:
-        return "\n".join(f"== {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in self.logs if p.exists())
+        return tail_logs(self.logs)
 
 
 @pytest.fixture(scope="module")
