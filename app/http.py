@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -41,24 +42,90 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
     return JSONResponse({"error": body}, status_code=status)
 
 
+#: what an API error says when the code raising it gave no Chinese message ("ticket not found", "Not Found")
+DEFAULT_MESSAGES = {400: "请求不合法", 401: "需要有效的 API 令牌", 403: "没有权限", 404: "未找到，或你无权查看",
+                    405: "不支持该请求方法", 409: "数据已被他人修改，请刷新后重试", 413: "请求体过大", 422: "请求字段不合法",
+                    429: "请求过于频繁，请稍后重试"}
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def chinese_message(message: str, status: int) -> str:
+    """The message itself when it is Chinese, else the Chinese default for the status (people read these)."""
+    return message if _CJK.search(message) else DEFAULT_MESSAGES.get(status, "请求未完成")
+
+
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     if exc.status_code >= 400:
         log.info("request.refused", path=request.url.path, status=exc.status_code, code=exc.code)
-    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+    return error_response(exc.status_code, exc.code, chinese_message(exc.message, exc.status_code), exc.details)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 400: "bad_request"}
     if request.url.path.startswith(("/api/", "/callbacks/")):
-        return error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+        return error_response(exc.status_code, codes.get(exc.status_code, "error"),
+                              chinese_message(str(exc.detail), exc.status_code))
     return Response(str(exc.detail), status_code=exc.status_code, media_type="text/plain; charset=utf-8")
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("request.crashed", path=request.url.path)
     return error_response(500, "internal_error", "服务器内部错误")
+
+
+#: pydantic error type -> Chinese message; {field} is the field's dotted path, the rest come from the error's ctx
+VALIDATION_MESSAGES = {
+    "missing": "缺少必填字段 {field}",
+    "extra_forbidden": "不支持的字段 {field}",
+    "string_type": "字段 {field} 必须是字符串",
+    "string_too_short": "字段 {field} 至少需要 {min_length} 个字符",
+    "string_too_long": "字段 {field} 最多 {max_length} 个字符",
+    "string_pattern_mismatch": "字段 {field} 的格式不正确",
+    "int_type": "字段 {field} 必须是整数",
+    "int_parsing": "字段 {field} 必须是整数",
+    "int_from_float": "字段 {field} 必须是整数，不能带小数",
+    "float_type": "字段 {field} 必须是数字",
+    "float_parsing": "字段 {field} 必须是数字",
+    "decimal_parsing": "字段 {field} 必须是数字",
+    "bool_type": "字段 {field} 必须是布尔值（true 或 false）",
+    "bool_parsing": "字段 {field} 必须是布尔值（true 或 false）",
+    "literal_error": "字段 {field} 只能是以下值之一：{expected}",
+    "enum": "字段 {field} 只能是以下值之一：{expected}",
+    "dict_type": "字段 {field} 必须是对象",
+    "model_type": "字段 {field} 必须是对象",
+    "model_attributes_type": "字段 {field} 必须是对象",
+    "list_type": "字段 {field} 必须是数组",
+    "too_short": "字段 {field} 至少需要 {min_length} 项",
+    "too_long": "字段 {field} 最多 {max_length} 项",
+    "greater_than": "字段 {field} 必须大于 {gt}",
+    "greater_than_equal": "字段 {field} 必须大于或等于 {ge}",
+    "less_than": "字段 {field} 必须小于 {lt}",
+    "less_than_equal": "字段 {field} 必须小于或等于 {le}",
+    "multiple_of": "字段 {field} 必须是 {multiple_of} 的倍数",
+    "none_required": "字段 {field} 必须为空",
+    "date_parsing": "字段 {field} 不是合法的日期",
+    "date_from_datetime_parsing": "字段 {field} 不是合法的日期",
+    "datetime_parsing": "字段 {field} 不是合法的时间",
+    "datetime_from_date_parsing": "字段 {field} 不是合法的时间",
+    "uuid_parsing": "字段 {field} 不是合法的 UUID",
+    "url_parsing": "字段 {field} 不是合法的网址",
+}
+INVALID_VALUE = "字段 {field} 的值不合法"
+
+
+def validation_detail(error: Any) -> dict[str, str]:
+    """One pydantic error as {field, type, message}, the message in Chinese with the field's name."""
+    field = ".".join(str(p) for p in error.get("loc", ())) or "请求体"
+    kind = str(error.get("type", ""))
+    ctx = {k: (str(v).replace("' or '", "'、'").replace(", ", "、") if k == "expected" else v)
+           for k, v in (error.get("ctx") or {}).items()}
+    try:
+        message = VALIDATION_MESSAGES.get(kind, INVALID_VALUE).format(field=field, **ctx)
+    except (KeyError, IndexError, ValueError):
+        message = INVALID_VALUE.format(field=field)
+    return {"field": field, "type": kind, "message": message}
 
 
 async def read_json(request: Request, model: type[M]) -> M:
@@ -76,7 +143,7 @@ async def read_json(request: Request, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        errors = [validation_detail(e) for e in exc.errors(include_url=False, include_input=False)]
         raise ValidationFailed("请求字段不合法", code="invalid_fields", details={"fields": errors}) from exc
 
 

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from tortoise import connections
 
 from app import openapi
+from app import setup as wiring
 from app.customers import endpoints as customer_endpoints
 from app.db import close_db, init_db
 from app.errors import DomainError
@@ -27,11 +28,11 @@ from app.http import (
 )
 from app.kb import endpoints as kb_endpoints
 from app.logs import configure_logging, get_logger
+from app.security import endpoints as security_endpoints
 from app.settings import Settings, get_settings
 from app.tickets import endpoints as ticket_endpoints
 from app.tickets import rules_endpoints
 from app.worker import JobRuntime
-from approvals import endpoints as approval_endpoints
 
 log = get_logger(__name__)
 
@@ -89,18 +90,10 @@ async def index(request: Request) -> Response:
 
 
 def _extra_routes() -> list[BaseRoute]:
-    """Routes of the channel and H5 packages, when installed."""
-    routes: list[BaseRoute] = []
+    """Routes of the channels, the knowledge-base pages and the H5 workbench."""
     from app.channels import endpoints as channel_endpoints
 
-    routes.extend(channel_endpoints.routes)
-    routes.extend(kb_endpoints.page_routes)
-    try:
-        from h5 import routes as h5_routes  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # the H5 workbench is optional for API-only deployments
-        return routes
-    routes.extend(h5_routes.routes)
-    return routes
+    return [*channel_endpoints.routes, *kb_endpoints.page_routes, *wiring.page_routes()]
 
 
 async def _ensure_channels(settings: Settings) -> None:
@@ -118,6 +111,7 @@ async def _ensure_channels(settings: Settings) -> None:
 def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> Starlette:
     """Build the ASGI application."""
     settings = settings or get_settings()
+    wiring.setup()
     # uvicorn's worker processes (`serve --workers N`) import the app afresh: configure their logging here
     configure_logging(fmt=settings.log_format, level=settings.log_level)
 
@@ -143,8 +137,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
         *ticket_endpoints.routes,
         *customer_endpoints.routes,
         *rules_endpoints.routes,
-        *approval_endpoints.routes,
+        *wiring.api_routes(),
         *kb_endpoints.routes,
+        *security_endpoints.routes,
     ]
     routes: list[BaseRoute] = [
         Route("/", index),
@@ -168,4 +163,5 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.page_session = wiring.page_session
     return app

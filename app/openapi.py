@@ -58,8 +58,21 @@ def build() -> dict[str, Any]:
     for model in models:
         schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     patch = _op("Change a ticket (optimistic lock on version)", body=TicketPatch, params=[TICKET_ID])
-    patch["responses"]["409"] = {"description": "version conflict or invalid transition; carries the current state",
+    patch["responses"]["409"] = {"description": "version conflict or invalid transition (carries the current "
+                                                "state), or confirmation_required: a close without confirm: true",
                                  "content": {"application/json": {"schema": ERROR}}}
+    audit = _op("Read the audit log, newest first (admins only)", params=[
+        _param("ticket_id", "query", "integer", "reveals of this ticket"),
+        _param("actor_id", "query", "integer", "staff id of who did it"),
+        _param("action", "query", "string", "action, e.g. 'reveal'"),
+        _param("cursor", "query", "string", "next_cursor of the previous page"),
+        _param("limit", "query", "integer", "page size, at most 200"),
+    ])
+    audit["responses"]["403"] = {"description": "not an admin", "content": {"application/json": {"schema": ERROR}}}
+    reveal = _op("Reveal the ticket's phone (its own or its customer's) or the customer's email (audited)",
+                 body=RevealRequest, params=[TICKET_ID])
+    reveal["responses"]["403"] = {"description": "no reveal right",
+                                  "content": {"application/json": {"schema": ERROR}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Gongdan API", "version": __version__,
@@ -90,12 +103,13 @@ def build() -> dict[str, Any]:
                 "post": _op("Reply to the customer or add an internal note", body=ReplyCreate,
                             params=[TICKET_ID], ok=201),
             },
-            "/tickets/{ticket_id}/reveal": {"post": _op("Reveal the ticket's phone (audited)", body=RevealRequest,
-                                                        params=[TICKET_ID])},
+            "/tickets/{ticket_id}/reveal": {"post": reveal},
+            "/staff/me/stats": {"get": _op("My rating figures (我的评分): count, average, share of 4-5")},
             "/customers": {"get": _op("Search customers", params=[_param("q", "query", "string", "search text")])},
             "/customers/{customer_id}": {"get": _op("Get a customer (masked)", params=[CUSTOMER_ID])},
             "/customers/{customer_id}/identities": {"get": _op("A customer's identities", params=[CUSTOMER_ID])},
             "/customers/{customer_id}/reveal": {"post": _op("Reveal a customer's phone or email (audited)",
                                                             body=RevealRequest, params=[CUSTOMER_ID])},
+            "/audit": {"get": audit},
         },
     }

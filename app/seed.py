@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from app import intake
 from app.customers import service as customers
 from app.security.scope import SYSTEM
 from app.staff.models import Department, SkillGroup, Staff
-from app.tickets import service as tickets
 from app.tickets.models import Ticket
 
 DEPARTMENTS: list[tuple[int, str, int | None]] = [
@@ -83,8 +83,7 @@ async def seed_demo() -> dict[str, Any]:
     ]
     for name, phone, subject, category, group, priority, order_no in samples:
         customer = await customers.create(name=name, phone=phone)
-        await tickets.create(
-            actor=SYSTEM, customer_id=customer.id, subject=subject, description=subject, category=category,
-            priority=priority, group_id=groups[group].id, order_no=order_no,
-        )
+        await intake.staff_ticket(
+            actor=SYSTEM, customer=customer, subject=subject, description=subject, category=category,
+            priority=priority, group_id=groups[group].id, order_no=order_no, assign_to_self=False, source="api")
     return {"created": True, "staff": len(people), "tickets": len(samples)}

@@ -3,6 +3,10 @@
 The defaults are the embedded mode: SQLite under `data/`, jobs in-process, Tencent's real API hosts (``make run``
 points them at the simulator). A missing or malformed value raises ``ConfigError`` naming the variable, and the
 CLI turns that into one clear line before exiting.
+
+Precedence: the process environment, then `.env`, then (development only) ``DATA_DIR/dev.env``: the settings
+``gongdan run`` made up for its simulator (URLs, the demo corp and its secrets), so that other ``gongdan`` commands
+started in the same folder while it runs talk to the same simulator. Production and tests never read that file.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from app.errors import ConfigError
 
 _AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
 ENVIRONMENTS = ("development", "test", "production")
+#: the file under DATA_DIR where `gongdan run` leaves its embedded settings for the other commands (development)
+DEV_ENV_NAME = "dev.env"
+_DEV_ENV_VALUE = re.compile(r"^[^\s'\"#\\]*$")
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class WeChatMPSettings:
     previous_aes_key: Secret = field(default_factory=lambda: Secret(""))
     #: template used for updates outside the 48-hour customer-service window
     template_id: str = ""
+    #: also accept plain-mode callbacks although an AES key is set (only while switching modes; forgeable)
+    accept_plain: bool = False
 
     @property
     def configured(self) -> bool:
@@ -191,6 +200,9 @@ class WorkflowSettings:
     approval_timeout_minutes: int = 240
     #: approval kind -> WeCom approval template id: those kinds go through WeCom's own approval app
     approval_oa_templates: tuple[tuple[str, str], ...] = ()
+    #: WeCom userids of the fallback approvers: they take approval levels the org chart cannot fill and SLA
+    #: escalations with nobody above; empty means every active admin
+    approval_fallback: tuple[str, ...] = ()
 
 
 def _pairs(raw: str, name: str) -> list[tuple[str, str]]:
@@ -219,19 +231,58 @@ def _workflow(config: Config) -> WorkflowSettings:
         approval_levels=levels or ((0.0, 1),),
         approval_timeout_minutes=_int(config, "APPROVAL_TIMEOUT_MINUTES", 240, minimum=1),
         approval_oa_templates=tuple(_pairs(config("APPROVAL_OA_TEMPLATES", default=""), "APPROVAL_OA_TEMPLATES")),
+        approval_fallback=tuple(u.strip() for u in config("APPROVAL_FALLBACK", default="").split(",") if u.strip()),
     )
 
 
-def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | None = ".env") -> Settings:
-    """Build settings from an environment mapping (os.environ by default) and an optional .env file."""
-    source = Environ(dict(os.environ if environ is None else environ))
+def dev_env_path(data_dir: Path) -> Path:
+    """Where `gongdan run` writes its embedded settings (read back by other commands in development)."""
+    return data_dir / DEV_ENV_NAME
+
+
+def write_dev_env(*, data_dir: Path, values: Mapping[str, str]) -> Path:
+    """Write `gongdan run`'s embedded settings to DATA_DIR/dev.env (owner-only: it holds demo secrets)."""
+    path = dev_env_path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `gongdan run` (make run): the settings it made up for the WeChat/WeCom simulator.",
+             "# Read by other gongdan commands in this folder in development only (never in production or tests).",
+             "# The secrets below are demo credentials of the simulator. Delete this file to stop using them."]
+    for key, value in sorted(values.items()):
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", key) or not _DEV_ENV_VALUE.match(value):
+            raise ConfigError(f"{key}: cannot be written to {DEV_ENV_NAME} (unexpected characters)")
+        lines.append(f"{key}={value}")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return path
+
+
+def _dev_env_values(data_dir: Path) -> dict[str, str]:
+    path = dev_env_path(data_dir)
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None and k not in ("GONGDAN_ENV", "DATA_DIR")}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | None = ".env",
+                  dev_env: bool = True) -> Settings:
+    """Build settings from an environment mapping (os.environ by default), an optional .env file and, in
+    development and reading os.environ only, the DATA_DIR/dev.env that `gongdan run` wrote."""
+    raw = dict(os.environ if environ is None else environ)
     file = env_file if env_file and Path(env_file).exists() and environ is None else None
-    config = Config(env_file=file, environ=source)
+    config = Config(env_file=file, environ=Environ(raw))
 
     env = config("GONGDAN_ENV", default="development")
     if env not in ENVIRONMENTS:
         raise ConfigError(f"GONGDAN_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
     data_dir = Path(config("DATA_DIR", default="data"))
+    if dev_env and environ is None and env == "development":
+        embedded = _dev_env_values(data_dir)
+        if embedded:  # lowest precedence: the environment and .env still win
+            config = Config(environ=Environ({**embedded, **config.file_values, **raw}))
 
     database_url = config("DATABASE_URL", default=f"sqlite://{data_dir}/gongdan.sqlite3")
     if not database_url.startswith(("sqlite://", "mysql://")):
@@ -260,6 +311,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         aes_key=Secret(config("WECHAT_AES_KEY", default="")),
         previous_aes_key=Secret(config("WECHAT_PREVIOUS_AES_KEY", default="")),
         template_id=config("WECHAT_TEMPLATE_ID", default=""),
+        accept_plain=_bool(config, "WECHAT_ACCEPT_PLAIN", False),
     )
     for name, value in (("WECHAT_AES_KEY", wechat.aes_key), ("WECHAT_PREVIOUS_AES_KEY", wechat.previous_aes_key)):
         if str(value) and not _AES_KEY.match(str(value)):

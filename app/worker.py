@@ -17,7 +17,7 @@ from app.settings import Settings, get_settings
 
 log = get_logger(__name__)
 
-#: every job, by name; channel packages add theirs through `register_job`
+#: every job, by name; app.setup adds the rest through `register_job`
 JOBS: dict[str, JobFunc] = {"deliver_outbox": deliver_outbox, "sweep_outbox": sweep_outbox}
 #: (job name, period in seconds) for the in-process runner; arq gets the same as cron entries
 CRONS: list[tuple[str, int]] = [("sweep_outbox", 30)]
@@ -32,11 +32,10 @@ def register_job(fn: JobFunc, *, every_seconds: int | None = None) -> JobFunc:
 
 
 def load_jobs() -> dict[str, JobFunc]:
-    """Import the modules that register jobs, then return the registry."""
-    import app.channels.registry  # noqa: F401  (registers channel adapters and their jobs)
-    from app.tickets import jobs as _ticket_jobs  # noqa: F401  (SLA, assignment and closing crons)
-    from approvals import jobs as _approval_jobs  # noqa: F401  (approval timeouts, WeCom approval callbacks)
+    """Wire the application (app.setup), then return the job registry."""
+    from app.setup import setup
 
+    setup()
     return JOBS
 
 

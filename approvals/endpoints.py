@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -14,12 +15,27 @@ from app.security.scope import Actor
 from approvals import service
 from approvals.models import ApprovalRequest, ApprovalStep
 
+#: no refund or compensation reaches a billion yuan; larger numbers also overflow the two-decimal rounding
+MAX_AMOUNT = Decimal("1000000000")
+
+
+class ApprovalParams(BaseModel):
+    """The request's parameters; ``amount`` is checked here (a number, positive, finite, below ``MAX_AMOUNT``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    amount: Decimal | None = Field(default=None, gt=0, lt=MAX_AMOUNT, allow_inf_nan=False)
+
 
 class ApprovalCreate(BaseModel):
     kind: Literal["transfer", "urgent", "refund", "compensation"]
     reason: str = Field(min_length=1, max_length=500)
     #: {"group_id": 3} for a transfer, {"amount": "1500"} for money
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: ApprovalParams = Field(default_factory=ApprovalParams)
+
+    def params_dict(self) -> dict[str, Any]:
+        """The parameters as JSON values (the amount as a decimal string), for the service."""
+        return self.params.model_dump(mode="json", exclude_none=True)
 
 
 class Decision(BaseModel):
@@ -46,7 +62,7 @@ async def create_approval(request: Request, actor: Actor) -> Response:
     """Ask for an approval on a ticket (201), or 200 with applied=true when none was needed."""
     body = await read_json(request, ApprovalCreate)
     req = await service.request(actor=actor, ticket_id=path_int(request, "ticket_id"), kind=body.kind,
-                                reason=body.reason, params=body.params)
+                                reason=body.reason, params=body.params_dict())
     if req is None:
         return JSONResponse({"applied": True})
     return JSONResponse(await serialize(req), status_code=201)

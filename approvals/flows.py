@@ -16,7 +16,7 @@ from app.tickets import service as tickets
 from app.tickets.models import Ticket, TicketEvent
 from app.timeutil import utcnow
 from approvals.models import ApprovalRequest
-from approvals.service import CODE_TTL, KIND_LABELS, new_code
+from approvals.service import CODE_TTL, KIND_LABELS, STATUS_LABELS, new_code
 
 log = get_logger(__name__)
 
@@ -76,7 +76,8 @@ async def _mark_money(request: ApprovalRequest, *, status: str) -> None:
     ticket = await Ticket.get(id=request.ticket_id)  # type: ignore[attr-defined]
     fields = dict(ticket.custom_fields or {})
     fields[request.kind] = {"amount": request.params.get("amount"), "status": status, "approval_id": request.id}
-    await _update(ticket.id, {"custom_fields": fields}, f"{KIND_LABELS[request.kind]}{status}")
+    await _update(ticket.id, {"custom_fields": fields},
+                  f"{KIND_LABELS[request.kind]}{STATUS_LABELS.get(status, '状态变更')}")
 
 
 async def _ask_customer(request: ApprovalRequest) -> None:

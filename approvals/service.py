@@ -25,6 +25,8 @@ from app.security.scope import SYSTEM, Actor
 from app.settings import get_settings
 from app.staff.models import Department, SkillGroup, Staff
 from app.tickets import service as tickets
+from app.tickets.fallback import fallback_approvers
+from app.tickets.fallback import names as fallback_names
 from app.tickets.models import Ticket, TicketEvent
 from app.timeutil import utcnow
 from app.uow import atomic
@@ -34,6 +36,9 @@ log = get_logger(__name__)
 
 KINDS = ("transfer", "urgent", "refund", "compensation")
 KIND_LABELS = {"transfer": "跨部门转派", "urgent": "升级为紧急", "refund": "退款", "compensation": "补偿"}
+#: what a request's status reads as wherever people see it (timeline reasons, pages)
+STATUS_LABELS = {"pending": "审批中", "awaiting_customer": "待客户确认", "approved": "已通过", "rejected": "已驳回",
+                 "cancelled": "已撤销", "expired": "已过期"}
 MONEY_KINDS = ("refund", "compensation")
 CODE_TTL = timedelta(hours=48)
 
@@ -80,13 +85,48 @@ async def _leaders_above(department_id: int | None, *, exclude: set[int]) -> lis
 
 
 async def build_chain(*, requester: Staff, levels: int) -> list[Staff]:
-    """The approvers: the leader of the requester's department, then the next levels up."""
+    """The approvers from the org chart: the leader of the requester's department, then the next levels up."""
     chain = await _leaders_above(requester.department_id, exclude={requester.id})  # type: ignore[attr-defined]
-    if not chain:
-        # nobody leads anything above the requester: an admin decides
-        admin = await Staff.filter(role="admin", status="active").exclude(id=requester.id).order_by("id").first()
-        chain = [admin] if admin else []
     return chain[:levels]
+
+
+@dataclass(frozen=True)
+class ChainPlan:
+    """The approvers of a request: the org chart's leaders, then fallback approvers for the levels it lacks."""
+
+    approvers: list[Staff]
+    #: how many came from the org chart (the rest are fallback approvers)
+    from_org: int
+    levels: int
+
+    @property
+    def fallback(self) -> list[Staff]:
+        return self.approvers[self.from_org:]
+
+    def reason(self, what: str) -> str:
+        """The Chinese timeline reason for the fallback levels."""
+        first, last = self.from_org + 1, self.levels
+        span = f"第 {first} 级" if first == last else f"第 {first}-{last} 级"
+        who = f"兜底审批人{fallback_names(self.fallback)}"
+        if self.from_org == 0:
+            return f"组织架构中找不到审批人：{what}由{who}审批"
+        return f"组织架构中只找到 {self.from_org} 级审批人，{what}需要 {self.levels} 级审批：{span}由{who}审批"
+
+
+async def plan_chain(*, requester: Staff, levels: int) -> ChainPlan:
+    """The org chart's leaders; levels it cannot reach go to the fallback approvers (ValidationFailed when even
+    they are too few)."""
+    chain = await build_chain(requester=requester, levels=levels)
+    found = len(chain)
+    if found < levels:
+        spare = await fallback_approvers(exclude={requester.id} | {s.id for s in chain})
+        chain += spare[:levels - found]
+    if len(chain) < levels:
+        if found == 0:
+            raise ValidationFailed("组织架构中找不到审批人，且没有可用的兜底审批人，请联系管理员", code="no_approver")
+        raise ValidationFailed(f"组织架构中只找到 {found} 级审批人，该金额需要 {levels} 级，且没有可用的兜底审批人，"
+                               "请联系管理员", code="not_enough_approvers")
+    return ChainPlan(approvers=chain, from_org=found, levels=levels)
 
 
 async def superior_of(*, staff: Staff, exclude: set[int]) -> Staff | None:
@@ -148,9 +188,8 @@ async def request(*, actor: Actor, ticket_id: int, kind: str, reason: str,
         raise InvalidTransition("该工单已有同类审批在进行中", code="approval_pending")
     now = utcnow()
     async with atomic():
-        chain = await build_chain(requester=requester, levels=levels_for(kind=kind, amount=amount)) if needs else []
-        if needs and not chain:
-            raise ValidationFailed("组织架构中找不到审批人", code="no_approver")
+        plan = await plan_chain(requester=requester, levels=levels_for(kind=kind, amount=amount)) if needs else None
+        chain = plan.approvers if plan else []
         template = oa_template(kind) if needs else None
         req = await ApprovalRequest.create(
             ticket_id=ticket.id, kind=kind, requester=requester, reason=reason[:500], params=params,
@@ -159,6 +198,10 @@ async def request(*, actor: Actor, ticket_id: int, kind: str, reason: str,
         )
         await _audit(req, "approval_requested", actor=actor, reason=reason,
                      new=_summary(kind, params, group_name=group_name))
+        if plan is not None and plan.fallback:
+            await _audit(req, "approval_fallback", actor=SYSTEM, new=fallback_names(plan.fallback),
+                         reason=plan.reason(_summary(kind, params, group_name=group_name) if amount else ""),
+                         data={"levels": plan.levels, "from_org": plan.from_org})
         if not needs:
             from approvals import flows
 
@@ -193,7 +236,7 @@ async def _open_step(req: ApprovalRequest, *, level: int, approver: Staff, ticke
     params = req.params or {}
     group = await SkillGroup.get_or_none(id=params["group_id"]) if "group_id" in params else None
     await staff_cards.approval_waiting(
-        ticket=ticket, approver=approver, approval_id=req.id * 100 + level,
+        ticket=ticket, approver=approver, approval_id=req.id, level=level,
         summary=f"{_summary(req.kind, params, group_name=group.name if group else None)}：{req.reason}"[:120])
 
 
@@ -236,6 +279,52 @@ async def list_pending(*, actor: Actor) -> list[InboxItem]:
                              title=f"{KIND_LABELS[req.kind]}（第{req.level}/{len(req.chain)}级）：{summary}",
                              summary=req.reason))
     return out
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """One approval as its H5 page shows it (the page a waiting approver's card opens)."""
+
+    id: int
+    ticket_number: str
+    title: str
+    summary: str
+    reason: str
+    status: str
+    status_label: str
+    level: int
+    levels: int
+    requester: str
+    #: (level, approver name, status label, comment) per step, in order
+    steps: list[tuple[int, str, str, str]]
+    #: the approver whose turn it is ("" once decided)
+    waiting_for: str
+    #: the actor is that approver and decides here (not in WeCom's approval app)
+    can_decide: bool
+
+
+STEP_LABELS = {"pending": "待审批", "approved": "同意", "rejected": "驳回", "timed_out": "超时转交"}
+
+
+async def view(*, actor: Actor, approval_id: int) -> ApprovalView:
+    """An approval for its H5 page: what is asked, by whom, the steps so far and whether the actor decides now."""
+    req = await get(actor=actor, approval_id=approval_id)
+    ticket = await Ticket.get(id=req.ticket_id)  # type: ignore[attr-defined]
+    steps = await ApprovalStep.filter(request_id=req.id).order_by("id").prefetch_related("approver")
+    group = await SkillGroup.get_or_none(id=req.params["group_id"]) if "group_id" in req.params else None
+    requester = await Staff.get(id=req.requester_id)  # type: ignore[attr-defined]
+    waiting = next((s for s in steps if s.status == "pending" and s.level == req.level), None)
+    pending = req.status == "pending" and waiting is not None
+    return ApprovalView(
+        id=req.id, ticket_number=ticket.number, title=f"{KIND_LABELS[req.kind]}（第{req.level}/{len(req.chain)}级）",
+        summary=_summary(req.kind, req.params, group_name=group.name if group else None), reason=req.reason,
+        status=req.status, status_label=STATUS_LABELS.get(req.status, req.status), level=req.level,
+        levels=len(req.chain), requester=requester.name,
+        steps=[(s.level, s.approver.name, STEP_LABELS.get(s.status, s.status), s.comment) for s in steps],
+        waiting_for=waiting.approver.name if pending and waiting else "",
+        can_decide=pending and req.channel == "h5" and waiting is not None
+        and waiting.approver_id == actor.staff_id,  # type: ignore[attr-defined]
+    )
 
 
 async def list_for_ticket(*, actor: Actor, ticket_id: int) -> list[ApprovalRequest]:

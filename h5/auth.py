@@ -166,8 +166,11 @@ async def staff_dev_login(request: Request, ctx: Ctx) -> Response:
 
 @public_page
 async def logout(request: Request, ctx: Ctx) -> Response:
-    """End the session (a POST with the CSRF token, so no other site can log anyone out)."""
+    """End the session server-side (a POST with the CSRF token, so no other site can log anyone out)."""
     was = ctx.session.kind
+    if was != "anon":
+        await sessions.revoke(session=ctx.session, settings=ctx.settings)
+        log.info("h5.logout", kind=was)
     ctx.session = sessions.Session.anonymous()
     return redirect("/h5/my/login" if was == "customer" else "/h5/login")
 

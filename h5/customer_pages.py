@@ -15,19 +15,16 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app import intake
 from app.channels.models import ChannelAccount
-from app.conversations import service as conversations
-from app.conversations.config import load_rules
-from app.conversations.extract import extract
 from app.conversations.models import Message
 from app.customers import service as customers
 from app.customers.models import Customer
 from app.errors import DomainError, NotFound, ValidationFailed
 from app.security.scope import customer_actor
-from app.tickets import routing
+from app.tickets import ratings
 from app.tickets import service as tickets
-from app.tickets.models import Ticket, TicketEvent
-from app.uow import atomic
+from app.tickets.models import Ticket
 from h5 import views
 from h5.staff_pages import _media_response
 from h5.web import Ctx, customer_page, redirect, render
@@ -83,11 +80,11 @@ async def _detail(ctx: Ctx, customer: Customer, ticket: Ticket) -> dict[str, Any
     messages = await tickets.list_messages(actor=actor, ticket_id=ticket.id, limit=500)
     timeline = await views.timeline(ticket, messages, [], actor=actor, media_prefix="/h5/my/media",
                                     customer_view=True)
-    rating = await TicketEvent.filter(ticket_id=ticket.id, kind="rated").first()
+    rating = await ratings.current_rating(ticket_id=ticket.id)
     return {"ticket": ticket, "step": views.customer_step(ticket.status), "timeline": timeline,
             "closed": ticket.status in ("closed", "merged"),
-            "can_rate": ticket.status in ("resolved", "closed") and rating is None,
-            "rating": rating.data if rating else None}
+            "can_rate": ticket.status in ("resolved", "closed"),
+            "rating": {"score": rating.score, "comment": rating.comment} if rating else None}
 
 
 @customer_page
@@ -115,7 +112,7 @@ async def add_message(request: Request, ctx: Ctx) -> Response:
         media = await views.save_photos(_photos(ctx), ctx.settings.media_dir)
         if not text and not media:
             raise ValidationFailed("请填写留言内容或添加图片。")
-        await conversations.add_to_ticket(ticket=ticket, customer=customer, text=text, media=media, via="h5")
+        await intake.add_to_ticket(ticket=ticket, customer=customer, text=text, media=media, via="h5")
     except DomainError as exc:
         error = exc.message
     if error is None:
@@ -126,7 +123,7 @@ async def add_message(request: Request, ctx: Ctx) -> Response:
 
 @customer_page
 async def rate(request: Request, ctx: Ctx) -> Response:
-    """Rate a resolved ticket 1–5 with a comment (once)."""
+    """Rate a resolved ticket 1–5 with a comment; rating again replaces the earlier rating (chat or page)."""
     customer, ticket = await _own_ticket(ctx, request.path_params["number"])
     score_raw, comment = ctx.field("score"), ctx.field("comment")[:500]
     error = None
@@ -135,15 +132,8 @@ async def rate(request: Request, ctx: Ctx) -> Response:
     elif not score_raw.isdigit() or not 1 <= int(score_raw) <= 5:
         error = "请选择 1 到 5 星。"
     else:
-        async with atomic():
-            # the ticket row lock serialises two quick submits, so a ticket is rated once
-            await Ticket.filter(id=ticket.id).select_for_update().first()
-            if await TicketEvent.filter(ticket_id=ticket.id, kind="rated").exists():
-                error = "您已经评价过了。"
-            else:
-                await TicketEvent.create(ticket_id=ticket.id, kind="rated", actor_kind="customer",
-                                         new=score_raw, reason=comment,
-                                         data={"score": int(score_raw), "comment": comment})
+        await ratings.record_rating(ticket_id=ticket.id, score=int(score_raw), comment=comment, channel="h5",
+                                    source="h5_page")
     if error is None:
         return redirect(f"/h5/my/tickets/{ticket.number}?notice=rated")
     return _page(request, ctx, "customer/ticket.html", status=422, title="工单详情", error=error,
@@ -172,23 +162,9 @@ async def _create(ctx: Ctx, form: dict[str, str], media: list[dict[str, Any]]) -
     customer = await _customer(ctx, create=True)
     assert customer is not None
     account = await ChannelAccount.get_or_none(key=ctx.session.account)
-    text = f"{form['subject']}\n{form['description']}".strip()
-    found = extract(text, load_rules())
-    decision = await routing.route(category=found.category, text=text, channel=account.kind if account else "h5")
-    ticket = await tickets.create(
-        actor=customer_actor(), customer_id=customer.id,
-        subject=(form["subject"] or form["description"].replace("\n", " "))[:60],
-        description=form["description"], priority=decision.priority, category=found.category,
-        order_no=form["order_no"][:64] or found.order_no, phone=form["phone"] or None,
-        group_id=decision.group_id, channel_account_id=account.id if account else None,
-        custom_fields={"problem_type": found.category, "source": "h5"} if found.category else {"source": "h5"},
-    )
-    if media:
-        await Message.create(ticket_id=ticket.id, customer_id=customer.id,
-                             channel_account_id=ticket.channel_account_id,  # type: ignore[attr-defined]
-                             direction="in", author_kind="customer", msg_type="image", text="", media=media,
-                             data={"via": "h5"})
-    return ticket
+    return await intake.customer_ticket(
+        customer=customer, account=account, subject=form["subject"], description=form["description"],
+        order_no=form["order_no"][:64] or None, phone=form["phone"] or None, media=media)
 
 
 @customer_page

@@ -4,22 +4,30 @@ The cookie is an itsdangerous ``URLSafeTimedSerializer`` payload signed with SEC
 never forgeable). It holds a random session id, the kind of user and their id; nothing personal. Every login
 issues a fresh session id (``Session.login``), so a cookie planted before login (session fixation) is worthless
 afterwards, and CSRF tokens, derived from the session id, change with it.
+
+Logging out revokes the session server-side (``revoke``: the SHA-256 of its id in ``RevokedSession``), so a copy
+of the cookie kept by anyone is anonymous from then on (``is_revoked``, checked by every page wrapper), not only
+the browser that pressed the button.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.security.models import RevokedSession
 from app.settings import Settings
+from app.timeutil import utcnow
 
-__all__ = ["COOKIE", "Kind", "Session", "clear_cookie", "load", "save"]
+__all__ = ["COOKIE", "Kind", "Session", "clear_cookie", "is_revoked", "load", "purge_revoked", "revoke", "save"]
 
 COOKIE = "gd_h5"
 _SALT = "gongdan.h5.session"
@@ -117,3 +125,26 @@ def clear_cookie(response: Response, settings: Settings) -> None:
 def unfresh(session: Session) -> Session:
     """The same session, marked as already stored."""
     return replace(session, fresh=False)
+
+
+def _sid_hash(session: Session) -> str:
+    return hashlib.sha256(session.sid.encode("utf-8")).hexdigest()
+
+
+async def revoke(*, session: Session, settings: Settings) -> None:
+    """End ``session`` server-side: its cookie, wherever a copy of it is, no longer logs anyone in."""
+    expires = datetime.fromtimestamp(session.issued_at + settings.h5_session_hours * 3600, UTC)
+    await RevokedSession.get_or_create(sid_hash=_sid_hash(session), defaults={"expires_at": expires})
+
+
+async def is_revoked(*, session: Session) -> bool:
+    """Whether ``session`` was ended by a logout (anonymous sessions are never stored, so never revoked)."""
+    if session.kind == "anon":
+        return False
+    return await RevokedSession.filter(sid_hash=_sid_hash(session)).exists()
+
+
+async def purge_revoked() -> int:
+    """Delete revocations whose cookies have expired anyway (a daily cron); returns how many."""
+    deleted: int = await RevokedSession.filter(expires_at__lt=utcnow()).delete()
+    return deleted

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from tortoise.expressions import Q
 
+from app import intake
 from app.conversations.config import load_rules
 from app.conversations.extract import extract
 from app.conversations.models import Message
@@ -21,10 +22,11 @@ from app.customers import service as customers
 from app.customers.models import Customer, CustomerIdentity
 from app.errors import DomainError, NotFound, ValidationFailed, VersionConflict
 from app.security import service as security
-from app.security.crypto import decrypt_field, mask_phone, normalize_phone
+from app.security.crypto import normalize_phone
+from app.security.pii import mask_phone
 from app.staff.models import SkillGroup, Staff
+from app.tickets import closing, holiday_notice, ratings, states
 from app.tickets import service as tickets
-from app.tickets import states
 from app.tickets.models import Ticket
 from app.tickets.service import PRIORITIES, PRIORITY_LABELS
 from app.tickets.states import LIVE, STATUS_LABELS, TRANSITIONS, Status
@@ -40,6 +42,8 @@ NOTICES = {
     "claim_conflict": "这张工单刚被别人领取或修改了，请刷新后再看。",
     "created": "工单已创建。",
     "decided": "审批意见已提交。",
+    "approval_requested": "审批申请已提交，等待审批。",
+    "approval_applied": "该申请无需审批，已直接生效。",
 }
 NAV = [("/h5/tickets", "我的工单"), ("/h5/queue", "队列"), ("/h5/search", "搜索"), ("/h5/new", "新建"),
        ("/h5/approvals", "审批")]
@@ -67,8 +71,19 @@ async def my_tickets(request: Request, ctx: Ctx) -> Response:
     actor = _actor(ctx)
     page = await tickets.list_tickets(actor=actor, assignee_id=actor.staff_id, status=LIVE_STATUSES,
                                       cursor=request.query_params.get("cursor") or None, limit=100)
+    assert actor.staff_id is not None
+    summary = await ratings.staff_summary(staff_id=actor.staff_id)
     return _page(request, ctx, "staff/list.html", title="我的工单", rows=await views.rows(page.items, actor=actor),
-                 next_cursor=page.next_cursor, empty="没有待处理的工单，休息一下吧。", claim=False)
+                 next_cursor=page.next_cursor, empty="没有待处理的工单，休息一下吧。", claim=False,
+                 my_rating=views.rating_summary(summary), calendar_warning=await _calendar_warning(actor))
+
+
+async def _calendar_warning(actor: Any) -> str | None:
+    """For admins: the missing State Council holiday notice, if any (this year's, or next year's from 1 November)."""
+    if not actor.is_admin:
+        return None
+    missing = await holiday_notice.missing_notice()
+    return missing.message if missing else None
 
 
 @staff_page
@@ -153,8 +168,7 @@ async def _ticket_context(ctx: Ctx, ticket: Ticket, *, draft: dict[str, str] | N
     notice, direct = await views.channel_notice(ticket)
     assert ctx.staff is not None
     draft = draft or {}
-    phone = decrypt_field(ticket.phone_enc) if ticket.phone_enc else (
-        customers.phone_of(customer) if customer.phone_enc else None)
+    phone = await security.ticket_contact(ticket=ticket, field="phone")
     return {
         "ticket": ticket,
         "row": (await views.rows([ticket], actor=actor))[0],
@@ -169,6 +183,8 @@ async def _ticket_context(ctx: Ctx, ticket: Ticket, *, draft: dict[str, str] | N
         "assignees": await _assignees(ticket, ctx.staff),
         "quick_replies": await _quick_replies(ticket),
         "can_reveal": actor.can_reveal,
+        "approval": await _approval_form(ticket),
+        "rating": views.rating_view(await ratings.current_rating(ticket_id=ticket.id)),
         "draft": {
             "text": draft.get("text", ""),
             "status": draft.get("status", ticket.status),
@@ -214,6 +230,10 @@ async def ticket_act(request: Request, ctx: Ctx) -> Response:
             raise _Invalid("没有需要保存的修改。")
         if (changes or status) and ticket.version != version:
             raise states.conflict(ticket)
+        warning = closing.close_warning(ticket=ticket, to=status) if status else None
+        if warning is not None and ctx.field("confirm") != "1":
+            # a close is applied only after the confirmation dialog: nothing of the form is saved before
+            raise _Confirm(warning[1])
         if changes:
             ticket = await tickets.update(actor=actor, ticket_id=ticket.id, expected_version=version,
                                           changes={**changes, "reason": draft["reason"]})
@@ -229,6 +249,10 @@ async def ticket_act(request: Request, ctx: Ctx) -> Response:
             notice = "noted" if action == "note" else "saved"
     except VersionConflict as exc:
         conflict = dict(exc.details.get("current") or {})
+    except _Confirm as exc:
+        context = await _ticket_context(ctx, ticket, draft=draft)
+        context["confirm"] = {"question": str(exc), "action": action or "save"}
+        return _page(request, ctx, "staff/ticket.html", title=ticket.number, **context)
     except _Invalid as exc:
         error = str(exc)
     except DomainError as exc:
@@ -251,6 +275,10 @@ class _Invalid(Exception):
     """A form that cannot be saved as it is."""
 
 
+class _Confirm(Exception):
+    """A change that needs the confirmation dialog first (a close); carries the question."""
+
+
 async def _conflict_text(ticket: Ticket) -> str:
     assignee = await Staff.get_or_none(id=ticket.assignee_id) if ticket.assignee_id else None  # type: ignore[attr-defined]
     who = assignee.name if assignee else "无"
@@ -261,16 +289,12 @@ async def _conflict_text(ticket: Ticket) -> str:
 
 @staff_page
 async def reveal(request: Request, ctx: Ctx) -> Response:
-    """显示: show the unmasked phone number once, after recording who asked and why."""
+    """显示: show the unmasked phone number once, after recording who asked and why (every role)."""
     actor = _actor(ctx)
     ticket = await tickets.get_by_number(actor=actor, number=request.path_params["number"])
-    customer = await Customer.get(id=ticket.customer_id)  # type: ignore[attr-defined]
-    phone = decrypt_field(ticket.phone_enc) if ticket.phone_enc else customers.phone_of(customer)
-    if not phone:
-        raise NotFound("no phone")
-    reason = ctx.field("reason") or "联系客户处理工单"
-    await security.audit_reveal(actor=actor, object_type="ticket", object_id=str(ticket.id), field="phone",
-                                reason=reason)
+    phone = await security.reveal(actor=actor, object_type="ticket", object_id=str(ticket.id), field="phone",
+                                  reason=ctx.field("reason") or "联系客户处理工单",
+                                  value=await security.ticket_contact(ticket=ticket, field="phone"))
     context = await _ticket_context(ctx, ticket)
     return _page(request, ctx, "staff/ticket.html", title=ticket.number, revealed_phone=phone, **context)
 
@@ -289,11 +313,10 @@ async def new_ticket(request: Request, ctx: Ctx) -> Response:
             if isinstance(customer, list):
                 choices, error = customer, "找到多位客户，请选择一位。"
             else:
-                ticket = await tickets.create(
-                    actor=actor, customer_id=customer.id, subject=form["subject"] or form["description"][:60],
+                ticket = await intake.staff_ticket(
+                    actor=actor, customer=customer, subject=form["subject"] or form["description"][:60],
                     description=form["description"], priority=form["priority"], order_no=form["order_no"] or None,
-                    assignee_id=actor.staff_id,
-                )
+                    source="staff_h5")
                 return redirect(f"/h5/tickets/{ticket.number}?notice=created")
         except DomainError as exc:
             error = exc.message
@@ -315,7 +338,9 @@ async def _pick_customer(ctx: Ctx, form: dict[str, str]) -> Customer | list[Cust
     if found:
         return found
     phone = query if normalize_phone(query) else None
-    return await customers.create(name="" if phone else query, phone=phone)
+    # a number staff type in is one they got from the customer: verified (it may suggest a customer merge)
+    return await customers.create(name="" if phone else query, phone=phone, verified=phone is not None,
+                                  staff_id=actor.staff_id)
 
 
 def _invalid(message: str) -> DomainError:
@@ -368,10 +393,10 @@ async def sidebar_create(request: Request, ctx: Ctx) -> Response:
         raise _invalid("没有识别到当前聊天的客户，请在客户聊天中打开。")
     customer = await _contact_customer(external_userid) or await customers.resolve_identity(
         kind="external_userid", value=external_userid)
-    ticket = await tickets.create(
-        actor=actor, customer_id=customer.id, subject=ctx.field("subject") or ctx.field("description")[:60],
+    ticket = await intake.staff_ticket(
+        actor=actor, customer=customer, subject=ctx.field("subject") or ctx.field("description")[:60],
         description=ctx.field("description"), priority=ctx.field("priority") or "normal",
-        order_no=ctx.field("order_no") or None, assignee_id=actor.staff_id)
+        order_no=ctx.field("order_no") or None, source="sidebar")
     return redirect(f"/h5/tickets/{ticket.number}?notice=created")
 
 
@@ -394,6 +419,61 @@ async def approval_decide(request: Request, ctx: Ctx) -> Response:
     await service.decide(actor=_actor(ctx), approval_id=int(request.path_params["approval_id"]),
                          approve=ctx.field("decision") == "approve", comment=ctx.field("comment"))
     return redirect("/h5/approvals?notice=decided")
+
+
+@staff_page
+async def approval_page(request: Request, ctx: Ctx) -> Response:
+    """One approval (the page an approval card opens): what is asked, the steps so far, my decision when it is my
+    turn."""
+    service = _approvals()
+    if service is None or not hasattr(service, "view"):
+        raise NotFound("approvals are not installed")
+    item = await service.view(actor=_actor(ctx), approval_id=int(request.path_params["approval_id"]))
+    return _page(request, ctx, "staff/approval.html", title="审批", a=item)
+
+
+async def _approval_form(ticket: Ticket, *, form: dict[str, str] | None = None,
+                         error: str | None = None) -> dict[str, Any]:
+    """The 申请审批 form of the ticket page: kinds, transfer targets, what was typed and the error."""
+    service = _approvals()
+    if service is None or not hasattr(service, "KIND_LABELS"):
+        return {"installed": False}
+    query = SkillGroup.all().order_by("id")
+    if ticket.group_id is not None:  # type: ignore[attr-defined]
+        query = query.exclude(id=ticket.group_id)  # type: ignore[attr-defined]
+    groups = [(int(i), str(n)) for i, n in await query.values_list("id", "name")]
+    return {"installed": True, "kinds": list(service.KIND_LABELS.items()), "groups": groups, "error": error,
+            "form": {k: (form or {}).get(k, "") for k in ("kind", "amount", "group_id", "reason")}}
+
+
+@staff_page
+async def request_approval(request: Request, ctx: Ctx) -> Response:
+    """申请审批: ask for a transfer, urgent priority, refund or compensation through the approvals service; a bad
+    form comes back with what was typed and the reason, and nothing is asked."""
+    service = _approvals()
+    if service is None or not hasattr(service, "request"):
+        raise NotFound("approvals are not installed")
+    actor = _actor(ctx)
+    ticket = await tickets.get_by_number(actor=actor, number=request.path_params["number"])
+    form = {k: ctx.field(k)[:500] for k in ("kind", "amount", "group_id", "reason")}
+    try:
+        if form["kind"] not in service.KIND_LABELS:
+            raise _invalid("请选择审批类型")
+        params: dict[str, Any] = {}
+        if form["kind"] == "transfer":
+            params["group_id"] = int(form["group_id"]) if form["group_id"].isdigit() else None
+        elif form["kind"] in service.MONEY_KINDS:
+            params["amount"] = form["amount"].strip()
+        created = await service.request(actor=actor, ticket_id=ticket.id, kind=form["kind"], reason=form["reason"],
+                                        params=params)
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        context = await _ticket_context(ctx, ticket)
+        context["approval"] = await _approval_form(ticket, form=form, error=exc.message)
+        return _page(request, ctx, "staff/ticket.html", status=422, title=ticket.number, **context)
+    notice = "approval_requested" if created is not None else "approval_applied"
+    return redirect(f"/h5/tickets/{ticket.number}?notice={notice}")
 
 
 def _approvals() -> Any:

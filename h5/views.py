@@ -18,10 +18,12 @@ from app.conversations.models import Conversation, Message
 from app.customers.models import Customer
 from app.errors import ValidationFailed
 from app.outbox.models import OutboxMessage
-from app.security.crypto import mask_text
+from app.security.pii import mask_text
 from app.security.scope import Actor
-from app.staff.models import Staff
-from app.tickets.models import Ticket, TicketEvent
+from app.staff.models import SkillGroup, Staff
+from app.tickets import ratings
+from app.tickets.models import Ticket, TicketEvent, TicketRating
+from app.tickets.serializers import EVENT_LABELS, event_label
 from app.tickets.service import PRIORITY_LABELS
 from app.tickets.states import LIVE, STATUS_LABELS, Status
 from app.timeutil import local, utcnow
@@ -32,6 +34,8 @@ __all__ = [
     "TimelineItem",
     "channel_notice",
     "customer_step",
+    "rating_summary",
+    "rating_view",
     "rows",
     "save_photos",
     "sla",
@@ -95,6 +99,8 @@ class Row:
     sla: dict[str, Any] | None
     last_activity: datetime
     assignee: str = ""
+    #: the customer's current rating (1-5), None when not rated
+    rating: int | None = None
 
 
 async def channel_kinds(account_ids: set[int]) -> dict[int, str]:
@@ -112,20 +118,49 @@ async def rows(tickets: list[Ticket], *, actor: Actor | None) -> list[Row]:
     kinds = await channel_kinds({t.channel_account_id for t in tickets if t.channel_account_id})  # type: ignore[attr-defined]
     staff_ids = {t.assignee_id for t in tickets if t.assignee_id}  # type: ignore[attr-defined]
     staff = dict(await Staff.filter(id__in=list(staff_ids)).values_list("id", "name")) if staff_ids else {}
+    scores = await ratings.scores_for(ticket_ids=[t.id for t in tickets])
     now = utcnow()
-    reveal = actor is not None and actor.can_reveal
     out = []
     for t in tickets:
         kind = kinds.get(t.channel_account_id, "api")  # type: ignore[attr-defined]
         out.append(Row(
-            ticket=t, number=t.number, subject=t.subject if reveal else mask_text(t.subject), status=t.status,
+            ticket=t, number=t.number, subject=mask_text(t.subject), status=t.status,
             status_label=STATUS_LABELS[Status(t.status)], priority=t.priority,
             priority_label=PRIORITY_LABELS.get(t.priority, t.priority),
             customer=str(names.get(t.customer_id) or "客户"), channel=CHANNEL_LABELS.get(kind, kind),  # type: ignore[attr-defined]
             sla=sla(t, now), last_activity=t.last_activity_at,
             assignee=str(staff.get(t.assignee_id, "")),  # type: ignore[attr-defined]
+            rating=scores.get(t.id),
         ))
     return out
+
+
+def _rating_via(source: str, channel: str) -> str:
+    label = ratings.SOURCE_LABELS.get(source, "其他")
+    channel_label = CHANNEL_LABELS.get(channel, "")
+    return f"{label}（{channel_label}）" if channel_label and source != "h5_page" else label
+
+
+def rating_view(rating: TicketRating | None) -> dict[str, Any] | None:
+    """The customer's rating for the staff ticket page: score, where it came from, comment, earlier ratings."""
+    if rating is None:
+        return None
+    shown = ratings.as_dict(rating)
+
+    def entry(e: dict[str, Any]) -> dict[str, Any]:
+        at = datetime.fromisoformat(e["at"]) if isinstance(e.get("at"), str) else None
+        return {"score": e["score"], "comment": e["comment"], "via": _rating_via(e["source"], e["channel"]),
+                "at": at}
+
+    return {**entry(shown), "low": shown["score"] <= 2, "history": [entry(h) for h in reversed(shown["history"])]}
+
+
+def rating_summary(summary: ratings.RatingSummary) -> dict[str, Any]:
+    """我的评分 as the list page shows it: average to one decimal, count, share of 4-5 in whole percent."""
+    if not summary.count or summary.average is None or summary.satisfied_share is None:
+        return {"count": 0}
+    return {"count": summary.count, "average": f"{summary.average:.1f}",
+            "satisfied": f"{round(summary.satisfied_share * 100)}%"}
 
 
 @dataclass
@@ -143,43 +178,59 @@ class TimelineItem:
     message_id: int | None = None
 
 
-_EVENT_TEXT = {
-    "created": "创建了工单",
-    "assigned": "处理人",
-    "priority_changed": "优先级",
-    "group_changed": "技能组",
-    "updated": "修改了工单",
-    "merged": "合并了工单",
-    "intake": "由会话自动转为工单",
-    "rated": "客户评价",
-}
 #: events already shown as their message
 _MESSAGE_EVENTS = {"replied", "note", "customer_message"}
 _DELIVERY = {"pending": "发送中", "sending": "发送中", "sent": "已送达", "failed": "发送失败", "dead": "发送失败"}
+MEDIA_LABELS = {"image": "图片", "voice": "语音", "video": "视频", "file": "文件", "location": "位置", "link": "链接"}
+#: timeline wording where it differs from the event's name (app.tickets.serializers.EVENT_LABELS)
+_EVENT_TEXT = {"created": "创建了工单", "updated": "修改了工单", "merged": "合并了工单", "intake": "由会话自动转为工单",
+               "bot_handoff": "机器人已转人工", "queue_released": "工单离开非工作时间队列"}
+_ACTOR_KINDS = {"customer": "客户", "system": "系统", "bot": "机器人"}
+_CLOCKS = {"first_response": "首次响应", "next_response": "下次响应", "resolution": "解决"}
+_KF_STATES = {"0": "未处理", "1": "由智能助手接待", "2": "待接入池排队", "3": "由人工接待", "4": "已结束"}
 
 
-def _event_text(e: TicketEvent, staff: dict[int, str], reveal: bool) -> str:
+def _event_text(e: TicketEvent, staff: dict[int, str], groups: dict[int, str]) -> str:
+    """What a change says on the staff timeline, in Chinese, with personal data masked (never an identifier)."""
     def show(value: str | None) -> str:
-        return "" if value is None else (value if reveal else mask_text(value))
+        return "" if value is None else mask_text(value)
 
-    if e.kind == "status_changed":
-        old = STATUS_LABELS[Status(e.old)] if e.old and e.old in Status._value2member_map_ else show(e.old)
-        new = STATUS_LABELS[Status(e.new)] if e.new and e.new in Status._value2member_map_ else show(e.new)
+    def name(names: dict[int, str], value: str | None) -> str:
+        return names.get(int(value), "无") if value and value.isdigit() else "无"
+
+    data = e.data or {}
+    kind = e.kind
+    if kind == "status_changed":
+        old = STATUS_LABELS[Status(e.old)] if e.old and e.old in Status._value2member_map_ else "无"
+        new = STATUS_LABELS[Status(e.new)] if e.new and e.new in Status._value2member_map_ else "无"
         text = f"状态：{old} → {new}"
-    elif e.kind == "assigned":
-        old_name = staff.get(int(e.old), "无") if e.old and e.old.isdigit() else "无"
-        new_name = staff.get(int(e.new), "无") if e.new and e.new.isdigit() else "无"
-        text = f"处理人：{old_name} → {new_name}"
-    elif e.kind == "priority_changed":
-        old_p, new_p = PRIORITY_LABELS.get(e.old or "", show(e.old)), PRIORITY_LABELS.get(e.new or "", show(e.new))
-        text = f"优先级：{old_p} → {new_p}"
-    elif e.kind == "rated":
+    elif kind == "assigned":
+        text = f"处理人：{name(staff, e.old)} → {name(staff, e.new)}"
+    elif kind == "group_changed":
+        text = f"技能组：{name(groups, e.old)} → {name(groups, e.new)}"
+    elif kind == "priority_changed":
+        text = f"优先级：{PRIORITY_LABELS.get(e.old or '', '无')} → {PRIORITY_LABELS.get(e.new or '', '无')}"
+    elif kind == "rated":
         text = f"客户评价：{show(e.new)} 分"
-    elif e.kind.startswith("approval"):
-        text = f"审批：{show(e.new) or e.kind}"
+    elif kind == "survey":
+        solved = data.get("solved")
+        text = "回访：" + ("问题已解决" if solved else "问题未解决" if solved is not None else "已回复")
+        if data.get("rating"):
+            text += f"，评分 {data['rating']} 分"
+        if data.get("comment"):
+            text += f"，留言：{show(str(data['comment']))}"
+    elif kind == "sla_breached":
+        text = f"{_CLOCKS.get(e.new or '', '服务时限')}超时"
+    elif kind == "sla_escalated":
+        text = f"超时升级至第 {show(e.new)} 级" if (e.new or "").isdigit() else "超时升级"
+    elif kind == "kf_session":
+        text = f"微信客服会话：{_KF_STATES.get(e.new or '', '状态变更')}"
+    elif kind.startswith("approval_"):
+        label = EVENT_LABELS.get(kind, "审批")
+        text = f"{label}：{show(e.new)}" if e.new else label
     else:
-        text = _EVENT_TEXT.get(e.kind, e.kind)
-    if e.reason:
+        text = _EVENT_TEXT.get(kind) or event_label(kind)
+    if e.reason and not (kind == "sla_breached" and e.reason == text):
         text += f"（{show(e.reason)}）"
     return text
 
@@ -193,17 +244,18 @@ async def timeline(ticket: Ticket, messages: list[Message], events: list[TicketE
         if e.kind == "assigned":
             staff_ids.update(int(v) for v in (e.old, e.new) if v and v.isdigit())
     staff = dict(await Staff.filter(id__in=list(staff_ids)).values_list("id", "name")) if staff_ids else {}
+    group_ids = {int(v) for e in events if e.kind == "group_changed" for v in (e.old, e.new) if v and v.isdigit()}
+    groups = dict(await SkillGroup.filter(id__in=list(group_ids)).values_list("id", "name")) if group_ids else {}
     kinds = await channel_kinds({m.channel_account_id for m in messages if m.channel_account_id})  # type: ignore[attr-defined]
     outbox_ids = [m.outbox_id for m in messages if m.outbox_id]
     outbox = {r.id: r for r in await OutboxMessage.filter(id__in=outbox_ids)} if outbox_ids else {}
-    reveal = actor.can_reveal
     items: list[TimelineItem] = []
     for m in messages:
         if customer_view and m.direction == "internal":
             continue
-        text = m.text if reveal or customer_view else mask_text(m.text)
-        media = [{"kind": x.get("kind", "file"), "url": f"{media_prefix}/{m.id}/{i}"}
-                 for i, x in enumerate(m.media or []) if x.get("path")]
+        text = m.text if customer_view else mask_text(m.text)
+        media = [{"kind": x.get("kind", "file"), "label": MEDIA_LABELS.get(str(x.get("kind")), "文件"),
+                  "url": f"{media_prefix}/{m.id}/{i}"} for i, x in enumerate(m.media or []) if x.get("path")]
         author = ("客户" if m.direction == "in" else
                   (staff.get(m.staff_id, "客服") if m.staff_id else "系统"))  # type: ignore[attr-defined]
         row = outbox.get(m.outbox_id) if m.outbox_id else None
@@ -217,9 +269,8 @@ async def timeline(ticket: Ticket, messages: list[Message], events: list[TicketE
         for e in events:
             if e.kind in _MESSAGE_EVENTS:
                 continue
-            who = staff.get(e.actor_id, "") if e.actor_id else {"customer": "客户", "system": "系统"}.get(  # type: ignore[attr-defined]
-                e.actor_kind, "")
-            items.append(TimelineItem(kind="event", at=e.created_at, text=_event_text(e, staff, reveal), author=who))
+            who = staff.get(e.actor_id, "") if e.actor_id else _ACTOR_KINDS.get(e.actor_kind, "")  # type: ignore[attr-defined]
+            items.append(TimelineItem(kind="event", at=e.created_at, text=_event_text(e, staff, groups), author=who))
     items.sort(key=lambda i: (i.at, 0 if i.kind == "event" else 1))
     return items
 

@@ -213,6 +213,8 @@ def _wrap(page: Page, kind: str | None) -> Callable[[Request], Awaitable[Respons
     async def endpoint(request: Request) -> Response:
         settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
         ctx = Ctx(settings=settings, session=sessions.load(request, settings), nonce=secrets.token_urlsafe(12))
+        if await sessions.is_revoked(session=ctx.session):  # logged out: the cookie is dead everywhere
+            ctx.session = sessions.replace_session(request, Session.anonymous())
         try:
             ctx.form = await _read_form(request)
         except Exception:  # multipart limits, broken bodies

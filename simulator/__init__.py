@@ -5,8 +5,9 @@ and ``WeChatDriver`` delivers signed (and encrypted) callbacks to the desk. Insp
 page for people live under ``/_sim/``.
 
 Layout: ``crypto`` (callback crypto), ``clock``, ``faults``, ``state`` (shared state) and ``mp/`` (MP store and
-routes); ``driver`` (WeChat → desk), ``admin`` and ``chat`` (``/_sim/``), ``app`` (ASGI app), ``server`` (uvicorn
-in a thread), ``demo`` (``build_demo_state``).
+routes); ``driver`` (WeChat → desk), ``admin``, ``chat`` and ``kfchat`` (``/_sim/``; ``kfchat`` is the 微信客服
+customer's chat page), ``app`` (ASGI app), ``server`` (uvicorn in a thread), ``demo`` (``build_demo_state``, the
+demo kf account).
 """
 
 from __future__ import annotations

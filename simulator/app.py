@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 
 from simulator.admin import admin_routes
 from simulator.chat import chat_routes
+from simulator.kfchat import kf_chat_routes
 from simulator.mp.routes import mp_routes
 from simulator.oauth import oauth_routes
 from simulator.state import SimulatorState
@@ -36,7 +37,8 @@ def create_simulator_app(state: SimulatorState | None = None) -> Starlette:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    routes: list[BaseRoute] = [*mp_routes(), *wecom_routes(), *oauth_routes(), *admin_routes(), *chat_routes()]
+    routes: list[BaseRoute] = [*mp_routes(), *wecom_routes(), *oauth_routes(), *admin_routes(), *chat_routes(),
+                               *kf_chat_routes()]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sim = sim
     return app

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from simulator.driver import DeliveryResult, WeChatDriver
 from simulator.state import SimulatorState
+from simulator.wecom.kf import kf_state
 
 __all__ = ["chat_routes"]
 
@@ -44,14 +45,17 @@ def _render(name: str, **context: Any) -> HTMLResponse:
 
 
 async def index(request: Request) -> Response:
-    """Accounts, their customers, and a way to start a new chat."""
+    """Accounts, their customers, and a way to start a new chat (Official Accounts and kf accounts)."""
     state = _state(request)
     with state.lock:
         accounts = [a.to_json() for a in state.mp.accounts.values()]
         users: dict[str, list[dict[str, Any]]] = {}
         for user in state.mp.users.values():
             users.setdefault(user.appid, []).append(user.to_json())
-    return _render("index.html", accounts=accounts, users=users, new_openid=_new_openid())
+    kf = kf_state(state)
+    with kf.lock:
+        kf_accounts = [{"open_kfid": k, "name": v} for k, v in sorted(kf.accounts.items())]
+    return _render("index.html", accounts=accounts, users=users, new_openid=_new_openid(), kf_accounts=kf_accounts)
 
 
 async def chat(request: Request) -> Response:

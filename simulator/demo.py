@@ -7,7 +7,17 @@ import os
 from simulator.mp.store import Mode
 from simulator.state import SimulatorState
 
-__all__ = ["DEMO_AES_KEY", "DEMO_APPID", "DEMO_SECRET", "DEMO_TOKEN", "build_demo_state"]
+__all__ = [
+    "DEMO_AES_KEY",
+    "DEMO_APPID",
+    "DEMO_KF_CUSTOMER",
+    "DEMO_KF_NAME",
+    "DEMO_OPEN_KFID",
+    "DEMO_SECRET",
+    "DEMO_TOKEN",
+    "add_demo_kf",
+    "build_demo_state",
+]
 
 DEMO_APPID = "wx5ee1d0b5a1d2c3f4"
 DEMO_SECRET = "demo-secret-0123456789abcdef"
@@ -15,6 +25,11 @@ DEMO_TOKEN = "gongdandemo"
 DEMO_AES_KEY = "GongdanDemoAesKey0123456789abcdefghijklmnop"  # 43 characters, fixed so restarts keep working
 
 DEMO_TEMPLATE_ID = "TPL_ticket_update_0000000000000000000000000"
+
+#: the demo 微信客服 account of the simulator's WeCom corp (open_kfid in WeCom's shape), and a customer to chat as
+DEMO_OPEN_KFID = "wkGongdanDemoKf000000000000001"
+DEMO_KF_NAME = "工单演示客服"
+DEMO_KF_CUSTOMER = "wmGongdanDemoKfCustomer0000001"
 
 
 def build_demo_state(
@@ -43,3 +58,11 @@ def build_demo_state(
     # Templates are left unregistered on purpose: template/send then accepts any template_id, which is what a
     # desk configured with its production template ids needs in development. Register them for stricter tests.
     return state
+
+
+def add_demo_kf(state: SimulatorState, *, open_kfid: str = DEMO_OPEN_KFID, name: str = DEMO_KF_NAME) -> str:
+    """Give the simulator's WeCom corp the demo kf account (customers chat with it on ``/_sim/kf/chat``)."""
+    from simulator.wecom.kf import kf_state
+
+    kf_state(state).add_account(open_kfid, name)
+    return open_kfid

@@ -39,6 +39,11 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 configure_logging(fmt="console", level="WARNING")
 
+# the web app, the worker and the tests wire the application the same way (nothing registers on import)
+from app.setup import setup  # noqa: E402
+
+setup()
+
 
 def make_settings(**overrides: Any) -> Settings:
     base = load_settings({"GONGDAN_ENV": "test", "DATABASE_URL": "sqlite://:memory:"}, env_file=None)

@@ -25,12 +25,15 @@ def add_sync_commands(sub: Any) -> None:
 def cmd_sync(args: argparse.Namespace) -> None:
     """Run one full sync and print its report."""
     from app.cli import _settings, _with_db
+    from app.settings import dev_env_path
     from app.wecom.work import wecom_api
     from wecom_sync import directory, external
 
     settings = _settings()
     if not settings.wecom.configured:
-        console.print("[red]WECOM_CORP_ID / WECOM_AGENT_SECRET are not set[/]")
+        console.print("[red]WECOM_CORP_ID / WECOM_AGENT_SECRET are not set[/] (set them in the environment or .env; "
+                      "in development, a running `make run` in this folder provides them through "
+                      f"{dev_env_path(settings.data_dir)})", soft_wrap=True)
         raise SystemExit(2)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -11,7 +11,6 @@ from typing import Any
 
 from tortoise.expressions import Q, Subquery
 
-from app.customers.service import register_customer_scope
 from app.security.scope import Actor
 from app.staff.models import Staff
 from wecom_sync.models import ExternalContact, ExternalFollow
@@ -32,5 +31,3 @@ def external_contact_customers(actor: Actor) -> Any:
     contacts = Subquery(ExternalFollow.filter(status="active", staff_id__in=staff).values("contact_id"))
     return ExternalContact.filter(id__in=contacts).values("customer_id")
 
-
-register_customer_scope(external_contact_customers)

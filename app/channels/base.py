@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from app.labels import CHANNEL_LABELS
+
 if TYPE_CHECKING:
     from app.outbox.models import OutboxMessage
+
+__all__ = ["CHANNEL_LABELS", "IDENTITY_KIND", "ChannelAdapter", "DeliveryResult", "InboundMessage", "MediaRef"]
 
 #: the customer identity kind that addresses a customer on each channel
 IDENTITY_KIND = {
@@ -23,16 +27,6 @@ IDENTITY_KIND = {
     "webchat": "visitor",
 }
 
-#: people-facing channel names
-CHANNEL_LABELS = {
-    "wechat_mp": "公众号",
-    "wecom_kf": "微信客服",
-    "wecom_app": "企业微信",
-    "email": "邮件",
-    "webchat": "网页",
-    "api": "后台录入",
-    "null": "无渠道",
-}
 
 
 @dataclass

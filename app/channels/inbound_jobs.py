@@ -7,7 +7,9 @@ unique per provider id).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +27,22 @@ Processor = Callable[[InboundEvent, ChannelAccount | None], Awaitable[str]]
 PROCESSORS: dict[str, Processor] = {}
 LEASE = timedelta(seconds=120)
 MAX_ATTEMPTS = 8
+
+
+_sender_locks: dict[str, asyncio.Lock] = {}
+
+
+@asynccontextmanager
+async def in_order(key: str) -> AsyncIterator[None]:
+    """One sender's messages one at a time, in the order their jobs started, within this process (a customer's
+    two quick messages must not overtake each other while the first waits on the platform)."""
+    lock = _sender_locks.setdefault(key, asyncio.Lock())
+    try:
+        async with lock:
+            yield
+    finally:
+        if not lock.locked() and _sender_locks.get(key) is lock:
+            _sender_locks.pop(key, None)
 
 
 def register_processor(kind: str, processor: Processor) -> None:
@@ -73,12 +91,3 @@ async def sweep_inbound(ctx: dict[str, Any]) -> int:
         await enqueue("process_inbound_event", event_id, job_id=f"inbound:{event_id}:{attempts}")
     return len(rows)
 
-
-def _register() -> None:
-    from app.worker import register_job
-
-    register_job(process_inbound_event)
-    register_job(sweep_inbound, every_seconds=60)
-
-
-_register()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from tortoise import fields
@@ -25,6 +26,21 @@ class ChannelAccount(Model):
 
     class Meta:
         table = "channel_account"
+
+
+#: InboundEvent.dedupe_key's column width (utf8mb4 unique index limit)
+DEDUPE_KEY_LENGTH = 191
+
+
+def bounded_dedupe_key(key: str) -> str:
+    """``key`` itself when it fits the column, else its first 100 characters + ``#`` + its SHA-256.
+
+    Never a plain truncation: two different long keys sharing a prefix would collide and one message would be
+    dropped as a "duplicate". The readable prefix keeps the key greppable.
+    """
+    if len(key) <= DEDUPE_KEY_LENGTH:
+        return key
+    return f"{key[:100]}#{hashlib.sha256(key.encode('utf-8')).hexdigest()}"
 
 
 class InboundEvent(Model):

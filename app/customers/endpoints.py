@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.customers import service
+from app.customers import merging, service
+from app.errors import ValidationFailed
 from app.http import api, path_int, query_int, read_json
 from app.security import service as security
 from app.security.scope import Actor
 from app.tickets.schemas import RevealRequest
 
+#: the longest search text: names and identity values have at most 128 characters, so a longer one matches nothing
+MAX_QUERY_LENGTH = 128
+MAX_LIMIT = 100
+
 
 @api
 async def search_customers(request: Request, actor: Actor) -> Response:
     """Search customers in your scope by name, phone, email or identity."""
-    found = await service.search(actor=actor, q=request.query_params.get("q", ""),
-                                 limit=query_int(request, "limit", 20) or 20)
+    q = request.query_params.get("q", "")
+    if len(q) > MAX_QUERY_LENGTH:
+        raise ValidationFailed(f"搜索内容最多 {MAX_QUERY_LENGTH} 个字符", code="query_too_long")
+    limit = query_int(request, "limit", 20) or 20
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit 必须在 1 到 {MAX_LIMIT} 之间", code="invalid_limit")
+    found = await service.search(actor=actor, q=q, limit=limit)
     return JSONResponse({"items": [await service.serialize(c, actor=actor) for c in found]})
 
 
@@ -48,9 +61,71 @@ async def reveal_customer_field(request: Request, actor: Actor) -> Response:
     return JSONResponse({"field": body.field, "value": value})
 
 
+class MergeRequest(BaseModel):
+    survivor_id: int
+    merged_id: int
+    comment: str = Field(default="", max_length=500)
+
+
+class UnmergeRequest(BaseModel):
+    comment: str = Field(default="", max_length=500)
+
+
+class VerifyRequest(BaseModel):
+    field: Literal["phone", "email"]
+
+
+@api
+async def merge_suggestions(request: Request, actor: Actor) -> Response:
+    """Pairs of customers sharing a verified phone or e-mail (admins and leads)."""
+    found = await merging.merge_suggestions(actor=actor, limit=query_int(request, "limit", 50) or 50)
+    return JSONResponse({"items": [
+        {"customers": [await service.serialize(c, actor=actor) for c in s.customers], "matched": s.matched,
+         "label": s.label} for s in found]})
+
+
+@api
+async def merge_customers(request: Request, actor: Actor) -> Response:
+    """Merge one customer into another (admins and leads; audited)."""
+    body = await read_json(request, MergeRequest)
+    record = await merging.merge_customers(actor=actor, survivor_id=body.survivor_id, merged_id=body.merged_id,
+                                           comment=body.comment)
+    return JSONResponse(await merging.serialize_merge(record), status_code=201)
+
+
+@api
+async def unmerge_customers(request: Request, actor: Actor) -> Response:
+    """Undo a merge: what moved goes back (admins and leads; audited)."""
+    body = await read_json(request, UnmergeRequest)
+    record = await merging.unmerge(actor=actor, merge_id=path_int(request, "merge_id"), comment=body.comment)
+    return JSONResponse(await merging.serialize_merge(record))
+
+
+@api
+async def customer_merges(request: Request, actor: Actor) -> Response:
+    """The merges that kept this customer, newest first."""
+    rows = await merging.list_merges(actor=actor, customer_id=path_int(request, "customer_id"))
+    return JSONResponse({"items": [await merging.serialize_merge(r) for r in rows]})
+
+
+@api
+async def verify_contact(request: Request, actor: Actor) -> Response:
+    """Confirm the customer's phone or e-mail with them (audited): verified contacts suggest merges."""
+    body = await read_json(request, VerifyRequest)
+    customer = await merging.verify_contact(actor=actor, customer_id=path_int(request, "customer_id"),
+                                            field=body.field)
+    return JSONResponse(await service.serialize(customer, actor=actor))
+
+
 routes = [
+    # fixed paths before /customers/{customer_id}
+    Route("/customers/merge-suggestions", merge_suggestions, methods=["GET"]),
+    Route("/customers/merges", merge_customers, methods=["POST"]),
+    Route("/customers/merges/{merge_id}/undo", unmerge_customers, methods=["POST"]),
     Route("/customers", search_customers, methods=["GET"]),
     Route("/customers/{customer_id}", get_customer, methods=["GET"]),
     Route("/customers/{customer_id}/identities", list_identities, methods=["GET"]),
     Route("/customers/{customer_id}/reveal", reveal_customer_field, methods=["POST"]),
+    Route("/customers/{customer_id}/merges", customer_merges, methods=["GET"]),
+    Route("/customers/{customer_id}/verify", verify_contact, methods=["POST"]),
 ]

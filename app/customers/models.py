@@ -47,3 +47,56 @@ class CustomerIdentity(Model):
     class Meta:
         table = "customer_identity"
         unique_together = (("kind", "scope", "value"),)
+
+
+class CustomerMerge(Model):
+    """One merge of two customers and exactly what it moved, so staff can undo it."""
+
+    id = fields.IntField(primary_key=True)
+    survivor: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "gongdan.Customer", related_name="merges_kept", on_delete=fields.CASCADE
+    )
+    merged: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "gongdan.Customer", related_name="merges_absorbed", on_delete=fields.CASCADE
+    )
+    #: unionid (automatic, the same WeChat person) | phone | email | manual
+    reason = fields.CharField(max_length=16)
+    #: the staff member who merged (null for automatic merges)
+    staff_id = fields.IntField(null=True)
+    comment = fields.CharField(max_length=500, default="")
+    #: ids that moved to the survivor: {"identities": [..], "conversations": [..], "tickets": [..], "messages": [..]}
+    moved: dict[str, list[int]] = fields.JSONField(default=dict)
+    #: survivor fields the merge changed: {"name": [before, after], ...}
+    survivor_changes: dict[str, list[Any]] = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField()
+    undone_at = fields.DatetimeField(null=True)
+    undone_by_id = fields.IntField(null=True)
+
+    class Meta:
+        table = "customer_merge"
+        indexes = (("survivor_id", "undone_at"),)
+
+
+class ContactVerification(Model):
+    """A customer's phone or e-mail proven to be theirs: confirmed by staff, or set by a channel that proves it.
+
+    Only verified contacts make merge suggestions. A number the customer merely typed into a chat has no row.
+    """
+
+    id = fields.IntField(primary_key=True)
+    customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
+        "gongdan.Customer", related_name="contact_checks", on_delete=fields.CASCADE
+    )
+    #: phone | email
+    kind = fields.CharField(max_length=8)
+    #: the keyed hash of the verified value (the customer's phone_hash / email_hash while it is still theirs)
+    value_hash = fields.CharField(max_length=64)
+    #: staff (confirmed by a staff member) | channel (a channel or directory that proves it)
+    source = fields.CharField(max_length=16, default="staff")
+    staff_id = fields.IntField(null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "contact_verification"
+        unique_together = (("customer", "kind", "value_hash"),)
+        indexes = (("kind", "value_hash"),)

@@ -8,11 +8,12 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q, Subquery
 
-from app.customers.models import Customer, CustomerIdentity
+from app.customers.models import ContactVerification, Customer, CustomerIdentity
 from app.errors import NotFound, ValidationFailed
 from app.security.crypto import decrypt_field, encrypt_field, keyed_hash, mask_email, mask_phone, normalize_phone
 from app.security.scope import Actor
 from app.tickets.models import Ticket
+from app.timeutil import utcnow
 from app.uow import atomic
 
 
@@ -32,8 +33,9 @@ CUSTOMER_SCOPES: list[Callable[[Actor], Any]] = []
 
 
 def register_customer_scope(scope: Callable[[Actor], Any]) -> None:
-    """Add a way a customer becomes visible to a (non-admin) actor."""
-    CUSTOMER_SCOPES.append(scope)
+    """Add a way a customer becomes visible to a (non-admin) actor (once per scope)."""
+    if scope not in CUSTOMER_SCOPES:
+        CUSTOMER_SCOPES.append(scope)
 
 
 def scope_filter(actor: Actor) -> Q:
@@ -69,11 +71,19 @@ async def search(*, actor: Actor, q: str, limit: int = 20) -> list[Customer]:
     return await query.order_by("-id").limit(limit)
 
 
-async def create(*, name: str = "", phone: str | None = None, email: str | None = None, vip_level: int = 0) -> Customer:
-    """Create a customer; phone and email are stored encrypted with a keyed hash for search."""
+async def create(*, name: str = "", phone: str | None = None, email: str | None = None, vip_level: int = 0,
+                 verified: bool = False, staff_id: int | None = None) -> Customer:
+    """Create a customer; phone and email are stored encrypted with a keyed hash for search.
+
+    ``verified``: a staff member entered the contact (or a channel proved it), so it may suggest merges.
+    """
     fields: dict[str, Any] = {"name": name[:128], "vip_level": vip_level}
     fields.update(_contact_fields(phone=phone, email=email))
-    return await Customer.create(**fields)
+    async with atomic():
+        customer = await Customer.create(**fields)
+        if verified:
+            await _verify(customer, kinds=_kinds(fields), staff_id=staff_id)
+    return customer
 
 
 def _contact_fields(*, phone: str | None, email: str | None) -> dict[str, Any]:
@@ -92,13 +102,48 @@ def _contact_fields(*, phone: str | None, email: str | None) -> dict[str, Any]:
     return out
 
 
-async def set_contact(*, customer: Customer, phone: str | None = None, email: str | None = None) -> None:
-    """Record a phone number or email learned for a customer (never overwrites with nothing)."""
+def _kinds(fields: dict[str, Any]) -> list[str]:
+    return [kind for kind in ("phone", "email") if f"{kind}_hash" in fields]
+
+
+async def _verify(customer: Customer, *, kinds: list[str], staff_id: int | None) -> None:
+    for kind in kinds:
+        await ContactVerification.get_or_create(
+            customer_id=customer.id, kind=kind, value_hash=getattr(customer, f"{kind}_hash"),
+            defaults={"source": "staff" if staff_id else "channel", "staff_id": staff_id, "created_at": utcnow()})
+
+
+async def verified_kinds(customer: Customer) -> set[str]:
+    """Which of the customer's current contacts (phone, email) are verified."""
+    hashes = {kind: getattr(customer, f"{kind}_hash") for kind in ("phone", "email") if getattr(customer, f"{kind}_hash")}
+    if not hashes:
+        return set()
+    rows = await ContactVerification.filter(customer_id=customer.id, kind__in=list(hashes)).values_list(
+        "kind", "value_hash")
+    return {kind for kind, value in rows if hashes.get(kind) == value}
+
+
+async def set_contact(*, customer: Customer, phone: str | None = None, email: str | None = None,
+                      verified: bool = False, staff_id: int | None = None) -> None:
+    """Record a phone number or email learned for a customer (never overwrites with nothing).
+
+    ``verified=True`` only where the contact is proven: staff entered or confirmed it (WeCom remark mobiles, the
+    staff new-ticket form) or a channel that authenticates it. A number the customer typed in a chat is not, and
+    never replaces a verified one.
+    """
     fields = _contact_fields(phone=phone, email=email)
+    if not verified:
+        for kind in await verified_kinds(customer):
+            if fields.get(f"{kind}_hash") not in (None, getattr(customer, f"{kind}_hash")):
+                fields.pop(f"{kind}_enc")
+                fields.pop(f"{kind}_hash")
     if fields:
-        await Customer.filter(id=customer.id).update(**fields)
-        for k, v in fields.items():
-            setattr(customer, k, v)
+        async with atomic():
+            await Customer.filter(id=customer.id).update(**fields)
+            for k, v in fields.items():
+                setattr(customer, k, v)
+            if verified:
+                await _verify(customer, kinds=_kinds(fields), staff_id=staff_id)
 
 
 async def find_by_identity(*, kind: str, value: str, scope: str = "") -> Customer | None:
@@ -110,6 +155,18 @@ async def find_by_identity(*, kind: str, value: str, scope: str = "") -> Custome
     while customer.merged_into_id is not None:  # type: ignore[attr-defined]
         customer = await Customer.get(id=customer.merged_into_id)  # type: ignore[attr-defined]
     return customer
+
+
+async def resolve_identity_row(*, kind: str, value: str, scope: str = "") -> tuple[Customer, CustomerIdentity]:
+    """The customer holding this identity and the identity row, both created when new (one read when known)."""
+    ident = await CustomerIdentity.get_or_none(kind=kind, scope=scope, value=value).select_related("customer")
+    if ident is None:
+        await resolve_identity(kind=kind, value=value, scope=scope)
+        ident = await CustomerIdentity.get(kind=kind, scope=scope, value=value).select_related("customer")
+    customer: Customer = ident.customer
+    while customer.merged_into_id is not None:  # type: ignore[attr-defined]
+        customer = await Customer.get(id=customer.merged_into_id)  # type: ignore[attr-defined]
+    return customer, ident
 
 
 async def resolve_identity(
@@ -151,30 +208,15 @@ async def add_identity(
 
 
 async def merge(*, survivor: Customer, other: Customer) -> Customer:
-    """Merge `other` into `survivor`: identities, conversations, tickets and messages move; `other` stays as a stub."""
-    from app.conversations.models import Conversation, Message
-
+    """The automatic merge (one unionid, one person): the older record survives; recorded, so staff can undo it."""
     if survivor.id == other.id:
         return survivor
     # the older record survives, so links people already hold keep working
     if other.id < survivor.id:
         survivor, other = other, survivor
-    async with atomic():
-        await CustomerIdentity.filter(customer_id=other.id).update(customer_id=survivor.id)
-        await Conversation.filter(customer_id=other.id).update(customer_id=survivor.id)
-        await Ticket.filter(customer_id=other.id).update(customer_id=survivor.id)
-        await Message.filter(customer_id=other.id).update(customer_id=survivor.id)
-        changes: dict[str, Any] = {}
-        if not survivor.name and other.name:
-            changes["name"] = other.name
-        if not survivor.phone_enc and other.phone_enc:
-            changes.update(phone_enc=other.phone_enc, phone_hash=other.phone_hash)
-        if not survivor.email_enc and other.email_enc:
-            changes.update(email_enc=other.email_enc, email_hash=other.email_hash)
-        changes["vip_level"] = max(survivor.vip_level, other.vip_level)
-        changes["tags"] = sorted(set(survivor.tags or []) | set(other.tags or []))
-        await Customer.filter(id=survivor.id).update(**changes)
-        await Customer.filter(id=other.id).update(merged_into_id=survivor.id)
+    from app.customers import merging  # merging builds on this module
+
+    await merging.merge_records(survivor=survivor, other=other, reason="unionid", actor=None)
     return await Customer.get(id=survivor.id)
 
 
@@ -199,6 +241,7 @@ async def serialize(customer: Customer, *, actor: Actor, with_identities: bool =
         "tags": customer.tags,
         "phone": mask_phone(phone) if phone else None,
         "email": mask_email(email) if email else None,
+        "verified": sorted(await verified_kinds(customer)),
         "can_reveal": actor.can_reveal,
         "created_at": customer.created_at.isoformat(),
     }

@@ -13,7 +13,7 @@ numbered text inside its 48-hour customer-service window.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.channels.base import IDENTITY_KIND, InboundMessage
@@ -29,8 +29,7 @@ from app.kb.models import Article, BotSession, Survey
 from app.logs import get_logger
 from app.outbox import service as outbox
 from app.security.crypto import decrypt_field, encrypt_field, normalize_phone
-from app.tickets import closing, states
-from app.tickets import service as tickets
+from app.tickets import states
 from app.tickets.models import Ticket, TicketEvent
 from app.timeutil import utcnow
 
@@ -62,15 +61,22 @@ SURVEY_COMMENT = "感谢打分！还有什么意见或建议吗？直接回复�
 SURVEY_THANKS = "感谢您的评价，祝您生活愉快！"
 _ADDRESS_HINT = re.compile(r"[省市区县镇乡村路街道巷号栋楼室弄]")
 _ORDER = re.compile(r"^[0-9A-Za-z]{8,32}$")
+_QUESTION = re.compile(r"[?？]|多久|怎么|怎样|如何|什么时候|吗$|能不能|可以.*吗|需要.*吗|几天")
 
 
 @dataclass
 class BotOutcome:
-    """What the bot did with one message (ingest turns it into its Outcome)."""
+    """What the bot did with one message; on "handoff" the intake flow opens the ticket with `fields`."""
 
     action: str
     ticket: Ticket | None = None
     created_ticket: bool = False
+    #: why the bot handed off (human_request, bot_failed, angry, vip, intake_complete, intake_failed)
+    reason: str = ""
+    #: what the bot collected for the ticket: category, order_no, phone (clear), address
+    fields: dict[str, str] = field(default_factory=dict)
+    #: the bot's attempts before the hand-off (questions, menus, answers)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def bot_enabled(account: ChannelAccount, cfg: BotConfig) -> bool:
@@ -83,20 +89,19 @@ def bot_enabled(account: ChannelAccount, cfg: BotConfig) -> bool:
 
 
 async def on_message(*, inbound: InboundMessage, account: ChannelAccount, customer: Customer, conv: Conversation,
-                     message: Message) -> BotOutcome | None:
-    """Answer, ask, or hand off; None leaves the message to the conversion rules."""
+                     message: Message, tickets: list[Ticket]) -> BotOutcome | None:
+    """Answer, ask, or hand off; None leaves the message to the conversion rules. `tickets` are the customer's
+    live and resolved tickets (the intake flow read them already)."""
     cfg = load_bot_config()
     text = inbound.text.strip()
-    survey = await _pending_survey(customer_id=customer.id)
-    if survey is not None and inbound.msg_type == "text":
+    survey = await _pending_survey(customer_id=customer.id) if inbound.msg_type == "text" else None
+    if survey is not None:
         done = await _survey_answer(survey=survey, text=text, menu_id=str(inbound.data.get("menu_id") or ""),
                                     account=account, customer=customer, conv=conv, message=message)
         if done is not None:
             return done
-    if await tickets.open_ticket_for_customer(customer_id=customer.id) is not None:
-        return None
-    if await Ticket.filter(customer_id=customer.id, status=states.Status.RESOLVED.value).exists():
-        # a reply to the resolved notice (1 closes, 2 reopens) belongs to the ticket, not to the bot
+    if tickets:
+        # a person is on the case, or a reply to the resolved notice (1 closes, 2 reopens): the ticket's business
         return None
     if not bot_enabled(account, cfg) or inbound.msg_type != "text" or not text:
         return None
@@ -135,9 +140,14 @@ class _Turn:
         reason = self._handoff_reason(text)
         if reason is not None:
             return await self.handoff(reason)
-        # refunds and repairs need details whatever the mood ("空调坏了" reads as a complaint); ask for them first
+        # refunds and repairs need details whatever the mood ("空调坏了" reads as a complaint); ask for them first,
+        # unless it is a question the knowledge base answers ("退款多久能到账？" needs no order number)
         category = extract(text, load_rules()).category
         if category in INTAKE_FIELDS:
+            if is_question(text):
+                answered = await self._sure_answer(text)
+                if answered is not None:
+                    return answered
             return await self._start_intake(category, text)
         if sentiment.is_angry(text):
             return await self.handoff("angry")
@@ -161,8 +171,10 @@ class _Turn:
             return ids[int(text) - 1]
         return None
 
-    async def _search(self, text: str) -> BotOutcome:
-        results = await kb.search(query=text, k=self.cfg.menu_size)
+    async def _sure_answer(self, text: str, results: list[Any] | None = None) -> BotOutcome | None:
+        """Answer from the knowledge base when the best article is clearly right; None otherwise (nothing said)."""
+        if results is None:
+            results = await kb.search(query=text, k=self.cfg.menu_size)
         best = results[0] if results else None
         margin = best.score - (results[1].score if len(results) > 1 else 0.0) if best else 0.0
         if best is not None and best.score >= self.cfg.menu_threshold and margin >= self.cfg.answer_margin:
@@ -170,6 +182,14 @@ class _Turn:
             self.session.failures = 0
             self.session.menu = []
             return await self._answer_article(best.article, question=text, outcome="answered")
+        return None
+
+    async def _search(self, text: str) -> BotOutcome:
+        results = await kb.search(query=text, k=self.cfg.menu_size)
+        answered = await self._sure_answer(text, results)
+        if answered is not None:
+            return answered
+        best = results[0] if results else None
         if best is not None and best.score >= self.cfg.menu_threshold:
             await self._log(text, best.article.id, best.score, "menu")
             choices = [{"id": f"kb:{r.article.id}", "content": r.article.title[:60]} for r in results]
@@ -249,46 +269,23 @@ class _Turn:
     # ---- hand-off --------------------------------------------------------------------------------------------
 
     async def handoff(self, reason: str) -> BotOutcome:
-        """Open (or join) the ticket with the transcript and the bot's attempts; people take it from here."""
-        from app.conversations import service as conversations
-
+        """Hand the customer to people: say so, and give the intake flow what the bot collected."""
         intake = dict(self.session.intake or {})
-        fields = dict(intake.get("fields") or {})
-        if reason != "intake_complete":
-            # on kf the words ride on the state change (send_msg_on_event with its msg_code): once a servicer or
-            # the queue holds the session, kf/send_msg is refused
-            await self.say({"type": "text", "text": HANDOFF_TEXT}, deliver=self.account.kind != "wecom_kf")
-        ticket = await conversations._open_ticket(conv=self.conv, customer=self.customer, account=self.account,
-                                                  trigger=self.message, reason=f"bot:{reason}", rules=load_rules())
-        changes: dict[str, Any] = {}
-        custom = dict(ticket.custom_fields or {})
+        collected = dict(intake.get("fields") or {})
+        fields: dict[str, str] = {}
         if intake.get("category"):
-            custom["problem_type"] = intake["category"]
-            if not ticket.category:
-                changes["category"] = intake["category"]
-        if fields.get("address"):
-            custom["address"] = fields["address"]
-        if fields.get("order_no"):
-            changes["order_no"] = fields["order_no"]
-        if fields.get("phone") and ticket.phone_enc is None:
-            phone = decrypt_field(fields["phone"])
-            changes.update(tickets._phone_fields(phone))
-        if custom != (ticket.custom_fields or {}):
-            changes["custom_fields"] = custom
-        if changes:
-            await Ticket.filter(id=ticket.id).update(**changes)
-        # the bot's own messages belong to the ticket's transcript too
-        await Message.filter(conversation_id=self.conv.id, ticket_id=None).update(ticket_id=ticket.id)
-        await TicketEvent.create(ticket_id=ticket.id, kind="bot_handoff", actor_kind="bot", reason=reason,
-                                 data={"attempts": list(self.session.attempts or []),
-                                       "intake": sorted(fields), "category": intake.get("category", "")})
-        await kb.record_query(channel=self.account.kind, customer_id=self.customer.id, text=self.message.text,
-                              best_article_id=None, score=0.0, outcome="handoff")
+            fields["category"] = str(intake["category"])
+        for key in ("order_no", "address"):
+            if collected.get(key):
+                fields[key] = str(collected[key])
+        if collected.get("phone"):
+            fields["phone"] = decrypt_field(collected["phone"])
+        if reason != "intake_complete":
+            await self.say({"type": "text", "text": HANDOFF_TEXT})
+        attempts = list(self.session.attempts or [])
         self.session.mode, self.session.menu, self.session.intake = "human", [], {}
         self.session.failures = 0
-        await _request_person(account=self.account, customer=self.customer, ticket=ticket)
-        log.info("bot.handoff", ticket_id=ticket.id, reason=reason)
-        return BotOutcome(action="handoff", ticket=await Ticket.get(id=ticket.id), created_ticket=True)
+        return BotOutcome(action="handoff", reason=reason, fields=fields, attempts=attempts)
 
     # ---- saying things ---------------------------------------------------------------------------------------
 
@@ -346,13 +343,20 @@ async def send(*, account: ChannelAccount, customer: Customer, conv: Conversatio
     await Message.filter(id=message.id).update(outbox_id=row.id)
 
 
-async def _request_person(*, account: ChannelAccount, customer: Customer, ticket: Ticket) -> None:
-    """On kf, move WeCom's session from the bot (1) to the queue (2) or the assignee (3)."""
-    if account.kind != "wecom_kf":
-        return
-    from app.channels.wecom_kf import state as kf_state
+async def record_handoff(*, ticket: Ticket, outcome: BotOutcome, customer: Customer,
+                         account: ChannelAccount | None, text: str) -> None:
+    """After the intake flow opened the hand-off ticket: the bot's transcript and attempts go with it."""
+    await TicketEvent.create(ticket_id=ticket.id, kind="bot_handoff", actor_kind="bot", reason=outcome.reason,
+                             data={"attempts": outcome.attempts, "intake": sorted(outcome.fields),
+                                   "category": outcome.fields.get("category", "")})
+    await kb.record_query(channel=account.kind if account else "", customer_id=customer.id, text=text,
+                          best_article_id=None, score=0.0, outcome="handoff")
+    log.info("bot.handoff", ticket_id=ticket.id, reason=outcome.reason)
 
-    await kf_state.request_servicer(account=account, customer_id=customer.id, ticket=ticket, text=HANDOFF_TEXT)
+
+def is_question(text: str) -> bool:
+    """A how-to or when question rather than a request ("退款多久能到账？", "怎么申请退款")."""
+    return bool(_QUESTION.search(text))
 
 
 # ---- after resolution: was it solved, and how did we do -------------------------------------------------------
@@ -414,6 +418,13 @@ async def _survey_answer(*, survey: Survey, text: str, menu_id: str, account: Ch
     survey.answered_at = utcnow()
     await survey.save()
     await Message.filter(id=message.id).update(ticket_id=ticket.id)
+    if survey.rating is not None and (survey.state == "asked_comment" or survey.comment):
+        # the ticket's one rating (app.tickets.ratings): the score at once, its comment joins it in place
+        from app.tickets import ratings
+
+        await ratings.record_rating(ticket_id=ticket.id, score=survey.rating, comment=survey.comment,
+                                    channel=account.kind, source="bot_survey",
+                                    staff_id=survey.staff_id, ref=f"survey:{survey.id}")  # type: ignore[attr-defined]
     if survey.state == "done":
         await TicketEvent.create(ticket_id=ticket.id, kind="survey", actor_kind="customer",
                                  data={"solved": survey.solved, "rating": survey.rating, "comment": survey.comment,
@@ -422,6 +433,3 @@ async def _survey_answer(*, survey: Survey, text: str, menu_id: str, account: Ch
                payload={"type": "text", "text": reply}, dedupe_key=f"survey-reply:{message.id}")
     return BotOutcome(action="survey", ticket=ticket)
 
-
-# the survey's first question is the resolved notice's own "1 / 2" (app.tickets.closing); listen to the answers
-closing.register_reply_hook(solved_hook)

@@ -80,6 +80,30 @@ async def patch_article(request: Request, actor: Actor) -> Response:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k not in ("version", "note")}
     article = await service.update(actor=actor, article_id=path_int(request, "article_id"),
                                    expected_version=body.version, changes=changes, note=body.note)
+    data = service.serialize(article)
+    # 202: an agent's edit of a live article is kept as a pending revision, not yet what customers read
+    pending = (actor.role == "agent" and article.status != "draft" and article.pending is not None
+               and article.version == body.version and bool(changes))
+    return JSONResponse(data, status_code=202 if pending else 200)
+
+
+class PublishPendingIn(BaseModel):
+    version: int
+
+
+@api
+async def publish_pending(request: Request, actor: Actor) -> Response:
+    """Make an article's pending revision live (leads and admins)."""
+    body = await read_json(request, PublishPendingIn)
+    article = await service.publish_pending(actor=actor, article_id=path_int(request, "article_id"),
+                                            expected_version=body.version)
+    return JSONResponse(service.serialize(article))
+
+
+@api
+async def discard_pending(request: Request, actor: Actor) -> Response:
+    """Throw an article's pending revision away (leads and admins)."""
+    article = await service.discard_pending(actor=actor, article_id=path_int(request, "article_id"))
     return JSONResponse(service.serialize(article))
 
 
@@ -169,12 +193,8 @@ def _env() -> Environment:
 async def _page_actor(request: Request) -> Actor | None:
     if request.headers.get("authorization"):
         return await require_actor(request)
-    try:
-        from h5 import session as h5_session
-    except ImportError:
-        return None
-    session = h5_session.load(request, request.app.state.settings)
-    if session.kind != "staff" or session.staff_id is None:
+    session = request.app.state.page_session(request)
+    if session is None or session.kind != "staff" or session.staff_id is None:
         return None
     staff = await Staff.get_or_none(id=session.staff_id, status="active")
     return await actor_for(staff) if staff is not None else None
@@ -204,6 +224,8 @@ routes = [
     Route("/kb/articles/{article_id:int}", get_article, methods=["GET"]),
     Route("/kb/articles/{article_id:int}", patch_article, methods=["PATCH"]),
     Route("/kb/articles/{article_id:int}/versions", article_versions, methods=["GET"]),
+    Route("/kb/articles/{article_id:int}/pending/publish", publish_pending, methods=["POST"]),
+    Route("/kb/articles/{article_id:int}/pending", discard_pending, methods=["DELETE"]),
     Route("/kb/articles/{article_id:int}/versions/{version:int}/restore", restore_version, methods=["POST"]),
     Route("/kb/search", search_articles, methods=["GET"]),
     Route("/kb/public/search", public_search, methods=["GET"]),

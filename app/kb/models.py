@@ -33,6 +33,12 @@ class Article(Model):
     version = fields.IntField(default=1)
     #: the ticket this article was drafted from, if any
     source_ticket_id = fields.IntField(null=True)
+    #: an agent's edit of a published or retired article (the changed fields), waiting for a lead or admin to
+    #: publish it - customers keep getting the live text until then
+    pending: dict[str, Any] | None = fields.JSONField(null=True)
+    #: Staff.id of whoever proposed the pending edit last
+    pending_by_id = fields.IntField(null=True)
+    pending_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -1,5 +1,11 @@
 """Knowledge-base articles: create, edit (every edit a version), publish/retire, search, import/export, drafts from
-tickets, and the knowledge-gap report built from the questions the bot could not answer."""
+tickets, and the knowledge-gap report built from the questions the bot could not answer.
+
+Who may change what: agents create and edit drafts. A published (or retired) article is what customers read, so
+an agent's edit of one does not change it: the edit is kept as the article's pending revision (``pending``), and
+a lead or admin publishes it (``publish_pending``) or throws it away (``discard_pending``). Only leads and admins
+publish, retire or return an article to draft.
+"""
 
 from __future__ import annotations
 
@@ -79,6 +85,8 @@ def serialize(article: Article) -> dict[str, Any]:
         "status": article.status,
         "version": article.version,
         "source_ticket_id": article.source_ticket_id,
+        "pending": dict(article.pending) if article.pending else None,
+        "pending_by_id": article.pending_by_id if article.pending else None,
         "created_at": article.created_at.isoformat() if article.created_at else None,
         "updated_at": article.updated_at.isoformat() if article.updated_at else None,
     }
@@ -157,6 +165,8 @@ async def update(*, actor: Actor, article_id: int, expected_version: int, change
         fields = {k: v for k, v in fields.items() if getattr(article, k) != v}
         if not fields:
             return article
+        if _is_agent(actor) and article.status != "draft":
+            return await _propose(actor=actor, article=article, fields=fields)
         updated = await Article.filter(id=article_id, version=expected_version).update(
             **fields, version=expected_version + 1, updated_at=utcnow())
         if not updated:
@@ -165,6 +175,45 @@ async def update(*, actor: Actor, article_id: int, expected_version: int, change
         await ArticleVersion.create(article=article, version=article.version, snapshot=_snapshot(article),
                                     editor_id=actor.staff_id, note=note[:200] or _describe(fields))
     return article
+
+
+def _is_agent(actor: Actor) -> bool:
+    return actor.kind == "staff" and actor.role == "agent"
+
+
+async def _propose(*, actor: Actor, article: Article, fields: dict[str, Any]) -> Article:
+    """Keep an agent's edit of a live article as its pending revision; the live text stays as it is."""
+    if "status" in fields:
+        raise PermissionDenied("只有组长或管理员可以更改已发布文章的状态", code="publish_forbidden")
+    pending = {**(article.pending or {}), **fields}
+    await Article.filter(id=article.id).update(pending=pending, pending_by_id=actor.staff_id, pending_at=utcnow())
+    return await get(article_id=article.id)
+
+
+async def publish_pending(*, actor: Actor, article_id: int, expected_version: int) -> Article:
+    """A lead or admin makes the pending revision live (a new version) and clears it."""
+    if _is_agent(actor):
+        raise PermissionDenied("只有组长或管理员可以发布修改", code="publish_forbidden")
+    article = await get(article_id=article_id)
+    if not article.pending:
+        raise ValidationFailed("这篇文章没有待发布的修改", code="no_pending_edit")
+    async with atomic():
+        updated = await update(actor=actor, article_id=article_id, expected_version=expected_version,
+                               changes=dict(article.pending), note="发布待审核的修改")
+        await Article.filter(id=article_id).update(pending=None, pending_by_id=None, pending_at=None)
+    updated.pending = None
+    updated.pending_by_id = None
+    updated.pending_at = None
+    return updated
+
+
+async def discard_pending(*, actor: Actor, article_id: int) -> Article:
+    """A lead or admin throws the pending revision away."""
+    if _is_agent(actor):
+        raise PermissionDenied("只有组长或管理员可以放弃待发布的修改", code="publish_forbidden")
+    await get(article_id=article_id)
+    await Article.filter(id=article_id).update(pending=None, pending_by_id=None, pending_at=None)
+    return await get(article_id=article_id)
 
 
 def _describe(fields: dict[str, Any]) -> str:

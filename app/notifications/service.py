@@ -23,6 +23,8 @@ from app.timeutil import local, utcnow
 
 #: customer-facing status names; resolved, closed and a reopen are announced by template message
 CUSTOMER_VISIBLE = {"new": "已受理", "open": "处理中", "pending": "待您回复", "resolved": "已解决", "closed": "已关闭"}
+#: statuses a move back to open counts as a reopen from
+REOPENED_FROM = ("resolved", "closed")
 
 
 @lru_cache(maxsize=1)
@@ -99,6 +101,19 @@ async def ticket_acknowledged(*, ticket: Ticket) -> None:
     await _to_customer(ticket, kind="customer_message", payload=payload, dedupe_key=f"ack:ticket:{ticket.id}")
 
 
+async def auto_reply(*, ticket: Ticket, template: str, group: str | None) -> None:
+    """A routing rule's auto-reply to the customer ({next_open}, {group}, {number} filled in)."""
+    if ticket.channel_account_id is None:  # type: ignore[attr-defined]
+        return
+    from app.tickets import calendar as bizcal
+    from app.tickets.routing import render_reply
+
+    cal = await bizcal.for_group(group_id=ticket.group_id)  # type: ignore[attr-defined]
+    text = render_reply(template, calendar=cal, now=utcnow(), group=group, number=ticket.number)
+    await _to_customer(ticket, kind="customer_message", payload={"type": "text", "text": text},
+                       dedupe_key=f"autoreply:ticket:{ticket.id}")
+
+
 async def staff_reply(*, ticket: Ticket, message: Message) -> None:
     """Carry a staff reply to the customer; outside the channel's window it falls back to a template."""
     payload = {
@@ -122,7 +137,10 @@ async def status_changed(*, ticket: Ticket, old: str, new: str, reason: str) -> 
     label = CUSTOMER_VISIBLE.get(new)
     if label is None or ticket.channel_account_id is None:  # type: ignore[attr-defined]
         return
-    if new in ("open", "pending") and old not in ("resolved", "closed"):
+    if new == "open" and old in REOPENED_FROM:
+        await ticket_reopened(ticket=ticket, old=old)
+        return
+    if new in ("open", "pending") and old not in REOPENED_FROM:
         # taking a case up or asking the customer something goes with a reply; a template on top is noise
         return
     remark = render("status_changed.txt", ticket=ticket, new=new, label=label, reason=reason)
@@ -135,6 +153,22 @@ async def status_changed(*, ticket: Ticket, old: str, new: str, reason: str) -> 
     await _to_customer(
         ticket, kind="template_message", payload=payload, dedupe_key=f"status:{ticket.id}:{ticket.version}:{new}"
     )
+
+
+async def ticket_reopened(*, ticket: Ticket, old: str) -> None:
+    """Tell the customer their resolved or closed ticket is being handled again (whoever reopened it)."""
+    if old not in REOPENED_FROM or ticket.channel_account_id is None:  # type: ignore[attr-defined]
+        return
+    text = render("ticket_reopened.txt", ticket=ticket)
+    payload = {
+        "type": "text",
+        "text": text,
+        # outside the channel's window (a closed ticket reopened days later) the template still gets through
+        "template": {"name": "ticket_update", "url": ticket_url(ticket),
+                     "fields": _template_fields(ticket, CUSTOMER_VISIBLE["open"], text)},
+    }
+    await _to_customer(ticket, kind="customer_message", payload=payload,
+                       dedupe_key=f"reopen:{ticket.id}:{ticket.version}")
 
 
 async def send_text_to_customer(*, account: ChannelAccount, customer: Any, text: str,

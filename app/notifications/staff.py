@@ -5,25 +5,34 @@ transaction; ``app.channels.wecom_app.outbound`` delivers them with ``message/se
 Cards follow 模板卡片消息 https://developer.work.weixin.qq.com/document/path/101032 (``text_notice``, whose
 ``card_action`` is required) and 文本卡片 https://developer.work.weixin.qq.com/document/path/90236 (``textcard``,
 title ≤128 bytes, description ≤512 bytes, btntxt ≤4 characters). Every card opens the ticket's H5 page through
-WeCom OAuth (``/h5/auth/wecom?next=/h5/tickets/<number>``), so one tap logs the member in and shows the ticket.
+WeCom OAuth (``/h5/auth/wecom?next=/h5/tickets/<number>``), so one tap logs the member in and shows the ticket;
+an approval card opens the approval instead (``/h5/approvals/<id>``), where the approver decides.
 
 Who is told: only staff who may see the ticket — its assignee, or when nobody is assigned the active members of its
 skill group — and never the person who caused the change. A dedupe key per cause keeps one row per recipient
 however often the cause is replayed.
+
+Cards pass through WeCom's servers and sit on phones' lock screens: every text in them (subject, message, summary)
+is masked with ``app.security.pii.mask_text``, whatever the recipient's role; the full number is one audited
+显示 away on the H5 page.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
 from app.outbox import service as outbox
+from app.security.pii import mask_text
 from app.settings import get_settings
-from app.staff.models import SkillGroup, Staff
+from app.staff.models import Staff
 from app.tickets.models import Ticket
 
 __all__ = [
+    "approval_url",
     "approval_waiting",
+    "calendar_notice_missing",
     "card_url",
     "customer_message",
     "sla_warning",
@@ -42,8 +51,15 @@ def card_url(ticket: Ticket) -> str:
     return f"{get_settings().public_url}/h5/auth/wecom?next={quote(target, safe='')}"
 
 
+def approval_url(approval_id: int) -> str:
+    """The H5 page of an approval behind WeCom OAuth: the approver lands on the decision, not on the ticket."""
+    target = f"/h5/approvals/{approval_id}"
+    return f"{get_settings().public_url}/h5/auth/wecom?next={quote(target, safe='')}"
+
+
 def _clip(text: str, limit: int) -> str:
-    """Cut to ``limit`` UTF-8 bytes on a character boundary (WeCom counts bytes)."""
+    """Mask personal data, then cut to ``limit`` UTF-8 bytes on a character boundary (WeCom counts bytes)."""
+    text = mask_text(text)
     data = text.encode("utf-8")
     if len(data) <= limit:
         return text
@@ -51,13 +67,13 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _text_notice(ticket: Ticket, *, title: str, desc: str, rows: list[tuple[str, str]],
-                 emphasis: tuple[str, str] | None = None) -> dict[str, Any]:
+                 emphasis: tuple[str, str] | None = None, url: str | None = None) -> dict[str, Any]:
     card: dict[str, Any] = {
         "card_type": "text_notice",
         "source": {"desc": "工单", "desc_color": 0},
         "main_title": {"title": _clip(title, 36 * 3), "desc": _clip(desc, 44 * 3)},
         "horizontal_content_list": [{"keyname": k, "value": _clip(v, 90)} for k, v in rows if v],
-        "card_action": {"type": 1, "url": card_url(ticket)},
+        "card_action": {"type": 1, "url": url or card_url(ticket)},
     }
     if emphasis is not None:
         card["emphasis_content"] = {"title": emphasis[0], "desc": emphasis[1]}
@@ -77,8 +93,7 @@ async def _recipients(ticket: Ticket, *, exclude: int | None) -> list[Staff]:
         group_id: int | None = ticket.group_id  # type: ignore[attr-defined]
         if group_id is None:
             return []
-        group = await SkillGroup.get_or_none(id=group_id)
-        people = await group.members.filter(status="active").order_by("id") if group is not None else []
+        people = await Staff.filter(groups__id=group_id, status="active").order_by("id")
     return [p for p in people if p.id != exclude]
 
 
@@ -129,8 +144,19 @@ async def ticket_card(*, staff: Staff, ticket: Ticket, title: str, description: 
                 dedupe_key=dedupe_key[:191])
 
 
-async def approval_waiting(*, ticket: Ticket, approver: Staff, approval_id: int, summary: str) -> None:
-    """An approval waits for ``approver`` (the approvals package checks the approver may see the ticket)."""
-    card = _text_notice(ticket, title="有一个审批等你处理", desc=summary, rows=_rows(ticket))
+async def approval_waiting(*, ticket: Ticket, approver: Staff, approval_id: int, summary: str, level: int = 1) -> None:
+    """An approval waits for ``approver`` at ``level``: the card opens the approval's H5 page."""
+    card = _text_notice(ticket, title="有一个审批等你处理", desc=summary, rows=_rows(ticket),
+                        url=approval_url(approval_id))
     await _card(staff=approver, ticket=ticket, payload={"msgtype": "template_card", "template_card": card},
-                dedupe_key=f"card:approval:{approval_id}:{approver.id}")
+                dedupe_key=f"card:approval:{approval_id}:{level}:{approver.id}")
+
+
+async def calendar_notice_missing(*, staff: Staff, year: int, message: str, day: date) -> None:
+    """Remind an admin that a year's State Council holiday notice is not imported (one card per admin per day)."""
+    target = "/h5/tickets"
+    card = {"title": _clip(f"请导入 {year} 年节假日安排", 128), "description": _clip(message, 512),
+            "url": f"{get_settings().public_url}/h5/auth/wecom?next={quote(target, safe='')}", "btntxt": "查看"}
+    await outbox.create(channel=CHANNEL, kind=KIND, recipient=staff.userid,
+                        payload={"msgtype": "textcard", "textcard": card},
+                        dedupe_key=f"card:calendar_notice:{year}:{day.isoformat()}:{staff.id}")

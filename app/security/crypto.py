@@ -1,4 +1,5 @@
-"""Field encryption at rest, keyed hashes for exact-match search, and masking for display.
+"""Field encryption at rest and keyed hashes for exact-match search; masking for display lives in
+`app.security.pii` (re-exported here).
 
 Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) with MultiFernet for key rotation: the first key in
 FIELD_ENCRYPTION_KEYS encrypts, every key decrypts; `gongdan keys rotate` re-encrypts with the first
@@ -10,13 +11,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 from functools import lru_cache
 
 import phonenumbers
 from cryptography.fernet import Fernet, MultiFernet
 
+from app.security.pii import mask_email, mask_id_card, mask_phone, mask_text
 from app.settings import Settings, get_settings
+
+__all__ = [
+    "decrypt_field", "encrypt_field", "find_phones", "keyed_hash", "mask_email", "mask_id_card", "mask_phone",
+    "mask_text", "normalize_phone", "rotate_field",
+]
 
 
 @lru_cache(maxsize=8)
@@ -73,30 +79,3 @@ def find_phones(text: str) -> list[str]:
         phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
         for m in phonenumbers.PhoneNumberMatcher(text, "CN")
     ]
-
-
-def mask_phone(e164_or_raw: str) -> str:
-    """138****5678: the national number with its middle four digits hidden."""
-    digits = re.sub(r"\D", "", e164_or_raw)
-    if digits.startswith("86") and len(digits) == 13:
-        digits = digits[2:]
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return f"{digits[:3]}****{digits[-4:]}"
-
-
-def mask_email(email: str) -> str:
-    """z***@example.com."""
-    local, _, domain = email.partition("@")
-    if not domain:
-        return "***"
-    return f"{local[:1]}***@{domain}"
-
-
-# Long digit runs that look like mobile numbers (11 digits starting with 1), including +86 and separators.
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[-\s]?)?(1[3-9]\d)[-\s]?(\d{4})[-\s]?(\d{4})(?!\d)")
-
-
-def mask_text(text: str) -> str:
-    """Mask every mainland mobile number inside a free text (for logs and for staff without the reveal right)."""
-    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)

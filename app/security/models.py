@@ -45,3 +45,19 @@ class AuditLog(Model):
     class Meta:
         table = "audit_log"
         indexes = (("object_type", "object_id"),)
+
+
+class RevokedSession(Model):
+    """H5 sessions ended by logout: a cookie carrying one of these ids is treated as anonymous.
+
+    Only the SHA-256 of the session id is kept. A row is useless once its cookie would have expired anyway
+    (``expires_at``), and a cron may delete it then.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    sid_hash = fields.CharField(max_length=64, unique=True)
+    expires_at = fields.DatetimeField(db_index=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "revoked_session"

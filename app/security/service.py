@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.security.models import ApiToken, AuditLog
 from app.security.scope import Actor, actor_for
 from app.staff.models import Staff
 from app.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from app.tickets.models import Ticket
 
 TOKEN_PREFIX = "gd_"
 #: token hash -> (expires, actor); scope is recomputed at most every few seconds per token
@@ -53,18 +57,51 @@ async def revoke_token(*, prefix: str) -> int:
     return await ApiToken.filter(prefix=prefix).update(revoked=True)
 
 
+REVEAL_FIELDS = ("phone", "email")
+
+
 async def audit_reveal(*, actor: Actor, object_type: str, object_id: str, field: str, reason: str) -> None:
     """Check the reveal right and record who revealed what, when and why."""
+    _check_reveal(actor=actor, field=field, reason=reason)
+    await _record_reveal(actor=actor, object_type=object_type, object_id=object_id, field=field, reason=reason)
+
+
+def _check_reveal(*, actor: Actor, field: str, reason: str) -> None:
     if not actor.can_reveal:
         raise PermissionDenied("你没有查看完整信息的权限", code="reveal_forbidden")
     if not reason.strip():
         raise ValidationFailed("请填写查看原因", code="reason_required")
-    if field not in ("phone", "email"):
-        raise NotFound("no such field")
+    if field not in REVEAL_FIELDS:
+        raise NotFound("没有这个字段", code="no_such_field")
+
+
+async def _record_reveal(*, actor: Actor, object_type: str, object_id: str, field: str, reason: str) -> None:
     await AuditLog.create(
         staff_id=actor.staff_id, action="reveal", object_type=object_type, object_id=object_id, field=field,
         reason=reason.strip()[:500], created_at=utcnow(),
     )
+
+
+async def reveal(*, actor: Actor, object_type: str, object_id: str, field: str, reason: str,
+                 value: str | None) -> str:
+    """Return a masked value in clear after checking the right and writing the audit row (every role, always)."""
+    _check_reveal(actor=actor, field=field, reason=reason)
+    if not value:
+        raise NotFound("没有可显示的信息", code="nothing_to_reveal")
+    await _record_reveal(actor=actor, object_type=object_type, object_id=object_id, field=field, reason=reason)
+    return value
+
+
+async def ticket_contact(*, ticket: Ticket, field: str) -> str | None:
+    """A ticket's phone (its own, else its customer's) or its customer's e-mail, in clear (for audited reveals)."""
+    from app.customers.models import Customer
+    from app.security.crypto import decrypt_field
+
+    if field == "phone" and ticket.phone_enc:
+        return decrypt_field(ticket.phone_enc)
+    customer = await Customer.get_or_none(id=ticket.customer_id)  # type: ignore[attr-defined]
+    encrypted = None if customer is None else customer.phone_enc if field == "phone" else customer.email_enc
+    return decrypt_field(encrypted) if encrypted else None
 
 
 async def rotate_encrypted_fields(*, batch: int = 500) -> dict[str, int]:

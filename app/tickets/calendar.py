@@ -1,9 +1,17 @@
 """The business calendar: working hours per group, Chinese public holidays and make-up working days (调休).
 
-Holidays and 调休 days come from the `chinesecalendar` package (import `chinese_calendar`), which follows the State
-Council's yearly notice (国务院办公厅关于部分节假日安排的通知, https://www.gov.cn/zhengce/). Company-specific days off
-and extra working days are configured per calendar. A year the package does not know yet falls back to the weekly
-hours alone (and is logged once), so SLA maths never stops.
+Holidays and 调休 days, date by date, come from the first of:
+
+1. an imported State Council notice (国务院办公厅关于部分节假日安排的通知, https://www.gov.cn/zhengce/) that names the
+   date, as a holiday day or a make-up working day (`app.tickets.holiday_notice`; stored in `HolidayNotice`);
+2. the `chinesecalendar` package (import `chinese_calendar`), which carries the official notices of the years it
+   knows;
+3. the law, for years neither knows: 《全国年节及纪念日放假办法》 (13 statutory days, lunar dates included, and a
+   working-day 补假 for a holiday on a weekend), computed by the `holidays` package for any year. The law gives no
+   调休 weekend working days: those come only with the notice, which admins are reminded to import from 1 November
+   (`holiday_notice.calendar_notice_check`).
+
+Company-specific days off and extra working days are configured per calendar.
 
 All arithmetic is exact to the second in the calendar's time zone; callers pass and receive aware UTC datetimes.
 """
@@ -12,18 +20,22 @@ from __future__ import annotations
 
 import time as _time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+from chinese_calendar.constants import holidays as _official_holidays
+from holidays.countries.china import China as _HolidaysChina
+from tortoise.exceptions import OperationalError
 
 from app.errors import ValidationFailed
 from app.logs import get_logger
-from app.tickets.models import BusinessCalendar, GroupSettings
+from app.tickets.models import BusinessCalendar, GroupSettings, HolidayNotice
 
 log = get_logger(__name__)
 
@@ -88,20 +100,70 @@ def _parse_dates(values: Iterable[Any], *, what: str) -> frozenset[date]:
     return frozenset(out)
 
 
-_unsupported_years_logged: set[int] = set()
+#: (is off, holiday name): off with a name is a statutory holiday, working with a name a 调休 make-up working day
+DayDetail = tuple[bool, str | None]
+#: dates an imported notice names, each with its DayDetail
+NoticeDays = Mapping[date, DayDetail]
+NO_NOTICES: NoticeDays = MappingProxyType({})
+
+#: the years chinesecalendar carries official arrangements for
+OFFICIAL_YEARS = range(min(_official_holidays).year, max(_official_holidays).year + 1)
+#: chinesecalendar's English holiday names in Chinese
+_OFFICIAL_NAMES = {h.value: h.chinese for h in chinese_calendar.Holiday}
+
+_law_years_logged: set[int] = set()
+
+
+def official_year(year: int) -> bool:
+    """Whether chinesecalendar carries the official arrangements of `year`."""
+    return year in OFFICIAL_YEARS
 
 
 @lru_cache(maxsize=4096)
-def holiday_detail(day: date) -> tuple[bool, str | None] | None:
+def official_detail(day: date) -> DayDetail | None:
     """(is off, holiday name) from chinese_calendar, or None for a year it has no data for."""
+    if not official_year(day.year):
+        return None
     try:
         on_holiday, name = chinese_calendar.get_holiday_detail(day)
     except NotImplementedError:
-        if day.year not in _unsupported_years_logged:
-            _unsupported_years_logged.add(day.year)
-            log.warning("calendar.year_unsupported", year=day.year)
         return None
-    return bool(on_holiday), (str(name) if name else None)
+    return bool(on_holiday), (_OFFICIAL_NAMES.get(str(name), str(name)) if name else None)
+
+
+class _StatutoryChina(_HolidaysChina):  # type: ignore[misc]
+    """China's holidays by the law alone: the notices the `holidays` package carries are left out."""
+
+    def _add_special_holidays(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@lru_cache(maxsize=64)
+def statutory_holidays(year: int) -> Mapping[date, str]:
+    """The statutory days off of `year` by law, 补假 included (Chinese names, e.g. 春节（补假）)."""
+    days = _StatutoryChina(years=year, language="zh_CN")  # type: ignore[no-untyped-call]
+    return MappingProxyType({d: str(n) for d, n in sorted(days.items())})
+
+
+def holiday_detail(day: date, *, notices: NoticeDays = NO_NOTICES) -> DayDetail | None:
+    """(is off, holiday name) of one date: an imported notice, else chinesecalendar, else the law."""
+    if day in notices:
+        return notices[day]
+    official = official_detail(day)
+    if official is not None:
+        return official
+    if day.year not in _law_years_logged:
+        _law_years_logged.add(day.year)
+        log.warning("calendar.year_by_law", year=day.year)
+    name = statutory_holidays(day.year).get(day)
+    return (True, name) if name else (False, None)
+
+
+def day_source(day: date, *, notices: NoticeDays = NO_NOTICES) -> str:
+    """Where a date's holiday status comes from: notice, official (chinesecalendar) or law."""
+    if day in notices:
+        return "notice"
+    return "official" if official_year(day.year) else "law"
 
 
 @dataclass(frozen=True)
@@ -114,6 +176,8 @@ class Calendar:
     public_holidays: bool = True
     extra_days_off: frozenset[date] = frozenset()
     extra_workdays: frozenset[date] = frozenset()
+    #: the dates imported State Council notices name (shared by every calendar; loaded with the calendar)
+    notices: NoticeDays = field(default_factory=lambda: NO_NOTICES)
 
     @classmethod
     def build(cls, *, name: str = "默认", timezone: str = "Asia/Shanghai", weekly: Mapping[str, Any] | None = None,
@@ -137,7 +201,7 @@ class Calendar:
         if day in self.extra_workdays:
             return self.weekly[weekday] or self.weekly[1]
         if self.public_holidays:
-            detail = holiday_detail(day)
+            detail = holiday_detail(day, notices=self.notices)
             if detail is not None:
                 off, name = detail
                 if off and name:  # a statutory holiday (国庆节, 春节 ...), weekends inside it included
@@ -224,21 +288,53 @@ class Calendar:
 DEFAULT = Calendar()
 
 
-def from_row(row: BusinessCalendar) -> Calendar:
+def compile_notices(documents: Iterable[Mapping[str, Any]]) -> NoticeDays:
+    """The dates canonical notice documents name (by year; a later year's notice wins a date both name)."""
+    out: dict[date, DayDetail] = {}
+    for doc in sorted(documents, key=lambda d: int(d["year"])):
+        for h in doc["holidays"]:
+            day, end = date.fromisoformat(h["start"]), date.fromisoformat(h["end"])
+            while day <= end:
+                out[day] = (True, str(h["name"]))
+                day += timedelta(days=1)
+            for w in h.get("workdays") or []:
+                out[date.fromisoformat(w)] = (False, str(h["name"]))
+    return MappingProxyType(out)
+
+
+def from_row(row: BusinessCalendar, *, notices: NoticeDays = NO_NOTICES) -> Calendar:
     """Compile a stored calendar."""
-    return Calendar.build(name=row.name, timezone=row.timezone, weekly=row.weekly or DEFAULT_WEEKLY,
-                          public_holidays=row.public_holidays, extra_days_off=row.extra_days_off or [],
-                          extra_workdays=row.extra_workdays or [])
+    cal = Calendar.build(name=row.name, timezone=row.timezone, weekly=row.weekly or DEFAULT_WEEKLY,
+                         public_holidays=row.public_holidays, extra_days_off=row.extra_days_off or [],
+                         extra_workdays=row.extra_workdays or [])
+    return replace(cal, notices=notices)
 
 
 #: compiled calendars by group id (0 = the default calendar), with the time they were loaded
 _cache: dict[int, tuple[float, Calendar]] = {}
+#: the compiled imported notices, with the time they were loaded
+_notices_cache: list[tuple[float, NoticeDays]] = []
 CACHE_SECONDS = 30.0
 
 
 def invalidate() -> None:
-    """Forget compiled calendars (after an import; other processes refresh within CACHE_SECONDS)."""
+    """Forget compiled calendars and notices (after an import; other processes refresh within CACHE_SECONDS)."""
     _cache.clear()
+    _notices_cache.clear()
+
+
+async def load_notices() -> NoticeDays:
+    """The dates the imported State Council notices name."""
+    if _notices_cache and _time.monotonic() - _notices_cache[0][0] < CACHE_SECONDS:
+        return _notices_cache[0][1]
+    try:
+        rows = await HolidayNotice.all().order_by("year")
+    except OperationalError as exc:  # a database not migrated yet: the calendars go on by chinesecalendar and law
+        log.warning("calendar.notices_unavailable", error=str(exc)[:200])
+        return NO_NOTICES
+    notices = compile_notices(r.document for r in rows if isinstance(r.document, dict))
+    _notices_cache[:] = [(_time.monotonic(), notices)]
+    return notices
 
 
 async def default_calendar() -> Calendar:
@@ -246,8 +342,9 @@ async def default_calendar() -> Calendar:
     hit = _cache.get(0)
     if hit and _time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
+    notices = await load_notices()
     row = await BusinessCalendar.filter(is_default=True).first()
-    cal = from_row(row) if row else DEFAULT
+    cal = from_row(row, notices=notices) if row else replace(DEFAULT, notices=notices)
     _cache[0] = (_time.monotonic(), cal)
     return cal
 
@@ -260,6 +357,9 @@ async def for_group(*, group_id: int | None) -> Calendar:
     if hit and _time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
     settings = await GroupSettings.filter(group_id=group_id).select_related("calendar").first()
-    cal = from_row(settings.calendar) if settings and settings.calendar else await default_calendar()
+    if settings and settings.calendar:
+        cal = from_row(settings.calendar, notices=await load_notices())
+    else:
+        cal = await default_calendar()
     _cache[group_id] = (_time.monotonic(), cal)
     return cal

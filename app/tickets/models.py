@@ -8,7 +8,6 @@ from tortoise import fields
 from tortoise.models import Model
 
 if TYPE_CHECKING:
-    from app.channels.models import ChannelAccount
     from app.conversations.models import Conversation
     from app.customers.models import Customer
     from app.staff.models import SkillGroup, Staff
@@ -34,7 +33,8 @@ class Ticket(Model):
     customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
         "gongdan.Customer", related_name="tickets", on_delete=fields.RESTRICT
     )
-    channel_account: fields.ForeignKeyNullableRelation[ChannelAccount] = fields.ForeignKeyField(
+    #: the channel account the ticket came from (typed loosely: the ticket domain imports no channel code)
+    channel_account: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
         "gongdan.ChannelAccount", related_name="tickets", null=True, on_delete=fields.SET_NULL
     )
     conversation: fields.ForeignKeyNullableRelation[Conversation] = fields.ForeignKeyField(
@@ -157,6 +157,25 @@ class BusinessCalendar(Model):
         table = "business_calendar"
 
 
+class HolidayNotice(Model):
+    """An imported State Council holiday notice (国务院办公厅关于部分节假日安排的通知) for one year."""
+
+    id = fields.IntField(primary_key=True)
+    year = fields.IntField(unique=True)
+    title = fields.CharField(max_length=200, default="")
+    #: where the notice was published (gov.cn), if given
+    source_url = fields.CharField(max_length=500, null=True)
+    #: canonical form: {"year", "title", "source", "holidays": [{"name", "start", "end", "workdays": [...]}]}
+    document: dict[str, Any] = fields.JSONField(default=dict)
+    #: the staff userid of the importing admin, or "cli"
+    imported_by = fields.CharField(max_length=64, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "holiday_notice"
+
+
 class GroupSettings(Model):
     """Per skill group: its calendar and how tickets are assigned inside it."""
 
@@ -242,3 +261,40 @@ class SlaEvent(Model):
         table = "sla_event"
         unique_together = (("ticket", "clock", "due_at", "kind"),)
         indexes = (("kind", "at"),)
+
+
+# ---- satisfaction ratings (issue 10) ----------------------------------------------------------------------------
+
+
+class TicketRating(Model):
+    """The customer's current rating of a ticket (one per ticket), written only by app.tickets.ratings.
+
+    A later rating (the H5 page after the chat survey, or a second visit) replaces the current one, which moves to
+    `history`, so every rating given is kept.
+    """
+
+    id = fields.IntField(primary_key=True)
+    ticket: fields.OneToOneRelation[Ticket] = fields.OneToOneField(
+        "gongdan.Ticket", related_name="rating", on_delete=fields.CASCADE
+    )
+    #: 1 (very unhappy) to 5 (very happy)
+    score = fields.SmallIntField()
+    comment = fields.CharField(max_length=500, default="")
+    #: the channel kind the customer rated on: wecom_kf, wechat_mp, h5, ...
+    channel = fields.CharField(max_length=32, default="")
+    #: bot_survey (the chat survey after resolution) or h5_page (the customer ticket page)
+    source = fields.CharField(max_length=16)
+    #: the agent the rating counts for: the assignee when the ticket was resolved (or rated)
+    staff: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "gongdan.Staff", related_name="ratings", null=True, on_delete=fields.SET_NULL
+    )
+    #: the caller's own key of this rating - recording again with the same ref updates it in place
+    ref = fields.CharField(max_length=64, default="")
+    #: when the current rating was given
+    at = fields.DatetimeField()
+    #: earlier ratings, oldest first, each {"score", "comment", "channel", "source", "staff_id", "at"}
+    history: list[dict[str, Any]] = fields.JSONField(default=list)
+
+    class Meta:
+        table = "ticket_rating"
+        indexes = (("staff_id", "at"),)

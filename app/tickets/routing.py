@@ -573,7 +573,8 @@ async def facts_for(*, category: str, text: str, channel: str, customer: Custome
         channel=channel, text=text, category=category, fields=dict(fields or {}),
         vip_level=customer.vip_level if customer else 0,
         customer_tags=tuple(customer.tags or ()) if customer else (),
-        now=now, bot_handoff=reason in HANDOFF_REASONS, previous_tickets=previous, priority=priority,
+        now=now, bot_handoff=reason in HANDOFF_REASONS or (reason or "").startswith("bot:"),
+        previous_tickets=previous, priority=priority,
     )
 
 
@@ -604,29 +605,3 @@ async def route(*, category: str, text: str, channel: str, priority: str = "norm
                             reason=reason, priority=priority, now=now,
                             repeat_window_days=ruleset.repeat_window_days)
     return await decide(facts=facts, ruleset=ruleset)
-
-
-async def after_create(*, ticket: Ticket, decision: Decision) -> None:
-    """Apply what `tickets.create` does not take: the SLA policy, the after-hours queue, the auto-reply."""
-    from app.notifications import service as notify
-    from app.tickets import sla
-
-    changes: dict[str, Any] = {}
-    if decision.after_hours_until is not None:
-        changes["after_hours_until"] = decision.after_hours_until
-    if changes:
-        await Ticket.filter(id=ticket.id).update(**changes)
-        for key, value in changes.items():
-            setattr(ticket, key, value)
-    if decision.sla_policy_id is not None and decision.sla_policy_id != ticket.sla_policy_id:  # type: ignore[attr-defined]
-        await sla.apply_policy(ticket=ticket, policy_id=decision.sla_policy_id)
-    if decision.auto_reply and ticket.channel_account_id is not None:  # type: ignore[attr-defined]
-        cal = await bizcal.for_group(group_id=ticket.group_id)  # type: ignore[attr-defined]
-        text = render_reply(decision.auto_reply, calendar=cal, now=utcnow(), group=decision.group,
-                            number=ticket.number)
-        channel, account_id, recipient = await notify.customer_target(ticket)
-        from app.outbox import service as outbox
-
-        await outbox.create(channel=channel, kind="customer_message", recipient=recipient,
-                            payload={"type": "text", "text": text}, channel_account_id=account_id,
-                            ticket_id=ticket.id, dedupe_key=f"autoreply:ticket:{ticket.id}")

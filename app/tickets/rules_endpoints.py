@@ -1,4 +1,5 @@
-"""The JSON API for routing rules (with a dry run), SLA configuration and reports, and staff duty."""
+"""The JSON API for routing rules (with a dry run), SLA configuration and reports, holiday notices, and staff
+duty."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from app.errors import BadRequest, PermissionDenied
+from app.errors import BadRequest, PermissionDenied, ValidationFailed
 from app.http import api, path_int, read_json
 from app.security.scope import Actor
-from app.tickets import assignment, routing, sla, sla_config
+from app.tickets import assignment, holiday_notice, routing, sla, sla_config
 from app.tickets import service as tickets
 from app.tickets.models import RoutingRuleSet
 from app.timeutil import utcnow
@@ -127,6 +128,59 @@ async def breaches(request: Request, actor: Actor) -> Response:
     return JSONResponse(await sla.breach_report(since=since, until=until, group_ids=groups))
 
 
+async def _notice_body(request: Request) -> dict[str, Any]:
+    """A notice from the body: JSON (the document, or {"text": ..., "year": ...}) or YAML/plain text as is."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed("请求体应为 UTF-8 文本", code="invalid_notice",
+                               details={"errors": ["请求体不是 UTF-8"]}) from exc
+    year_param = request.query_params.get("year")
+    try:
+        year = int(year_param) if year_param else None
+    except ValueError as exc:
+        raise ValidationFailed("year 应为整数", code="invalid_notice", details={"errors": ["year 应为整数"]}) from exc
+    if "json" in request.headers.get("content-type", ""):
+        try:
+            data = json.loads(text or "null")
+        except ValueError as exc:
+            raise ValidationFailed("请求体不是合法的 JSON", code="invalid_notice",
+                                   details={"errors": ["JSON 格式错误"]}) from exc
+        if isinstance(data, dict) and isinstance(data.get("text"), str):
+            raw_year = data.get("year", year)
+            return holiday_notice.parse(data["text"], year=raw_year if isinstance(raw_year, int) else year)
+        return holiday_notice.parse_document(data)
+    return holiday_notice.parse(text, year=year)
+
+
+@api
+async def get_notices(request: Request, actor: Actor) -> Response:
+    """The imported State Council holiday notices, and the year missing one (if any)."""
+    missing = await holiday_notice.missing_notice()
+    return JSONResponse({"notices": await holiday_notice.list_notices(),
+                         "missing": {"year": missing.year, "message": missing.message} if missing else None})
+
+
+@api
+async def import_notice(request: Request, actor: Actor) -> Response:
+    """Import a year's holiday notice (admins; YAML, JSON or the notice's text; replaces that year's notice)."""
+    if not actor.is_admin:
+        raise PermissionDenied("只有管理员可以导入节假日通知", code="admin_only")
+    document = await _notice_body(request)
+    if request.query_params.get("check") in ("1", "true"):
+        return JSONResponse({"stored": None, "document": document,
+                             "warnings": holiday_notice.law_mismatches(document)})
+    name = actor.name if actor.staff_id is None else f"staff:{actor.staff_id}"
+    return JSONResponse(await holiday_notice.store(document=document, imported_by=name), status_code=201)
+
+
+@api
+async def calendar_year(request: Request, actor: Actor) -> Response:
+    """A year's days off and 调休 working days as the business calendars see them, and where each comes from."""
+    return JSONResponse(await holiday_notice.year_view(year=path_int(request, "year")))
+
+
 class Duty(BaseModel):
     on_duty: bool
 
@@ -150,5 +204,8 @@ routes = [
     Route("/sla/config", put_sla_config, methods=["PUT"]),
     Route("/sla/breaches", breaches, methods=["GET"]),
     Route("/tickets/{ticket_id}/sla", ticket_sla, methods=["GET"]),
+    Route("/calendar/notices", get_notices, methods=["GET"]),
+    Route("/calendar/notices", import_notice, methods=["POST"]),
+    Route("/calendar/years/{year}", calendar_year, methods=["GET"]),
     Route("/staff/{staff_id}/duty", set_duty, methods=["POST"]),
 ]

@@ -1,16 +1,58 @@
-"""JSON views of tickets, messages and events; phone numbers are masked for everyone (reveal is audited)."""
+"""JSON views of tickets, messages and events.
+
+Personal data (phone numbers, ID-card numbers, e-mail addresses) is masked for everyone, admins and leads included:
+seeing a value in clear is an explicit, audited reveal (POST /tickets/{id}/reveal), never a side effect of a read.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from app.channels.base import CHANNEL_LABELS
+from app.labels import CHANNEL_LABELS
 from app.conversations.models import Message
-from app.security.crypto import decrypt_field, mask_phone, mask_text
+from app.security.crypto import decrypt_field
+from app.security.pii import mask_data, mask_phone, mask_text
 from app.security.scope import Actor
 from app.tickets.models import Ticket, TicketEvent
 from app.tickets.states import STATUS_LABELS, Status
+
+#: Chinese names of every TicketEvent kind written anywhere (tickets, channels, bot, SLA, approvals, H5)
+EVENT_LABELS = {
+    "created": "创建工单",
+    "intake": "会话转为工单",
+    "status_changed": "状态变更",
+    "assigned": "处理人变更",
+    "priority_changed": "优先级变更",
+    "group_changed": "技能组变更",
+    "updated": "修改工单",
+    "merged": "合并工单",
+    "replied": "回复客户",
+    "note": "内部备注",
+    "customer_message": "客户留言",
+    "rated": "客户评价",
+    "survey": "客户回访",
+    "bot_handoff": "机器人转人工",
+    "delivery_failed": "消息发送失败",
+    "kf_session": "微信客服会话变更",
+    "queue_released": "离开非工作时间队列",
+    "sla_breached": "服务时限超时",
+    "sla_escalated": "超时升级",
+    "escalation_fallback": "超时升级转兜底审批人",
+    "approval_requested": "发起审批",
+    "approval_step": "审批意见",
+    "approval_escalated": "审批超时上报",
+    "approval_fallback": "兜底审批人接手",
+    "approval_cancelled": "审批已撤销",
+    "approval_approved": "审批通过",
+    "approval_rejected": "审批驳回",
+    "refund_code_sent": "已发送退款验证码",
+}
+
+
+def event_label(kind: str) -> str:
+    """The Chinese name of an event kind (an unknown kind is shown as 其他变更, never as its identifier)."""
+    return EVENT_LABELS.get(kind, "其他变更")
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -22,7 +64,7 @@ def ticket(t: Ticket, *, actor: Actor, detail: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": t.id,
         "number": t.number,
-        "subject": t.subject if actor.can_reveal else mask_text(t.subject),
+        "subject": mask_text(t.subject),
         "status": t.status,
         "status_label": STATUS_LABELS[Status(t.status)],
         "priority": t.priority,
@@ -43,8 +85,8 @@ def ticket(t: Ticket, *, actor: Actor, detail: bool = False) -> dict[str, Any]:
     }
     if detail:
         out.update(
-            description=mask_text(t.description) if not actor.can_reveal else t.description,
-            custom_fields=t.custom_fields,
+            description=mask_text(t.description),
+            custom_fields=mask_data(t.custom_fields),
             phone=mask_phone(decrypt_field(t.phone_enc)) if t.phone_enc else None,
             first_responded_at=_iso(t.first_responded_at),
             resolved_at=_iso(t.resolved_at),
@@ -55,14 +97,14 @@ def ticket(t: Ticket, *, actor: Actor, detail: bool = False) -> dict[str, Any]:
 
 
 def message(m: Message, *, actor: Actor, channel_kind: str | None = None) -> dict[str, Any]:
-    """A message on a ticket's timeline; phone numbers inside the text are masked without the reveal right."""
+    """A message on a ticket's timeline; personal data inside the text is masked."""
     return {
         "id": m.id,
         "direction": m.direction,
         "author_kind": m.author_kind,
         "staff_id": m.staff_id,  # type: ignore[attr-defined]
         "msg_type": m.msg_type,
-        "text": m.text if actor.can_reveal else mask_text(m.text),
+        "text": mask_text(m.text),
         "media": [{"kind": x.get("kind"), "url": f"/media/{x.get('path')}"} for x in (m.media or []) if x.get("path")],
         "channel": CHANNEL_LABELS.get(channel_kind or "", None),
         "outbox_id": m.outbox_id,
@@ -74,11 +116,12 @@ def event(e: TicketEvent, *, actor: Actor) -> dict[str, Any]:
     """An audit-trail entry."""
 
     def shown(value: str | None) -> str | None:
-        return value if actor.can_reveal or not value else mask_text(value)
+        return mask_text(value) if value else value
 
     return {
         "id": e.id,
         "kind": e.kind,
+        "kind_label": event_label(e.kind),
         "actor_kind": e.actor_kind,
         "actor_id": e.actor_id,  # type: ignore[attr-defined]
         "old": shown(e.old),

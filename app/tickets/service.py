@@ -11,6 +11,7 @@ from typing import Any
 
 from tortoise.expressions import F, Q
 
+from app import events
 from app.conversations.models import Message
 from app.customers.models import Customer
 from app.errors import NotFound, PermissionDenied, ValidationFailed
@@ -149,16 +150,23 @@ async def create(
     assignee_id: int | None = None,
     channel_account_id: int | None = None,
     conversation_id: int | None = None,
+    sla_policy_id: int | None = None,
+    after_hours_until: datetime | None = None,
+    decision: Any = None,
+    record: dict[str, Any] | None = None,
+    customer_checked: bool = False,
+    group_checked: bool = False,
 ) -> Ticket:
-    """Create a ticket, its audit event and its notifications in one transaction."""
+    """Create a ticket and its audit trail, and tell the listeners, in one transaction (use app.intake, which
+    routes it first; `record` is the intake decision kept on the ticket)."""
     subject = subject.strip()
     if not subject:
         raise ValidationFailed("请填写工单标题", code="subject_required")
     if priority not in PRIORITIES:
         raise ValidationFailed(f"优先级必须是 {', '.join(PRIORITIES)} 之一", code="invalid_priority")
-    if not await Customer.filter(id=customer_id).exists():
+    if not customer_checked and not await Customer.filter(id=customer_id).exists():
         raise ValidationFailed("客户不存在", code="unknown_customer")
-    await _check_group_and_assignee(actor, group_id, assignee_id)
+    await _check_group_and_assignee(actor, None if group_checked else group_id, assignee_id)
     number = await next_number()
     now = utcnow()
     async with atomic():
@@ -176,15 +184,16 @@ async def create(
             assignee_id=assignee_id,
             channel_account_id=channel_account_id,
             conversation_id=conversation_id,
+            sla_policy_id=sla_policy_id,
+            after_hours_until=after_hours_until,
             last_activity_at=now,
             **_phone_fields(phone),
         )
         await TicketEvent.create(
-            ticket=ticket, kind="created", actor_kind=actor.kind, actor_id=actor.staff_id, new=states.Status.NEW.value
+            ticket=ticket, kind="created", actor_kind=actor.kind, actor_id=actor.staff_id, new=states.Status.NEW.value,
+            data=record or {},
         )
-        from app.tickets import flows
-
-        await flows.on_created(ticket=ticket, actor=actor)
+        await events.emit(events.TICKET_CREATED, ticket=ticket, actor=actor, decision=decision, record=record or {})
     return ticket
 
 
@@ -222,9 +231,8 @@ async def update(*, actor: Actor, ticket_id: int, expected_version: int, changes
                     reason=reason[:500],
                 )
             fresh = await Ticket.get(id=ticket.id)
-            from app.tickets import flows
-
-            await flows.on_updated(ticket=fresh, before=ticket, changed=set(field_changes), actor=actor)
+            await events.emit(events.TICKET_UPDATED, ticket=fresh, before=ticket, changed=set(field_changes),
+                              actor=actor)
         if status is not None and status != ticket.status:
             return await states.transition(
                 ticket_id=ticket.id, to=str(status), expected_version=version, actor=actor, reason=reason
@@ -251,8 +259,6 @@ async def reply(*, actor: Actor, ticket_id: int, text: str, status: str | None =
     if not text:
         raise ValidationFailed("回复内容不能为空", code="empty_reply")
     ticket = await get(actor=actor, ticket_id=ticket_id)
-    from app.tickets import flows
-
     async with atomic():
         now = utcnow()
         message = await Message.create(
@@ -274,7 +280,7 @@ async def reply(*, actor: Actor, ticket_id: int, text: str, status: str | None =
             ticket_id=ticket.id, kind="replied", actor_kind=actor.kind, actor_id=actor.staff_id,
             data={"message_id": message.id},
         )
-        await flows.on_replied(ticket=ticket, message=message, actor=actor)
+        await events.emit(events.TICKET_REPLIED, ticket=ticket, message=message, actor=actor)
         target = status or ("open" if ticket.status == states.Status.NEW else None)
         if target and target != ticket.status:
             await states.transition(
@@ -311,6 +317,11 @@ async def list_events(*, actor: Actor, ticket_id: int) -> list[TicketEvent]:
     """The ticket's audit trail, oldest first."""
     ticket = await get(actor=actor, ticket_id=ticket_id)
     return await TicketEvent.filter(ticket_id=ticket.id).order_by("id")
+
+
+async def touch(*, ticket_id: int) -> None:
+    """Record activity on a ticket (lists sort by it)."""
+    await Ticket.filter(id=ticket_id).update(last_activity_at=utcnow())
 
 
 async def open_ticket_for_customer(*, customer_id: int) -> Ticket | None:

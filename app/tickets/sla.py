@@ -122,9 +122,7 @@ async def select_policy(*, ticket: Ticket) -> SlaPolicy | None:
     customer = await Customer.get_or_none(id=ticket.customer_id)  # type: ignore[attr-defined]
     channel = ""
     if ticket.channel_account_id is not None:  # type: ignore[attr-defined]
-        from app.channels.models import ChannelAccount
-
-        kinds = await ChannelAccount.filter(id=ticket.channel_account_id).values_list("kind", flat=True)  # type: ignore[attr-defined]
+        kinds = await Ticket.filter(id=ticket.id).values_list("channel_account__kind", flat=True)
         channel = str(kinds[0]) if kinds else ""
     return pick(candidates, priority=ticket.priority, vip_level=customer.vip_level if customer else 0, channel=channel,
                 group_id=ticket.group_id)  # type: ignore[attr-defined]
@@ -199,10 +197,13 @@ async def apply_policy(*, ticket: Ticket, policy_id: int | None, start: datetime
 
 
 async def on_created(*, ticket: Ticket) -> None:
-    """Pick the ticket's policy and start its clocks."""
-    policy = await select_policy(ticket=ticket)
-    if policy is not None:
-        await apply_policy(ticket=ticket, policy_id=policy.id)
+    """Start the clocks of the policy routing chose, else of the best matching one."""
+    policy_id: int | None = ticket.sla_policy_id  # type: ignore[attr-defined]
+    if policy_id is None:
+        policy = await select_policy(ticket=ticket)
+        policy_id = policy.id if policy is not None else None
+    if policy_id is not None:
+        await apply_policy(ticket=ticket, policy_id=policy_id)
 
 
 async def _stop(ticket_id: int, clocks: tuple[str, ...], *, now: datetime) -> None:
@@ -230,8 +231,10 @@ async def on_staff_reply(*, ticket_id: int) -> None:
     await _stop(ticket_id, (FIRST, NEXT), now=utcnow())
 
 
-async def on_customer_message(*, ticket_id: int) -> None:
+async def on_customer_message(*, ticket_id: int, ticket: Ticket | None = None) -> None:
     """A customer message after a staff reply starts the next-response clock (if not already running)."""
+    if ticket is not None and (ticket.first_responded_at is None or NEXT in (ticket.sla_state or {})):
+        return  # nobody has answered yet (the first-response clock runs), or the clock runs already
     async with atomic():
         ticket = await _locked(ticket_id)
         state = dict(ticket.sla_state or {})
@@ -429,6 +432,9 @@ async def raise_priority(*, ticket: Ticket, reason: str) -> None:
 async def _card_to(ticket: Ticket, staff: Staff | None, *, title: str, body: str, key: str) -> None:
     if staff is None:
         log.warning("sla.nobody_to_tell", ticket_id=ticket.id, key=key)
+        from app.tickets.fallback import escalate_to_fallback
+
+        await escalate_to_fallback(ticket=ticket, title=title, body=body, key=key)
         return
     from app.notifications import staff as staff_cards  # notifications import tickets: import late
 

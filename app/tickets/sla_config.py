@@ -10,6 +10,9 @@
       技术支持组: {calendar: 标准工作日, assignment: least_open}
 
 Import replaces what the document names (calendars and policies by name, settings by group) and leaves the rest.
+`public_holidays: true` closes a calendar on statutory holidays and opens it on 调休 make-up working days, as
+`app.tickets.calendar` knows them: imported State Council notices (`gongdan calendar import-notice`), else
+chinesecalendar's official arrangements, else the law (holidays computed for any year, no 调休 days).
 """
 
 from __future__ import annotations

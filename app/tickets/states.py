@@ -9,7 +9,7 @@
 
 Every change carries the version the caller read; a stale version is refused with the current state
 (VersionConflict → HTTP 409). Every change writes a TicketEvent (actor, old, new, reason) and runs the
-`on_status_changed` flow in the same transaction, so its outbox rows commit with it.
+`ticket.status_changed` listeners (app.events) in the same transaction, so its outbox rows commit with it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from tortoise.expressions import F
 
+from app import events
 from app.errors import InvalidTransition, NotFound, VersionConflict
 from app.tickets.models import Ticket, TicketEvent
 from app.timeutil import utcnow
@@ -127,9 +128,8 @@ async def transition(
             data={"merged_into": merged_into_id} if merged_into_id else {},
         )
         ticket = await Ticket.get(id=ticket_id)
-        from app.tickets import flows  # flows depend on states, not the other way round
-
-        await flows.on_status_changed(ticket=ticket, old=old.value, new=new.value, actor=actor, reason=reason)
+        await events.emit(events.TICKET_STATUS_CHANGED, ticket=ticket, old=old.value, new=new.value, actor=actor,
+                          reason=reason)
         return ticket
 
 

@@ -6,7 +6,14 @@ compatibility and safe mode), 接入指南 https://developers.weixin.qq.com/doc/
 https://developer.work.weixin.qq.com/document/path/96466 (WeCom). The AES work is wechatpy's own
 (``wechatpy.crypto`` for MP, ``wechatpy.work.crypto`` for WeCom; the algorithm is the same, only the receiveid
 differs: AppID for MP, CorpID for WeCom). What wechatpy lacks is added here: constant-time signature comparison,
-a timestamp window against replays, hardened XML parsing (defusedxml) and previous-key fallback for MP key rotation.
+a timestamp window against replays, hardened XML parsing (defusedxml, plus a nesting-depth limit: ElementTree
+serialises nested elements recursively, so 1,000 levels raised RecursionError), bounded identifier fields, and
+previous-key fallback for MP key rotation. Replays inside the window are refused by ``app.wecom.replay``.
+
+An MP account that has an EncodingAESKey accepts only encrypted pushes (``encrypt_type=aes``: safe mode, or
+compatibility mode whose plaintext copy is ignored). Plain mode signs only timestamp and nonce, never the body, so
+accepting it for such an account would let anyone who saw one callback URL post any text as any openid. Plain mode
+is accepted only for an account without a key, or one explicitly configured with ``accept_plain`` (a migration aid).
 
 Everything is pure CPU work with no I/O, meant for the callback request path. Every failure raises
 ``CallbackRejected(reason, status_code=...)`` whose reason is one of:
@@ -19,8 +26,11 @@ bad_timestamp              400     timestamp is not a whole number
 bad_signature              403     signature / msg_signature absent or wrong
 stale_timestamp            403     ``abs(now - timestamp) > window_seconds``
 unsupported_encrypt_type   400     MP ``encrypt_type`` other than absent, ``raw`` or ``aes``
+encryption_required        403     MP plain-mode push to an account that has an EncodingAESKey (forgery guard)
 body_too_large             413     body above ``MAX_BODY_BYTES``
 malformed_body             400     not XML/JSON, wrong encoding, unexpected structure
+too_deep                   400     XML (or JSON) nested deeper than ``MAX_XML_DEPTH``
+field_too_long             400     an identifier field (``BOUNDED_FIELDS``) longer than ``MAX_ID_LENGTH``
 forbidden_xml              400     DTD, entity declaration or external reference (XML bombs, XXE)
 missing_encrypt            400     encrypted mode without ``<Encrypt>``
 bad_base64                 400     ``<Encrypt>`` / echostr is not base64 of whole AES blocks
@@ -41,6 +51,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import io
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -60,7 +71,10 @@ from wechatpy.work.exceptions import InvalidCorpIdException
 from app.errors import CallbackRejected, ConfigError
 
 __all__ = [
+    "BOUNDED_FIELDS",
     "MAX_BODY_BYTES",
+    "MAX_ID_LENGTH",
+    "MAX_XML_DEPTH",
     "CallbackCredentials",
     "KeyChoice",
     "MPEnvelope",
@@ -77,6 +91,16 @@ __all__ = [
 
 #: real pushes are under 2 KB; anything far larger is not from the platform
 MAX_BODY_BYTES = 64 * 1024
+#: real pushes nest at most about 6 levels (ApprovalInfo > SpRecord > Details > Approver > UserId)
+MAX_XML_DEPTH = 32
+#: openids are 28 characters, WeCom userids at most 64, MsgIds about 32; identity columns hold 128
+MAX_ID_LENGTH = 128
+#: top-level fields that become identifiers, keys or short columns; any longer value is refused
+BOUNDED_FIELDS = frozenset({
+    "ToUserName", "FromUserName", "MsgId", "MsgID", "MsgType", "Event", "CreateTime", "AgentID", "MediaId",
+    "ThumbMediaId", "UserID", "ExternalUserID", "ChangeType", "OpenKfId", "Token", "State", "WelcomeCode", "ChatId",
+    "Status", "Format",
+})
 
 KeyChoice = Literal["current", "previous"]
 
@@ -92,6 +116,13 @@ class CallbackCredentials:
     aes_key: str | None = field(repr=False)
     receive_id: str
     previous_aes_key: str | None = field(default=None, repr=False)
+    #: MP only: also accept plain-mode pushes although an EncodingAESKey is configured (while switching modes)
+    accept_plain: bool = False
+
+    @property
+    def plain_allowed(self) -> bool:
+        """Whether an unencrypted MP push may be accepted: no key at all, or explicitly configured."""
+        return not self.aes_key or self.accept_plain
 
     def __post_init__(self) -> None:
         for name in ("aes_key", "previous_aes_key"):
@@ -187,12 +218,24 @@ def _text(body: bytes | str) -> str:
 
 
 def _parse_root(text: str) -> ET.Element:
+    """Parse with defusedxml, counting depth as elements open so a deep document stops early (no recursion)."""
+    if len(text) > MAX_BODY_BYTES:
+        raise CallbackRejected("body_too_large", status_code=413)
+    depth = 0
     try:
-        root: ET.Element = DET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        events = DET.iterparse(io.StringIO(text), events=("start", "end"), forbid_dtd=True, forbid_entities=True,
+                               forbid_external=True)
+        for event, _element in events:
+            depth += 1 if event == "start" else -1
+            if depth > MAX_XML_DEPTH:
+                raise CallbackRejected("too_deep", status_code=400)
+        root: ET.Element | None = getattr(events, "root", None)
     except defusedxml.DefusedXmlException as exc:
         raise CallbackRejected("forbidden_xml", status_code=400) from exc
     except (ET.ParseError, ValueError) as exc:
         raise CallbackRejected("malformed_body", status_code=400) from exc
+    if root is None:
+        raise CallbackRejected("malformed_body", status_code=400)
     return root
 
 
@@ -216,7 +259,31 @@ def parse_xml(text: str) -> dict[str, str]:
     return fields
 
 
+def _json_depth(text: str) -> int:
+    """The deepest bracket nesting outside strings (json's decoder recurses, so check before decoding)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def _parse_json(text: str) -> dict[str, str]:
+    if _json_depth(text) > MAX_XML_DEPTH:
+        raise CallbackRejected("too_deep", status_code=400)
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -235,10 +302,14 @@ def _json_scalar(value: Any) -> str:
 
 
 def _parse_body(text: str) -> dict[str, str]:
+    if len(text) > MAX_BODY_BYTES:
+        raise CallbackRejected("body_too_large", status_code=413)
     stripped = text.lstrip()
-    if stripped.startswith("{"):
-        return _parse_json(stripped)
-    return parse_xml(text)
+    fields = _parse_json(stripped) if stripped.startswith("{") else parse_xml(text)
+    for name in BOUNDED_FIELDS:
+        if len(fields.get(name, "")) > MAX_ID_LENGTH:
+            raise CallbackRejected("field_too_long", status_code=400)
+    return fields
 
 
 # -- decryption ------------------------------------------------------------------------------------------------
@@ -326,15 +397,18 @@ def open_mp_callback(
     now: float,
     window_seconds: int,
 ) -> MPEnvelope:
-    """Authenticate and open an MP push (POST) in plain, compatibility or safe mode.
+    """Authenticate and open an MP push (POST) in safe or compatibility mode, or plain mode where allowed.
 
-    Plain (``encrypt_type`` absent or ``raw``): the 3-value ``signature`` authenticates timestamp and nonce only;
-    the body itself is unsigned by platform design. Compatibility and safe (``encrypt_type=aes``): the 4-value
-    ``msg_signature`` covers ``<Encrypt>``, and only the decrypted text is trusted (the plaintext copy a
-    compatibility-mode body also carries is ignored).
+    Compatibility and safe (``encrypt_type=aes``): the 4-value ``msg_signature`` covers ``<Encrypt>`` and is
+    checked before anything of the body is used; only the decrypted text is trusted (the plaintext copy a
+    compatibility-mode body also carries is ignored). Plain (``encrypt_type`` absent or ``raw``): the 3-value
+    ``signature`` authenticates timestamp and nonce only, the body is unsigned by platform design, so it is
+    refused (``encryption_required``) unless ``creds.plain_allowed``.
     """
     encrypt_type = params.get("encrypt_type") or "raw"
     if encrypt_type == "raw":
+        if not creds.plain_allowed:
+            raise CallbackRejected("encryption_required", status_code=403)
         text = _text(body)
         raw_ts, timestamp = _timestamp(params)
         nonce = _required(params, "nonce")

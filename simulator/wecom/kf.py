@@ -72,6 +72,11 @@ class KfState:
     codes: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     tokenless_calls: dict[str, list[float]] = field(default_factory=dict)
     servicers: set[str] = field(default_factory=set)
+    #: both directions in the order they happened, for the chat page: ("in", queued item) / ("out", sent record);
+    #: an entry's id is its index + 1
+    journal: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: how the chat page delivers kf_msg_or_event callbacks (tests hand in the desk's ASGI transport)
+    callback_transport: Any = None
 
     def add_account(self, open_kfid: str, name: str) -> None:
         with self.lock:
@@ -86,7 +91,28 @@ class KfState:
         item.setdefault("send_time", int(now))
         item["_seq"] = len(self.messages) + 1
         self.messages.append(item)
+        self.journal.append(("in", item))
         return item
+
+    def record_sent(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Log a message the desk sent (send_msg / send_msg_on_event)."""
+        with self.lock:
+            self.sent.append(item)
+            self.journal.append(("out", item))
+            return item
+
+    def conversation(self, open_kfid: str, external_userid: str, since_id: int = 0) -> list[dict[str, Any]]:
+        """One customer's chat in order, both directions, after ``since_id`` (for the chat page)."""
+        with self.lock:
+            out: list[dict[str, Any]] = []
+            for index, (direction, item) in enumerate(self.journal[since_id:], start=since_id + 1):
+                who = item.get("external_userid") if direction == "in" else item.get("touser")
+                if item.get("open_kfid") != open_kfid or who != external_userid:
+                    continue
+                body = {k: v for k, v in item.items() if k != "_seq"}
+                out.append({"id": index, "direction": direction, "msgtype": str(item.get("msgtype") or ""),
+                            "body": body})
+            return out
 
     def customer_message(self, now: float, open_kfid: str, external_userid: str, msgtype: str,
                          body: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +226,7 @@ async def send_msg(call: WeComCall) -> dict[str, Any]:
         s.sent_since += 1
         msgid = msgid or "simsent" + secrets.token_hex(8)
         kf.sent_msgids.add(msgid)
-        kf.sent.append({**data, "msgid": msgid, "send_time": int(now)})
+        kf.record_sent({**data, "msgid": msgid, "send_time": int(now)})
         return {"msgid": msgid}
 
 
@@ -218,7 +244,7 @@ async def send_msg_on_event(call: WeComCall) -> dict[str, Any]:
             raise WeComError(DUPLICATE_MSGID, "msgid duplicated")
         msgid = msgid or "simsent" + secrets.token_hex(8)
         kf.sent_msgids.add(msgid)
-        kf.sent.append({**data, "touser": code[1], "open_kfid": code[0], "msgid": msgid, "on_event": True,
+        kf.record_sent({**data, "touser": code[1], "open_kfid": code[0], "msgid": msgid, "on_event": True,
                         "send_time": int(now)})
         return {"msgid": msgid}
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-import approvals.jobs  # noqa: F401  (registers the customer-reply hook)
+from app import intake
 from app.channels.testing import RecordingAdapter
-from app.conversations import service as conversations
 from app.conversations.models import Message
 from app.errors import PermissionDenied
 from app.outbox.models import OutboxMessage
@@ -83,9 +82,9 @@ async def test_three_level_refund_through_the_api_then_the_customers_code(
     assert sent.payload["text"] == (f"您的工单 {t.number} 申请退款 6800.00 元。"
                                     f"如确认退款，请在 48 小时内回复验证码：{code}")
     account, _ = await factories.channel_customer()
-    await conversations.ingest(inbound=inbound("000000" if code != "000000" else "111111"), account=account)
+    await intake.receive(inbound=inbound("000000" if code != "000000" else "111111"), account=account)
     assert (await ApprovalRequest.get(id=approval_id)).status == "awaiting_customer"
-    await conversations.ingest(inbound=inbound(code), account=account)
+    await intake.receive(inbound=inbound(code), account=account)
     assert (await ApprovalRequest.get(id=approval_id)).status == "approved"
     fresh = await Ticket.get(id=t.id)
     assert fresh.custom_fields["refund"]["status"] == "approved"
@@ -93,7 +92,7 @@ async def test_three_level_refund_through_the_api_then_the_customers_code(
         "id").values_list("kind", flat=True))
     assert kinds == ["approval_requested", "approval_step", "approval_step", "approval_step", "approval_approved"]
     # the code is used up
-    await conversations.ingest(inbound=inbound(code), account=account)
+    await intake.receive(inbound=inbound(code), account=account)
     assert await TicketEvent.filter(ticket_id=t.id, kind="approval_approved").count() == 1
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import approvals.jobs  # noqa: F401  (registers the adapter, the callback handler and the reply hook)
 from app.channels.testing import RecordingAdapter
 from app.settings import WorkflowSettings, set_settings
 from app.tickets.models import Ticket, TicketEvent

@@ -41,19 +41,34 @@ PHONE = {"viewport": {"width": 375, "height": 812}, "device_scale_factor": 2, "i
          "locale": "zh-CN"}
 
 
-def _require_browser() -> None:
-    problem = None
+def browser_tier_missing() -> list[str]:
+    """What the browser tier lacks, each item naming how to get it (empty: everything is there)."""
+    missing: list[str] = []
+    packages = []
     if not Path(CHROMIUM).exists():
-        problem = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium fonts-noto-cjk)"
-    else:
-        try:
-            import playwright  # noqa: F401
-        except ImportError:
-            problem = "playwright is not installed (pip install playwright)"
-    if problem:
+        packages.append("chromium")
+    fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout \
+        if shutil.which("fc-list") else ""
+    if not fonts.strip():
+        packages.append("fonts-noto-cjk")
+    if packages:
+        missing.append(f"Debian packages {' '.join(packages)} (Chromium at {CHROMIUM}, a CJK font): `make test` "
+                       f"installs them when run as root with apt-get; otherwise run `sudo make browser-deps` or "
+                       f"`apt-get install -y {' '.join(packages)}`")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("the Python package playwright (`make install` installs the dev dependencies)")
+    return missing
+
+
+def _require_browser() -> None:
+    missing = browser_tier_missing()
+    if missing:
+        problem = "; ".join(missing)
         if IN_CI:
-            pytest.fail(f"the browser tier is required under CI: {problem}")
-        pytest.skip(problem)
+            pytest.fail(f"the browser tier is required under CI=true and this machine lacks: {problem}")
+        pytest.skip(f"browser tier skipped, missing: {problem}")
 
 
 def _free_port() -> int:

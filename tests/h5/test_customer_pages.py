@@ -7,7 +7,7 @@ from app.customers import service as customers
 from app.security.scope import SYSTEM
 from app.tickets import service as tickets
 from app.tickets import states
-from app.tickets.models import Ticket, TicketEvent
+from app.tickets.models import Ticket, TicketEvent, TicketRating
 from tests.h5.conftest import H5, csrf_of
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
@@ -62,7 +62,7 @@ async def test_message_with_a_photo_reopens_a_resolved_ticket(h5: H5, tmp_path: 
     assert (await stranger.get(f"/h5/my/media/{message.id}/0")).status_code == 404
 
 
-async def test_rating_a_resolved_ticket_once(h5: H5) -> None:
+async def test_rating_a_resolved_ticket_and_rating_again_replaces_it(h5: H5) -> None:
     ticket = await _customer_ticket("oMine", "门锁坏了")
     await h5.login_customer("oMine")
     page = (await h5.client.get(f"/h5/my/tickets/{ticket.number}")).text
@@ -73,10 +73,18 @@ async def test_rating_a_resolved_ticket_once(h5: H5) -> None:
     assert r.headers["location"] == f"/h5/my/tickets/{ticket.number}?notice=rated"
     event = await TicketEvent.get(ticket_id=ticket.id, kind="rated")
     assert (event.actor_kind, event.new, event.reason, event.data) == (
-        "customer", "4", "很及时", {"score": 4, "comment": "很及时"})
+        "customer", "4", "很及时", {"score": 4, "comment": "很及时", "channel": "h5", "source": "h5_page",
+                                  "replaced": None})
+    bad = await h5.post_form(f"/h5/my/tickets/{ticket.number}/rate", {"score": "9"},
+                             page=f"/h5/my/tickets/{ticket.number}")
+    assert bad.status_code == 422 and "请选择 1 到 5 星。" in bad.text
     again = await h5.post_form(f"/h5/my/tickets/{ticket.number}/rate", {"score": "1"},
                                page=f"/h5/my/tickets/{ticket.number}")
-    assert again.status_code == 422 and await TicketEvent.filter(kind="rated").count() == 1
+    assert again.status_code == 303
+    rating = await TicketRating.get(ticket_id=ticket.id)
+    assert (rating.score, rating.comment, [(h["score"], h["comment"]) for h in rating.history]) == (
+        1, "", [(4, "很及时")])
+    assert "您的评价：1 星" in (await h5.client.get(f"/h5/my/tickets/{ticket.number}")).text
 
 
 async def test_new_ticket_from_wechat(h5: H5) -> None:

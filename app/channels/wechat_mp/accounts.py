@@ -41,8 +41,9 @@ _cache: dict[str, tuple[float, MPAccount | None]] = {}
 
 
 async def upsert_account(*, key: str, name: str, appid: str, secret: str, token: str, aes_key: str,
-                         previous_aes_key: str = "", template_id: str = "", is_default: bool = False) -> ChannelAccount:
-    """Create or update an Official Account channel."""
+                         previous_aes_key: str = "", template_id: str = "", is_default: bool = False,
+                         accept_plain: bool = False) -> ChannelAccount:
+    """Create or update an Official Account channel (``accept_plain``: take plain mode despite an AES key)."""
     if aes_key and len(aes_key) != 43:
         raise ConfigError("the EncodingAESKey must have 43 characters")
     secrets = {"secret": secret, "token": token, "aes_key": aes_key, "previous_aes_key": previous_aes_key}
@@ -50,7 +51,8 @@ async def upsert_account(*, key: str, name: str, appid: str, secret: str, token:
         key=key,
         defaults={
             "kind": KIND, "name": name, "is_default": is_default, "active": True,
-            "config": {"appid": appid, "template_id": template_id, "template_fields": DEFAULT_TEMPLATE_FIELDS},
+            "config": {"appid": appid, "template_id": template_id, "template_fields": DEFAULT_TEMPLATE_FIELDS,
+                       "accept_plain": accept_plain},
             "secrets_enc": encrypt_field(json.dumps(secrets)),
         },
     )
@@ -66,7 +68,7 @@ async def ensure_env_account(settings: Settings | None = None) -> ChannelAccount
     return await upsert_account(
         key=DEFAULT_KEY, name="公众号", appid=s.wechat.app_id, secret=str(s.wechat.app_secret),
         token=str(s.wechat.token), aes_key=str(s.wechat.aes_key), previous_aes_key=str(s.wechat.previous_aes_key),
-        template_id=s.wechat.template_id, is_default=True,
+        template_id=s.wechat.template_id, is_default=True, accept_plain=s.wechat.accept_plain,
     )
 
 
@@ -83,6 +85,7 @@ def _from_row(row: ChannelAccount) -> MPAccount:
         callback=CallbackCredentials(
             token=secrets.get("token", ""), aes_key=secrets.get("aes_key") or None, receive_id=appid,
             previous_aes_key=secrets.get("previous_aes_key") or None,
+            accept_plain=bool(row.config.get("accept_plain", False)),
         ),
     )
 

@@ -3,6 +3,9 @@
 Follows 接入指南 / 消息加解密说明 (https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Access_Overview.html,
 https://developers.weixin.qq.com/doc/oplatform/developers/dev/push/encryption.md). WeChat gives up after 5 s and
 retries 3 times, so nothing here calls an API or runs ticket logic: one INSERT and one enqueue.
+
+An account with an EncodingAESKey accepts only encrypted pushes (see ``app.wecom.callback``); a second POST of the
+same signed (timestamp, nonce, signature) inside the window is refused (403 ``replayed``, ``app.wecom.replay``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from app.queue import enqueue
 from app.settings import get_settings
 from app.timeutil import utcnow
 from app.wecom.callback import MAX_BODY_BYTES, open_mp_callback, verify_mp_echo
+from app.wecom.replay import check_not_replayed, replay_guard_for
 
 log = get_logger(__name__)
 SUCCESS = PlainTextResponse("success")
@@ -58,9 +62,13 @@ async def receive(request: Request) -> Response:
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         return _reject(CallbackRejected("body_too_large", status_code=413), request, key)
+    settings = get_settings()
+    guard = replay_guard_for(request, settings)
     try:
         envelope = open_mp_callback(account.callback, request.query_params, body, now=utcnow().timestamp(),
-                                    window_seconds=get_settings().callback_window_seconds)
+                                    window_seconds=settings.callback_window_seconds)
+        seen = await check_not_replayed(guard, channel=f"wechat_mp:{key}", params=request.query_params,
+                                        window_seconds=settings.callback_window_seconds)
     except CallbackRejected as exc:
         return _reject(exc, request, key)
     fields = envelope.fields
@@ -78,6 +86,9 @@ async def receive(request: Request) -> Response:
     except IntegrityError:
         log.info("callback.duplicate", channel="wechat_mp", account=key)
         return SUCCESS
+    except BaseException:
+        await guard.forget(seen)  # not stored: WeChat's retry must pass
+        raise
     await enqueue("process_inbound_event", row.id, job_id=f"inbound:{row.id}:0")
     return SUCCESS
 

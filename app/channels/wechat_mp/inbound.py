@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.channels.base import InboundMessage, MediaRef
-from app.channels.models import ChannelAccount, InboundEvent
+from app.channels.models import ChannelAccount, InboundEvent, bounded_dedupe_key
 from app.logs import get_logger
 from app.wecom.callback import parse_xml
 
@@ -24,15 +24,18 @@ MEDIA_TYPES = frozenset({"image", "voice", "video", "shortvideo"})
 
 
 def dedupe_key(appid: str, fields: dict[str, str]) -> str:
-    """MsgId for messages; the template's MsgID for delivery reports; FromUserName+CreateTime+Event otherwise."""
+    """MsgId for messages; the template's MsgID for delivery reports; FromUserName+CreateTime+Event otherwise.
+
+    Keys longer than the column are hashed (``bounded_dedupe_key``), never truncated.
+    """
     if fields.get("MsgType") != "event" and fields.get("MsgId"):
-        return f"wechat_mp:{appid}:msg:{fields['MsgId']}"
+        return bounded_dedupe_key(f"wechat_mp:{appid}:msg:{fields['MsgId']}")
     if fields.get("Event") == "TEMPLATESENDJOBFINISH":
-        return f"wechat_mp:{appid}:tpl:{fields.get('MsgID', '')}"
-    return "wechat_mp:{}:evt:{}:{}:{}:{}".format(
+        return bounded_dedupe_key(f"wechat_mp:{appid}:tpl:{fields.get('MsgID', '')}")
+    return bounded_dedupe_key("wechat_mp:{}:evt:{}:{}:{}:{}".format(
         appid, fields.get("FromUserName", ""), fields.get("CreateTime", ""), fields.get("Event", ""),
         fields.get("EventKey", "")[:40],
-    )
+    ))
 
 
 def _created(fields: dict[str, str]) -> datetime:
@@ -91,7 +94,9 @@ def to_inbound(fields: dict[str, str], account_id: int) -> InboundMessage:
 
 async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
     """Handle one stored Official Account callback; idempotent."""
-    from app.conversations import service as conversations
+    from app import intake
+    from app.channels.inbound_jobs import in_order
+    from app.channels.wechat_mp import jobs as mp_jobs
     from app.customers import service as customers
     from app.customers.models import CustomerIdentity
     from app.outbox import service as outbox
@@ -108,20 +113,27 @@ async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
                                                       state=fields.get("Status", ""))
         return "done" if updated else "ignored"
 
-    customer = await customers.resolve_identity(kind="mp_openid", scope=account.key, value=inbound.sender_id)
-    identity = await CustomerIdentity.get(kind="mp_openid", scope=account.key, value=inbound.sender_id)
-    if inbound.event in ("subscribe", "unsubscribe"):
-        subscribed = inbound.event == "subscribe"
-        await CustomerIdentity.filter(id=identity.id).update(
-            data={**identity.data, "subscribed": subscribed, "subscribe_changed_at": inbound.created_at.isoformat()}
-        )
-    if "unionid_checked" not in identity.data and inbound.event != "unsubscribe":
-        await enqueue("sync_mp_user", account.id, inbound.sender_id, job_id=f"mpuser:{account.id}:{inbound.sender_id}")
-    if inbound.event in ("subscribe", "unsubscribe", "menu_view", "scan"):
-        log.info("wechat_mp.event", kind=inbound.event, customer_id=customer.id)
-        return "done"
+    async with in_order(f"{account.id}:{inbound.sender_id}"):
+        customer, identity = await customers.resolve_identity_row(kind="mp_openid", scope=account.key,
+                                                                  value=inbound.sender_id)
+        if inbound.event in ("subscribe", "unsubscribe"):
+            subscribed = inbound.event == "subscribe"
+            changed_at = inbound.created_at.isoformat()
+            await CustomerIdentity.filter(id=identity.id).update(
+                data={**identity.data, "subscribed": subscribed, "subscribe_changed_at": changed_at})
+        if inbound.event in ("subscribe", "unsubscribe", "menu_view", "scan"):
+            if "unionid_checked" not in identity.data and inbound.event != "unsubscribe":
+                await enqueue("sync_mp_user", account.id, inbound.sender_id,
+                              job_id=f"mpuser:{account.id}:{inbound.sender_id}")
+            log.info("wechat_mp.event", kind=inbound.event, customer_id=customer.id)
+            return "done"
+        if "unionid_checked" not in identity.data:
+            # a first message: learn the unionid now, so routing sees the person we already know (a VIP from
+            # another account or from WeCom) before it decides; the job is ours, the API call is allowed here
+            customer = await mp_jobs.identify_follower(account_id=account.id, scope=account.key,
+                                                       openid=inbound.sender_id) or customer
 
-    outcome = await conversations.ingest(inbound=inbound, account=account)
+        outcome = await intake.receive(inbound=inbound, account=account, customer=customer)
     if outcome.message is not None and not outcome.duplicate and outcome.message.media:
         await enqueue("download_mp_media", outcome.message.id, job_id=f"mpmedia:{outcome.message.id}")
     return "done"

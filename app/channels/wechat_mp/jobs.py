@@ -9,8 +9,9 @@ from typing import Any
 from app.channels.wechat_mp import accounts
 from app.conversations.models import Message
 from app.customers import service as customers
-from app.customers.models import CustomerIdentity
+from app.customers.models import Customer, CustomerIdentity
 from app.logs import get_logger
+from app.queue import enqueue
 from app.settings import get_settings
 from app.timeutil import local, utcnow
 
@@ -35,6 +36,18 @@ async def sync_mp_user(ctx: dict[str, Any], account_id: int, openid: str) -> str
         merged = await customers.add_identity(customer=customer, kind="unionid", value=unionid)
         log.info("wechat_mp.unionid", customer_id=merged.id, merged=merged.id != customer.id)
     return "done"
+
+
+async def identify_follower(*, account_id: int, scope: str, openid: str) -> Customer | None:
+    """Learn a new follower's unionid before their first message is routed (merging them with the person we
+    know); None when the platform cannot say now: the job then retries in the background and intake goes on."""
+    try:
+        await sync_mp_user({}, account_id, openid)
+    except Exception as exc:  # the platform is slow or down: routing must not wait for it
+        log.info("wechat_mp.identify_deferred", error=type(exc).__name__)
+        await enqueue("sync_mp_user", account_id, openid, job_id=f"mpuser:{account_id}:{openid}")
+        return None
+    return await customers.find_by_identity(kind="mp_openid", scope=scope, value=openid)
 
 
 async def download_mp_media(ctx: dict[str, Any], message_id: int) -> str:

@@ -8,7 +8,10 @@ https://developer.work.weixin.qq.com/document/path/90968:
   wechatpy's parser rejects), inserts an ``InboundEvent`` and answers an empty 200 at once. A retry of the same
   push (same body, new signature) hits the unique dedupe key and is acknowledged again;
 * dedupe keys: member messages ``(CorpID, AgentID, MsgId)``; events the SHA-256 of the decrypted XML, because
-  FromUserName+CreateTime collide for ``sys`` events emitted in bulk.
+  FromUserName+CreateTime collide for ``sys`` events emitted in bulk;
+* a second POST of the same signed (timestamp, nonce, msg_signature) inside the window is refused (403
+  ``replayed``, ``app.wecom.replay``); nesting deeper than ``MAX_XML_DEPTH`` and over-long identifier fields are
+  400s before anything is stored.
 
 The app URL (token ``WECOM_TOKEN``/``WECOM_AES_KEY``) receives member messages and app events, including
 change_external_contact, kf_msg_or_event and sys_approval_change; the contacts URL (``WECOM_CONTACT_TOKEN``/
@@ -24,14 +27,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from tortoise.exceptions import IntegrityError
 
-from app.channels.models import InboundEvent
+from app.channels.models import InboundEvent, bounded_dedupe_key
 from app.errors import CallbackRejected, ConfigError
 from app.logs import get_logger
 from app.queue import enqueue
 from app.settings import Settings, get_settings
 from app.timeutil import utcnow
 from app.wecom.callback import MAX_BODY_BYTES, CallbackCredentials, open_wecom_callback, verify_wecom_echo
-from wecom_sync import scope as _external_contact_scope  # noqa: F401  (registers the customer scope)
+from app.wecom.replay import check_not_replayed, replay_guard_for
 
 __all__ = ["APP_KIND", "CONTACTS_KIND", "credentials", "dedupe_key", "routes"]
 
@@ -57,7 +60,7 @@ def dedupe_key(kind: str, fields: dict[str, str], xml: str, *, corp_id: str, age
     """``kind:`` + the message's own id, or a hash of the decrypted body for events."""
     msg_id = fields.get("MsgId")
     if msg_id and fields.get("MsgType") != "event":
-        return f"{kind}:{corp_id}:{agent_id or ''}:{msg_id}"[:191]
+        return bounded_dedupe_key(f"{kind}:{corp_id}:{agent_id or ''}:{msg_id}")
     return f"{kind}:{hashlib.sha256(xml.encode('utf-8')).hexdigest()}"
 
 
@@ -86,9 +89,13 @@ def _endpoints(kind: str) -> tuple[Route, Route]:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return _reject(CallbackRejected("body_too_large", status_code=413), request, kind)
+        settings = get_settings()
         try:
             envelope = open_wecom_callback(creds, request.query_params, body, now=utcnow().timestamp(),
-                                           window_seconds=get_settings().callback_window_seconds)
+                                           window_seconds=settings.callback_window_seconds)
+            seen = await check_not_replayed(replay_guard_for(request, settings), channel=kind,
+                                            params=request.query_params,
+                                            window_seconds=settings.callback_window_seconds)
         except CallbackRejected as exc:
             return _reject(exc, request, kind)
         key = dedupe_key(kind, envelope.fields, envelope.xml, corp_id=creds.receive_id, agent_id=envelope.agent_id)
@@ -97,6 +104,9 @@ def _endpoints(kind: str) -> tuple[Route, Route]:
         except IntegrityError:
             log.info("callback.duplicate", channel=kind)
             return Response(b"", status_code=200)
+        except BaseException:
+            await replay_guard_for(request, settings).forget(seen)  # not stored: the platform's retry must pass
+            raise
         await enqueue("process_inbound_event", row.id, job_id=f"inbound:{row.id}:0")
         return Response(b"", status_code=200)
 

@@ -16,8 +16,9 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
+from app import intake
 from app.channels.models import ChannelAccount
-from app.channels.wecom_app.handlers import WeComPush, register_wecom_app_handler
+from app.channels.wecom_app.handlers import WeComPush
 from app.channels.wecom_kf import api, events
 from app.channels.wecom_kf.inbound import to_inbound
 from app.channels.wecom_kf.models import KfCursor, KfSeen
@@ -92,10 +93,8 @@ async def handle_item(*, account: ChannelAccount, item: dict[str, Any]) -> int:
     elif int(item.get("origin") or 0) == 5:
         await events.servicer_message(account=account, item=item)
     else:
-        from app.conversations import service as conversations
-
         await events.customer_wrote(account=account, item=item)
-        await conversations.ingest(inbound=to_inbound(item, account_id=account.id), account=account)
+        await intake.receive(inbound=to_inbound(item, account_id=account.id), account=account)
     if msgid:
         try:
             await KfSeen.create(msgid=msgid, open_kfid=str(item.get("open_kfid") or ""))
@@ -135,11 +134,3 @@ async def kf_sync_accounts(ctx: dict[str, Any]) -> int:
         await ensure_account(open_kfid=str(item["open_kfid"]), name=str(item.get("name") or ""))
     return len(items)
 
-
-def register() -> None:
-    """Install the callback handler and the jobs."""
-    from app.worker import register_job
-
-    register_wecom_app_handler("kf_msg_or_event", on_kf_callback)
-    register_job(kf_sync_all, every_seconds=60)
-    register_job(kf_sync_accounts)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from app import intake
 from app.channels.base import InboundMessage
 from app.channels.models import ChannelAccount
 from app.conversations import service as conversations
@@ -33,7 +34,7 @@ async def say(account: ChannelAccount, text: str, *, user: str = "u-1", **data: 
     msg = InboundMessage(channel="test", channel_account_id=account.id, sender_kind="test_id", sender_id=user,
                          msg_type="text", provider_msg_id=f"m{next(_ids)}", created_at=utcnow(), text=text,
                          data=data)
-    return await conversations.ingest(inbound=msg, account=account)
+    return await intake.receive(inbound=msg, account=account)
 
 
 async def sent() -> list[dict[str, Any]]:
@@ -144,3 +145,27 @@ async def test_after_resolution_the_customer_rates_the_service(account: ChannelA
     assert (survey.solved, survey.rating, survey.comment, survey.state) == (True, 5, "处理很快", "done")
     events = [e.data for e in await TicketEvent.filter(ticket_id=ticket.id, kind="survey").order_by("id")]
     assert events[-1] == {"solved": True, "rating": 5, "comment": "处理很快", "staff_id": None}
+
+
+async def test_the_survey_rating_is_the_ticket_rating_and_a_later_page_rating_replaces_it(
+        account: ChannelAccount) -> None:
+    # observation 6: the chat's 5 and the page's 2 were two ratings staff never saw
+    from app.tickets import ratings
+    from app.tickets.models import TicketRating
+
+    out = await say(account, "转人工")
+    ticket = await Ticket.get(id=out.ticket.id)  # type: ignore[union-attr]
+    await states.transition(ticket_id=ticket.id, to="resolved", expected_version=ticket.version, actor=SYSTEM)
+    await say(account, "1")
+    await say(account, "5")
+    rating = await TicketRating.get(ticket_id=ticket.id)
+    assert (rating.score, rating.comment, rating.channel, rating.source, rating.history) == (
+        5, "", "test", "bot_survey", [])
+    await say(account, "处理很快")
+    rating = await TicketRating.get(ticket_id=ticket.id)
+    assert (rating.score, rating.comment, rating.history) == (5, "处理很快", [])  # the comment joins its score
+    await ratings.record_rating(ticket_id=ticket.id, score=2, comment="", channel="h5", source="h5_page")
+    rating = await TicketRating.get(ticket_id=ticket.id)
+    assert (rating.score, rating.source) == (2, "h5_page")
+    assert [(h["score"], h["comment"], h["source"]) for h in rating.history] == [(5, "处理很快", "bot_survey")]
+    assert await TicketRating.all().count() == 1

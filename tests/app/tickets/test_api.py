@@ -23,7 +23,8 @@ async def test_create_get_patch_and_conflict(api: httpx.AsyncClient) -> None:
     cust = await factories.customer(phone="13812345678")
     group = data["groups"]["service"]
     h = data["headers"]["agent"]
-    r = await api.post("/api/v1/tickets", headers=h, json={
+    # a customer with no ticket in the agent's scope is unknown to the agent: an admin opens the first ticket
+    r = await api.post("/api/v1/tickets", headers=data["headers"]["admin"], json={
         "customer_id": cust.id, "subject": "退款还没到账", "priority": "high", "order_no": "2025112512345678",
         "group_id": group.id, "phone": "13812345678"})
     assert r.status_code == 201, r.text
@@ -122,3 +123,17 @@ async def test_health_endpoints(api: httpx.AsyncClient) -> None:
     r = await api.get("/readyz")
     assert r.status_code == 200 and r.json() == {"status": "ok", "checks": {"database": "ok"}}
     assert r.headers["x-request-id"]
+
+
+async def test_an_agent_cannot_pull_a_customer_into_scope_and_cannot_tell_unknown_from_hidden(
+        api: httpx.AsyncClient) -> None:
+    data = await _setup()
+    hidden = await factories.customer(phone="13812345678")
+    h = data["headers"]["agent"]
+    body = {"subject": "帮我看看", "group_id": data["groups"]["service"].id}
+    out_of_scope = await api.post("/api/v1/tickets", headers=h, json={"customer_id": hidden.id, **body})
+    unknown = await api.post("/api/v1/tickets", headers=h, json={"customer_id": hidden.id + 1000, **body})
+    assert (out_of_scope.status_code, unknown.status_code) == (404, 404)
+    assert out_of_scope.json() == unknown.json()
+    assert await Ticket.all().count() == 0
+    assert (await api.get(f"/api/v1/customers/{hidden.id}", headers=h)).status_code == 404

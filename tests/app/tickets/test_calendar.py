@@ -1,13 +1,17 @@
-"""The business calendar: weekly hours, Chinese public holidays and 调休 days (chinese_calendar), days off."""
+"""The business calendar: weekly hours, Chinese public holidays and 调休 days (chinese_calendar, then imported
+notices and the law), days off."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
 
 from app.errors import ValidationFailed
-from app.tickets.calendar import Calendar
+from app.tickets import calendar as bizcal
+from app.tickets.calendar import Calendar, compile_notices, official_year
 from app.timeutil import CHINA
 
 
@@ -16,6 +20,16 @@ def cn(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
 
 
 CAL = Calendar.build()  # Mon-Fri 09:00-12:00, 13:00-18:00, public holidays on
+
+
+@pytest.fixture(autouse=True)
+def _chinesecalendar_ends_in_2026(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """chinesecalendar 1.11 knows years up to 2026; later releases must not change what these tests mean."""
+    monkeypatch.setattr(bizcal, "OFFICIAL_YEARS", range(bizcal.OFFICIAL_YEARS.start, 2027))
+    bizcal.official_detail.cache_clear()
+    yield
+    bizcal.official_detail.cache_clear()
+
 
 
 def test_working_days_follow_the_state_council_notice() -> None:
@@ -75,9 +89,53 @@ def test_seven_day_calendar_without_public_holidays() -> None:
     assert cal.add(cn(2025, 10, 1, 21, 0), 2 * 3600) == cn(2025, 10, 2, 9, 0).astimezone(UTC)
 
 
-def test_years_without_holiday_data_fall_back_to_weekly_hours() -> None:
-    assert CAL.is_working_day(date(2031, 10, 1))  # a Wednesday: unknown year, weekly hours only
-    assert not CAL.is_working_day(date(2031, 10, 4))
+def test_years_chinesecalendar_does_not_know_follow_the_law() -> None:
+    assert not official_year(2031)
+    assert not CAL.is_working_day(date(2031, 10, 1))  # 国庆节 by law, a Wednesday
+    assert not CAL.is_working_day(date(2031, 10, 3))
+    assert CAL.is_working_day(date(2031, 10, 6))  # Monday after: the law gives no 补假 (no weekend holiday)
+    assert not CAL.is_working_day(date(2031, 10, 4))  # Saturday: weekly hours
+
+
+def test_new_year_2027_after_chinesecalendar_runs_out() -> None:
+    # issue 10, observation 9: on 2026-12-31 19:00 customers were told "1月1日（周五）09:00" - 元旦
+    assert official_year(2026) and not official_year(2027)
+    evening = cn(2026, 12, 31, 19, 0)
+    assert CAL.next_open(evening) == cn(2027, 1, 4, 9, 0).astimezone(UTC)
+    assert CAL.describe(CAL.next_open(evening)) == "1月4日（周一）09:00"
+    # what a notice for 2027 would say (元旦 1月1日（周五）至3日（周日）放假，共3天, no make-up day) changes nothing
+    noticed = replace(CAL, notices=compile_notices([{"year": 2027, "holidays": [
+        {"name": "元旦", "start": "2027-01-01", "end": "2027-01-03", "workdays": []}]}]))
+    assert noticed.next_open(evening) == cn(2027, 1, 4, 9, 0).astimezone(UTC)
+
+
+def test_spring_festival_2027_and_2028_by_law() -> None:
+    # 2027: 除夕 Fri 2-5, 初一..初三 Sat 2-6 to Mon 2-8, 补假 for the weekend on Tue 2-9 and Wed 2-10
+    assert CAL.is_working_day(date(2027, 2, 4))
+    assert [d for d in range(5, 11) if CAL.is_working_day(date(2027, 2, d))] == []
+    assert CAL.is_working_day(date(2027, 2, 11))
+    assert CAL.next_open(cn(2027, 2, 4, 18, 0)) == cn(2027, 2, 11, 9, 0).astimezone(UTC)
+    # 2028: 除夕 Tue 1-25 to 初三 Fri 1-28, all weekdays: no 补假
+    assert CAL.is_working_day(date(2028, 1, 24))
+    assert [d for d in range(25, 29) if CAL.is_working_day(date(2028, 1, d))] == []
+    assert CAL.is_working_day(date(2028, 1, 31))
+
+
+NOTICE_2027 = compile_notices([{"year": 2027, "holidays": [
+    {"name": "春节", "start": "2027-02-05", "end": "2027-02-13", "workdays": ["2027-01-31", "2027-02-20"]}]}])
+
+
+def test_an_imported_notices_tiaoxiu_saturday_is_a_working_day() -> None:
+    cal = replace(CAL, notices=NOTICE_2027)
+    assert cal.is_working_day(date(2027, 2, 20))  # Saturday, 调休
+    assert cal.intervals(date(2027, 2, 20)) == cal.intervals(date(2027, 2, 22))
+    assert cal.is_working_day(date(2027, 1, 31))  # Sunday, 调休
+    assert not cal.is_working_day(date(2027, 2, 11))  # by law a Thursday; the notice makes it a day off
+    assert not CAL.is_working_day(date(2027, 2, 20))  # without the notice: a plain Saturday
+    # 8 h left on Friday 2-19 from 10:00 -> 7 h that day, then 1 h on the 调休 Saturday
+    assert cal.add(cn(2027, 2, 19, 10, 0), 8 * 3600) == cn(2027, 2, 20, 10, 0).astimezone(UTC)
+    # other holidays of 2027 still follow the law
+    assert not cal.is_working_day(date(2027, 10, 1))
 
 
 @pytest.mark.parametrize("weekly, message", [

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from app import intake
 from app.channels.testing import RecordingAdapter
 from app.outbox.models import OutboxMessage
 from app.security.scope import SYSTEM
@@ -164,7 +165,6 @@ async def test_waiting_for_the_customer_pauses_and_their_reply_resumes(db: None)
 
 
 async def test_customer_message_starts_the_next_response_clock(db: None, recording: RecordingAdapter) -> None:
-    from app.conversations import service as conversations
     from tests.app.tickets.test_closing import inbound
 
     clock = Clock(cn(2025, 9, 22, 10, 0))
@@ -174,7 +174,7 @@ async def test_customer_message_starts_the_next_response_clock(db: None, recordi
     await service.reply(actor=SYSTEM, ticket_id=t.id, text="请问是哪个版本？")
     clock.to(cn(2025, 9, 22, 11, 50))
     account, _ = await factories.channel_customer()
-    await conversations.ingest(inbound=inbound("2.3.1 版本"), account=account)
+    await intake.receive(inbound=inbound("2.3.1 版本"), account=account)
     fresh = await Ticket.get(id=t.id)
     assert fresh.next_response_due == cn(2025, 9, 22, 13, 20)  # 10 min before lunch, 20 after
     await service.reply(actor=SYSTEM, ticket_id=t.id, text="收到")

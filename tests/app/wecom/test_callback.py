@@ -54,6 +54,8 @@ M1_NOW = 1409735669.0
 
 # -- M2: MP 消息推送 pages, token AAAAA ------------------------------------------------------------------------------
 M2 = CallbackCredentials(token="AAAAA", aes_key="A" * 43, receive_id="wxba5fad812f8e6fb9")
+#: the same account in plain mode (no EncodingAESKey configured)
+M2_PLAIN = CallbackCredentials(token="AAAAA", aes_key=None, receive_id="wxba5fad812f8e6fb9")
 M2C_ENCRYPT = (
     "+qdx1OKCy+5JPCBFWw70tm0fJGb2Jmeia4FCB7kao+/Q5c/ohsOzQHi8khUOb05JCpj0JB4RvQMkUyus8TPxLKJGQqcvZqzDpVzazhZv6JsXUnnR"
     "8XGT740XgXZUXQ7vJVnAG+tE8NUd4yFyjPy7GgiaviNrlCTj+l5kdfMuFUPpRSrfMZuMcp3Fn2Pede2IuQrKEYwKSqFIZoNqJ4M8EajAsjLY2km"
@@ -146,12 +148,26 @@ def test_m1_compat_mode_decrypts_the_official_sample() -> None:
     }
 
 
-def test_m1_plain_signature_checks_when_encrypt_type_is_absent() -> None:
+def test_m1_plain_signature_checks_when_encrypt_type_is_absent_and_plain_is_allowed() -> None:
     params = {k: M1_PARAMS[k] for k in ("signature", "timestamp", "nonce")}
-    envelope = open_mp_callback(M1, params, M1_BODY, now=M1_NOW, window_seconds=WINDOW)
+    allowed = CallbackCredentials(token=M1.token, aes_key=M1.aes_key, receive_id=M1.receive_id, accept_plain=True)
+    envelope = open_mp_callback(allowed, params, M1_BODY, now=M1_NOW, window_seconds=WINDOW)
     assert envelope.encrypted is False and envelope.key_used is None
     assert envelope.fields["Content"] == "abcdteT"
     assert envelope.fields["MsgId"] == "6054768590064713728"
+
+
+def test_forged_plain_callback_to_an_account_with_an_aes_key_is_refused() -> None:
+    # Issue 11: the safe-mode URL's signature covers only token, timestamp and nonce; dropping encrypt_type and
+    # posting any plaintext body (any openid, any text) used to be accepted as plain mode.
+    params = {k: M1_PARAMS[k] for k in ("signature", "timestamp", "nonce")}
+    forged = M1_BODY.replace("abcdteT", "退款给我").replace("oyORnuP8q7ou2gfYjqLzSIWZf0rs", "oVictim")
+    for variant in (params, {**params, "encrypt_type": "raw"}, {**params, "encrypt_type": ""}):
+        with pytest.raises(CallbackRejected) as excinfo:
+            open_mp_callback(M1, variant, forged, now=M1_NOW, window_seconds=WINDOW)
+        rejected(excinfo, "encryption_required", 403)
+    assert M1.plain_allowed is False
+    assert CallbackCredentials(token="t", aes_key=None, receive_id="wx1").plain_allowed is True
 
 
 def test_m2a_url_verification_returns_echostr_verbatim() -> None:
@@ -167,7 +183,7 @@ def test_m2a_url_verification_returns_echostr_verbatim() -> None:
 def test_m2b_plain_post_signature() -> None:
     params = {"signature": "899cf89e464efb63f54ddac96b0a0a235f53aa78", "timestamp": "1714037059", "nonce": "486452656"}
     body = "<xml><ToUserName>gh_1</ToUserName><FromUserName>o1</FromUserName><MsgType>text</MsgType></xml>"
-    envelope = open_mp_callback(M2, params, body.encode(), now=1714037059, window_seconds=WINDOW)
+    envelope = open_mp_callback(M2_PLAIN, params, body.encode(), now=1714037059, window_seconds=WINDOW)
     assert envelope.fields == {"ToUserName": "gh_1", "FromUserName": "o1", "MsgType": "text"}
     assert envelope.xml == body
 
@@ -329,27 +345,27 @@ def _aes_params(creds: CallbackCredentials, encrypt: str, timestamp: int = 17000
 @pytest.mark.parametrize("body", ["<xml><Content>hi</Content>", "not xml at all", "", "<xml><a></b></xml>", "[1, 2]"])
 def test_malformed_body_is_400(body: str) -> None:
     with pytest.raises(CallbackRejected) as excinfo:
-        open_mp_callback(M2, _plain_params(M2), body.encode(), now=1700000000, window_seconds=WINDOW)
+        open_mp_callback(M2_PLAIN, _plain_params(M2), body.encode(), now=1700000000, window_seconds=WINDOW)
     rejected(excinfo, "malformed_body", 400)
 
 
 def test_non_utf8_body_is_400() -> None:
     with pytest.raises(CallbackRejected) as excinfo:
-        open_mp_callback(M2, _plain_params(M2), b"<xml>\xff\xfe</xml>", now=1700000000, window_seconds=WINDOW)
+        open_mp_callback(M2_PLAIN, _plain_params(M2), b"<xml>\xff\xfe</xml>", now=1700000000, window_seconds=WINDOW)
     rejected(excinfo, "malformed_body", 400)
 
 
 def test_oversized_body_is_413() -> None:
     body = b"<xml><Content>" + b"a" * 70_000 + b"</Content></xml>"
     with pytest.raises(CallbackRejected) as excinfo:
-        open_mp_callback(M2, _plain_params(M2), body, now=1700000000, window_seconds=WINDOW)
+        open_mp_callback(M2_PLAIN, _plain_params(M2), body, now=1700000000, window_seconds=WINDOW)
     rejected(excinfo, "body_too_large", 413)
 
 
 @pytest.mark.parametrize("body", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["billion_laughs", "external_entity"])
 def test_xml_bombs_and_external_entities_are_refused(body: str) -> None:
     with pytest.raises(CallbackRejected) as excinfo:
-        open_mp_callback(M2, _plain_params(M2), body.encode(), now=1700000000, window_seconds=WINDOW)
+        open_mp_callback(M2_PLAIN, _plain_params(M2), body.encode(), now=1700000000, window_seconds=WINDOW)
     rejected(excinfo, "forbidden_xml", 400)
     with pytest.raises(CallbackRejected) as excinfo:
         parse_xml(body)
@@ -459,7 +475,9 @@ def test_passive_reply_is_encrypted_with_the_key_that_worked() -> None:
 def test_driver_signed_callbacks_open_in_every_mode(mode: str) -> None:
     state = SimulatorState(template_job_finish=False)
     account = state.add_mp_account(MPAccount(appid="wxdriver00000001", secret="s", token="tok", aes_key=NEW_KEY))
-    creds = CallbackCredentials(token=account.token, aes_key=account.aes_key, receive_id=account.appid)
+    # plain mode only reaches an account configured to accept it (issue 11)
+    creds = CallbackCredentials(token=account.token, aes_key=account.aes_key, receive_id=account.appid,
+                                accept_plain=mode == "plain")
     driver = WeChatDriver(state, account)
     xml = driver.message_xml("oUser1", "text", [("Content", "你好 <b>&")], with_msg_id=True)
     params, body = driver.signed_params(xml, mode)  # type: ignore[arg-type]
@@ -500,3 +518,74 @@ def test_compat_mode_trusts_only_the_encrypted_copy() -> None:
     tampered = M1_BODY.replace("<![CDATA[abcdteT]]>", "<![CDATA[forged]]>")
     envelope = open_mp_callback(M1, M1_PARAMS, tampered, now=M1_NOW, window_seconds=WINDOW)
     assert envelope.fields["Content"] == "abcdteT"
+
+
+# -- issue 11: nesting depth and field lengths ------------------------------------------------------------------------
+
+DEEP = "<a>" * 5000 + "</a>" * 5000
+
+
+def _deep_plaintext(levels: int) -> str:
+    return "<xml><MsgType>text</MsgType><X>" + "<a>" * levels + "</a>" * levels + "</X></xml>"
+
+
+def test_deeply_nested_xml_is_refused_before_any_signature_check() -> None:
+    # used to raise RecursionError (ElementTree serialises nested elements recursively): a 500 on every URL
+    with pytest.raises(CallbackRejected) as excinfo:
+        parse_xml(DEEP)
+    rejected(excinfo, "too_deep", 400)
+    for params in ({}, _aes_params(M2, "x")):  # unsigned: refused by the depth limit, not a crash
+        with pytest.raises(CallbackRejected) as excinfo:
+            open_mp_callback(M2, {**params, "encrypt_type": "aes"}, DEEP, now=1700000000, window_seconds=WINDOW)
+        rejected(excinfo, "too_deep", 400)
+        with pytest.raises(CallbackRejected) as excinfo:
+            open_wecom_callback(V1, params, DEEP, now=1700000000, window_seconds=WINDOW)
+        rejected(excinfo, "too_deep", 400)
+
+
+@pytest.mark.parametrize("platform", ["mp", "wecom"])
+def test_deep_nesting_inside_a_correctly_signed_encrypted_body_is_refused(platform: str) -> None:
+    creds = M2 if platform == "mp" else V1
+    encrypt = simcrypto.encrypt(str(creds.aes_key), creds.receive_id, _deep_plaintext(990).encode())
+    body = f"<xml><ToUserName>gh_1</ToUserName><Encrypt>{encrypt}</Encrypt></xml>"
+    opener = open_mp_callback if platform == "mp" else open_wecom_callback
+    with pytest.raises(CallbackRejected) as excinfo:
+        opener(creds, _aes_params(creds, encrypt), body, now=1700000000, window_seconds=WINDOW)  # type: ignore[operator]
+    rejected(excinfo, "too_deep", 400)
+
+
+def test_deep_json_body_is_refused_before_decoding() -> None:
+    text = '{"MsgType": "text", "X": ' + "[" * 5000 + "]" * 5000 + "}"
+    encrypt = simcrypto.encrypt(str(M2.aes_key), M2.receive_id, text.encode())
+    body = f"<xml><Encrypt>{encrypt}</Encrypt></xml>"
+    with pytest.raises(CallbackRejected) as excinfo:
+        open_mp_callback(M2, _aes_params(M2, encrypt), body, now=1700000000, window_seconds=WINDOW)
+    rejected(excinfo, "too_deep", 400)
+    # brackets inside strings are not nesting
+    assert parse_xml("<xml><A>[[[[</A></xml>") == {"A": "[[[["}
+
+
+def test_real_nesting_depth_still_parses() -> None:
+    approval = ("<xml><MsgType>event</MsgType><ApprovalInfo><SpNo>1</SpNo><SpRecord><Details><Approver><UserId>u1"
+                "</UserId></Approver></Details></SpRecord></ApprovalInfo></xml>")
+    fields = parse_xml(approval)
+    assert parse_xml(fields["ApprovalInfo"])["SpNo"] == "1"
+    assert parse_xml(_deep_plaintext(30))["MsgType"] == "text"  # 32 levels with <xml> and <X>
+
+
+@pytest.mark.parametrize("name", ["MsgId", "FromUserName"])
+def test_overlong_identifier_in_a_signed_callback_is_refused(name: str) -> None:
+    # 300 characters used to pass, overflow the 191-character dedupe key (500) or be retried 8 times and dead-lettered
+    values = {"FromUserName": "oUser1", "MsgId": "1", name: "x" * 300}
+    xml = (f"<xml><ToUserName>gh_1</ToUserName><FromUserName>{values['FromUserName']}</FromUserName>"
+           f"<CreateTime>1700000000</CreateTime><MsgType>text</MsgType><Content>hi</Content>"
+           f"<MsgId>{values['MsgId']}</MsgId></xml>")
+    for creds, opener in ((M2, open_mp_callback), (V1, open_wecom_callback)):
+        encrypt = simcrypto.encrypt(str(creds.aes_key), creds.receive_id, xml.encode())
+        body = f"<xml><ToUserName>gh_1</ToUserName><Encrypt>{encrypt}</Encrypt></xml>"
+        with pytest.raises(CallbackRejected) as excinfo:
+            opener(creds, _aes_params(creds, encrypt), body, now=1700000000, window_seconds=WINDOW)  # type: ignore[operator]
+        rejected(excinfo, "field_too_long", 400)
+    # a long free-text field is fine
+    long_text = xml.replace("x" * 300, "1").replace("<Content>hi</Content>", f"<Content>{'好' * 2000}</Content>")
+    assert len(parse_xml(long_text)["Content"]) == 2000

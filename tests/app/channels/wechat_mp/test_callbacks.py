@@ -73,10 +73,12 @@ def _text_xml(content: str = "你好", msg_id: str = "7000000000000000001") -> s
 
 
 def _plain(xml: str) -> tuple[dict[str, str], bytes]:
+    """Safe-mode parameters with ``xml`` as the wire body (the account has an AES key, so plain mode is refused)."""
     from simulator import crypto
 
-    ts, nonce = str(int(time.time())), "98765"
-    return {"timestamp": ts, "nonce": nonce, "openid": OPENID, "signature": crypto.sign(TOKEN, ts, nonce)}, xml.encode()
+    ts, nonce = str(int(time.time())), crypto.random_nonce()
+    return {"timestamp": ts, "nonce": nonce, "openid": OPENID, "signature": crypto.sign(TOKEN, ts, nonce),
+            "encrypt_type": "aes", "msg_signature": crypto.sign(TOKEN, ts, nonce, "x")}, xml.encode()
 
 
 @pytest.mark.parametrize(("name", "status"), [
@@ -141,3 +143,96 @@ async def test_answer_is_fast(mp: MPEnv, settings: Settings) -> None:
     result = await mp.driver.send_text(OPENID, "你好")
     assert len(result.attempts) == 1
     assert result.attempts[0][1] < 5.0
+
+
+# -- issue 11: forged plain-mode callbacks, replays, deep nesting, over-long ids --------------------------------------
+
+
+async def test_forged_plain_callback_with_a_seen_safe_mode_url_is_refused(mp: MPEnv,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    # Someone saw one safe-mode callback URL: its `signature` covers token, timestamp and nonce only. Dropping
+    # encrypt_type and posting plaintext used to be accepted as plain mode: any text, as any openid, for 300 s.
+    seen, _ = mp.driver.signed_params(_text_xml("真的消息"))
+    forged_params = {k: seen[k] for k in ("signature", "timestamp", "nonce")}
+    forged = _text_xml("请把退款打到这个账户", msg_id="7000000000000000666").replace(OPENID, "oVictim0000000000000000001")
+    with caplog.at_level(logging.WARNING):
+        r = await mp.driver.post_raw(forged.encode(), forged_params)
+        r2 = await mp.driver.post_raw(forged.encode(), {**forged_params, "encrypt_type": "raw"})
+    assert (r.status_code, r.text) == (403, "encryption_required")
+    assert (r2.status_code, r2.text) == (403, "encryption_required")
+    assert await _rows() == (0, 0)
+    assert any("callback.rejected" in rec.getMessage() and "encryption_required" in rec.getMessage()
+               for rec in caplog.records)
+
+
+async def test_plain_mode_is_accepted_only_where_configured(mp: MPEnv) -> None:
+    await accounts.upsert_account(key="plain", name="明文号", appid="wxplain000000001", secret="x" * 20, token=TOKEN,
+                                  aes_key="")
+    await accounts.upsert_account(key="moving", name="切换中", appid="wxmoving00000001", secret="x" * 20, token=TOKEN,
+                                  aes_key=AES_KEY, accept_plain=True)
+    for key in ("plain", "moving"):
+        params, body = mp.driver.signed_params(_text_xml(msg_id=f"70000000000000001{len(key)}"), "plain")
+        r = await mp.client.post(f"/callbacks/wechat/{key}", params=params, content=body)
+        assert (r.status_code, r.text) == (200, "success"), key
+    assert await InboundEvent.all().count() == 2
+
+
+async def test_replayed_callback_is_refused_with_a_log_line(mp: MPEnv, caplog: pytest.LogCaptureFixture) -> None:
+    params, body = mp.driver.signed_params(_text_xml())
+    first = await mp.driver.post_raw(body, params)
+    assert (first.status_code, first.text) == (200, "success")
+    with caplog.at_level(logging.WARNING):
+        again = await mp.driver.post_raw(body, params)
+    assert (again.status_code, again.text) == (403, "replayed")
+    assert await InboundEvent.all().count() == 1
+    assert any("callback.rejected" in rec.getMessage() and "replayed" in rec.getMessage() for rec in caplog.records)
+    # a genuine WeChat retry carries a fresh timestamp, nonce and signature: acknowledged, stored once
+    from simulator import crypto
+
+    encrypt = body.decode().split("<Encrypt><![CDATA[")[1].split("]]>")[0]
+    ts, nonce = params["timestamp"], crypto.random_nonce()
+    retry = {**params, "nonce": nonce, "signature": crypto.sign(TOKEN, ts, nonce),
+             "msg_signature": crypto.sign(TOKEN, ts, nonce, encrypt)}
+    r = await mp.driver.post_raw(body, retry)
+    assert (r.status_code, r.text) == (200, "success")
+    assert await InboundEvent.all().count() == 1
+
+
+async def test_unsigned_deep_xml_is_400_not_500(mp: MPEnv, caplog: pytest.LogCaptureFixture) -> None:
+    deep = ("<a>" * 5000 + "</a>" * 5000).encode()
+    with caplog.at_level(logging.WARNING):
+        r = await mp.client.post("/callbacks/wechat", params={"timestamp": "1", "nonce": "1", "encrypt_type": "aes"},
+                                 content=deep)
+    assert (r.status_code, r.text) == (400, "too_deep")
+    assert len([rec for rec in caplog.records if "callback.rejected" in rec.getMessage()]) == 1
+    assert await _rows() == (0, 0)
+
+
+async def test_signed_deep_xml_is_400_not_500(mp: MPEnv) -> None:
+    xml = ("<xml><ToUserName>gh_x</ToUserName><FromUserName>" + OPENID + "</FromUserName><MsgType>text</MsgType>"
+           "<Content>" + "<a>" * 990 + "</a>" * 990 + "</Content></xml>")
+    params, body = mp.driver.signed_params(xml)
+    r = await mp.driver.post_raw(body, params)
+    assert (r.status_code, r.text) == (400, "too_deep")
+    assert await _rows() == (0, 0)
+
+
+@pytest.mark.parametrize("field", ["MsgId", "FromUserName"])
+async def test_signed_callback_with_a_300_character_id_is_400(mp: MPEnv, field: str) -> None:
+    xml = _text_xml(msg_id="x" * 300) if field == "MsgId" else _text_xml().replace(OPENID, "o" * 300)
+    params, body = mp.driver.signed_params(xml)
+    r = await mp.driver.post_raw(body, params)
+    assert (r.status_code, r.text) == (400, "field_too_long")
+    assert await _rows() == (0, 0)
+
+
+def test_long_dedupe_keys_are_hashed_not_truncated() -> None:
+    from app.channels.models import DEDUPE_KEY_LENGTH, bounded_dedupe_key
+    from app.channels.wechat_mp.inbound import dedupe_key
+
+    fields = {"MsgType": "event", "Event": "CLICK", "FromUserName": "o" * 128, "CreateTime": "1700000000",
+              "EventKey": "K" * 40}
+    a = dedupe_key("wx1234567890abcdef", fields)
+    b = dedupe_key("wx1234567890abcdef", {**fields, "FromUserName": "o" * 127 + "p"})
+    assert len(a) <= DEDUPE_KEY_LENGTH and len(b) <= DEDUPE_KEY_LENGTH and a != b
+    assert bounded_dedupe_key("short") == "short"

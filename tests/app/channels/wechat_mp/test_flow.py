@@ -110,7 +110,7 @@ async def test_unionid_merges_followers_of_two_accounts(mp: MPEnv) -> None:
 
     mp.sim.set_mp_user(mp.account.appid, OPENID, unionid="union-42")
     other = mp.sim.add_mp_account("wx00000000000other", "secret-other-0123456789", "tok2", "B" * 43,
-                                  callback_url="http://desk/callbacks/wechat/shop2", mode="plain")
+                                  callback_url="http://desk/callbacks/wechat/shop2", mode="safe")
     await accounts.upsert_account(key="shop2", name="二号店", appid=other.appid, secret=other.secret,
                                   token="tok2", aes_key="B" * 43)
     mp.sim.set_mp_user(other.appid, "oOtherOpenid", unionid="union-42")

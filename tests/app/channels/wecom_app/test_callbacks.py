@@ -60,9 +60,17 @@ async def test_v1a_post_is_stored_decrypted_with_its_string_msgid(v1_desk: httpx
     kind = "wecom_app" if path.endswith("app") else "wecom_contacts"
     assert rows == [{"payload": V1A_PLAINTEXT, "dedupe_key": f"{kind}:wx5823bf96d3bd56c7:218:4561255354251345929",
                      "status": "pending"}]
-    # WeCom retrying the same push (same body, same signature here) is acknowledged and stored once
-    r = await v1_desk.post(path, params=V1A_PARAMS, content=V1A_BODY.encode())
+    # WeCom retrying the same push (same body, a fresh timestamp, nonce and signature) is acknowledged, stored once
+    from simulator import crypto
+
+    encrypt = V1A_BODY.split("<![CDATA[")[2].split("]]>")[0]
+    retry = {"timestamp": "1409659820", "nonce": "1372623150",
+             "msg_signature": crypto.sign("QDG6eK", "1409659820", "1372623150", encrypt)}
+    r = await v1_desk.post(path, params=retry, content=V1A_BODY.encode())
     assert (r.status_code, await InboundEvent.all().count()) == (200, 1)
+    # the very same signed request again is a replay (issue 11): refused, nothing stored
+    r = await v1_desk.post(path, params=V1A_PARAMS, content=V1A_BODY.encode())
+    assert (r.status_code, r.text, await InboundEvent.all().count()) == (403, "replayed", 1)
 
 
 async def test_wrong_signature_is_refused_and_nothing_stored(v1_desk: httpx.AsyncClient) -> None:
@@ -108,3 +116,43 @@ async def test_events_dispatch_through_the_handler_map(wecom: WeComEnv, no_handl
     assert "FromUserName" not in seen[0].fields
     statuses = await InboundEvent.all().order_by("id").values_list("status", flat=True)
     assert statuses == ["done", "ignored"]
+
+
+# -- issue 11: deep nesting and over-long ids on both WeCom URLs ------------------------------------------------------
+
+V1_TOKEN, V1_KEY, V1_CORP = "QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "wx5823bf96d3bd56c7"
+
+
+def _signed(plaintext: str, nonce: str) -> tuple[dict[str, str], bytes]:
+    from simulator import crypto
+
+    encrypt = crypto.encrypt(V1_KEY, V1_CORP, plaintext.encode())
+    ts = "1409659813"
+    params = {"timestamp": ts, "nonce": nonce, "msg_signature": crypto.sign(V1_TOKEN, ts, nonce, encrypt)}
+    body = f"<xml><ToUserName><![CDATA[{V1_CORP}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    return params, body.encode()
+
+
+@pytest.mark.parametrize("path", ["/callbacks/wecom/app", "/callbacks/wecom/contacts"])
+async def test_deep_xml_is_400_signed_or_not(v1_desk: httpx.AsyncClient, path: str) -> None:
+    deep = ("<a>" * 5000 + "</a>" * 5000).encode()
+    r = await v1_desk.post(path, params=V1A_PARAMS, content=deep)
+    assert (r.status_code, r.text) == (400, "too_deep")
+    inner = "<xml><MsgType>text</MsgType><Content>" + "<a>" * 990 + "</a>" * 990 + "</Content></xml>"
+    params, body = _signed(inner, "1001")
+    r = await v1_desk.post(path, params=params, content=body)
+    assert (r.status_code, r.text) == (400, "too_deep")
+    assert await InboundEvent.all().count() == 0
+
+
+@pytest.mark.parametrize("path", ["/callbacks/wecom/app", "/callbacks/wecom/contacts"])
+@pytest.mark.parametrize("field", ["MsgId", "FromUserName"])
+async def test_signed_push_with_a_300_character_id_is_400(v1_desk: httpx.AsyncClient, path: str, field: str) -> None:
+    values = {"MsgId": "4561255354251345929", "FromUserName": "mycreate", field: "x" * 300}
+    inner = (f"<xml><ToUserName>{V1_CORP}</ToUserName><FromUserName>{values['FromUserName']}</FromUserName>"
+             f"<CreateTime>1409659813</CreateTime><MsgType>text</MsgType><Content>hi</Content>"
+             f"<MsgId>{values['MsgId']}</MsgId><AgentID>218</AgentID></xml>")
+    params, body = _signed(inner, "1002")
+    r = await v1_desk.post(path, params=params, content=body)
+    assert (r.status_code, r.text) == (400, "field_too_long")
+    assert await InboundEvent.all().count() == 0

@@ -143,8 +143,33 @@ async def test_the_platform_refusal_is_final_too(kfenv: KfEnv) -> None:
     assert len(sends) == 1
 
 
-async def test_the_bot_hands_off_and_the_simulator_session_follows_ours(kfenv: KfEnv) -> None:
+async def test_after_the_bot_hands_off_the_desk_keeps_the_session_and_can_answer(kfenv: KfEnv) -> None:
+    # the desk is the receptionist: the session stays where kf/send_msg may send (0/1), so the agent's reply, the
+    # resolved notice and the rating question all reach the customer
     await ChannelAccount.filter(id=kfenv.account.id).update(config={"open_kfid": OPEN_KFID, "bot": True})
+    kfenv.customer_says("ＸＹＺ")
+    kfenv.customer_says("转人工")
+    await kfenv.callback()
+    await kfenv.settle()
+    ticket = await Ticket.get()
+    assert kfenv.kf.session(OPEN_KFID, "wmCustomer01").state in (0, 1)
+    handoff = "正在为您转接人工客服，请稍候。之前的对话客服都能看到，不需要重复描述。"
+    assert handoff in [m["text"]["content"] for m in kfenv.kf.sent if m.get("msgtype") == "text"]
+    await tickets.reply(actor=SYSTEM, ticket_id=ticket.id, text="您好，我是客服小王，请问订单号是多少？")
+    fresh = await Ticket.get(id=ticket.id)
+    await tickets.update(actor=SYSTEM, ticket_id=ticket.id, expected_version=fresh.version,
+                         changes={"status": "resolved"})
+    await kfenv.settle()
+    texts = [m["text"]["content"] for m in kfenv.kf.sent if m.get("msgtype") == "text"]
+    assert "您好，我是客服小王，请问订单号是多少？" in texts
+    failed = await OutboxMessage.filter(ticket_id=ticket.id, status="failed").values_list("last_error", flat=True)
+    assert failed == []
+    assert kfenv.kf.session(OPEN_KFID, "wmCustomer01").state in (0, 1)
+
+
+async def test_an_account_that_transfers_hands_the_session_to_wecom_kf(kfenv: KfEnv) -> None:
+    await ChannelAccount.filter(id=kfenv.account.id).update(
+        config={"open_kfid": OPEN_KFID, "bot": True, "transfer_to_servicer": True})
     kfenv.customer_says("ＸＹＺ")
     kfenv.customer_says("转人工")
     await kfenv.callback()

@@ -1,0 +1,310 @@
+"""One intake flow: every customer message and every new ticket, whatever the entry, goes through here.
+
+    identity (resolved, and merged by unionid/external_userid, by the channel before it calls)
+      -> conversation -> the bot -> which live ticket the message belongs to -> conversion decision
+      -> extraction -> routing decision (group, priority, category, SLA policy, after-hours parking: all decided
+         before the ticket exists) -> create (ticket.created: SLA clocks, assignment unless parked, notifications)
+      -> one decision record (TicketEvent "intake") saying which rule did what
+
+Entries: `receive` for a channel message (公众号, 微信客服, the WeCom app; email and web chat plug in the same way),
+`open_ticket` for everyone else: the bot's hand-off, staff in H5 and in the chat sidebar, customers in H5, the API
+and business events. A `Context` carries the customer, the account, the conversation and the customer's current
+tickets down the path, so nothing is read twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from app.channels.base import IDENTITY_KIND, InboundMessage
+from app.channels.models import ChannelAccount
+from app.conversations import service as conversations
+from app.conversations.config import ConversionRules, load_rules
+from app.conversations.extract import Extracted, extract
+from app.conversations.models import Conversation, Message
+from app.customers import service as customers
+from app.customers.models import Customer
+from app.kb import bot
+from app.logs import get_logger
+from app.security.scope import SYSTEM, Actor, customer_actor
+from app.tickets import flows as ticket_flows
+from app.tickets import routing, states
+from app.tickets import service as tickets
+from app.tickets.models import Ticket, TicketEvent
+from app.timeutil import utcnow
+from app.uow import atomic
+
+log = get_logger(__name__)
+
+PRIORITY_ORDER = ("low", "normal", "high", "urgent")
+#: statuses a customer's message can still join (resolved: the customer writing again reopens it)
+JOINABLE = ("new", "open", "pending", "resolved")
+#: a ticket number the customer quotes, e.g. GD-20261205-0042 (prefix configurable, so any letters)
+NUMBER_IN_TEXT = re.compile(r"\b[A-Z]{1,8}-\d{8}-\d{4,}\b")
+
+
+@dataclass
+class Context:
+    """What the path knows about the customer, read once at the entry."""
+
+    customer: Customer
+    account: ChannelAccount | None = None
+    conversation: Conversation | None = None
+    #: the customer's tickets a message may join, newest activity first (None: not read yet)
+    tickets: list[Ticket] | None = None
+
+    async def joinable(self) -> list[Ticket]:
+        """The customer's new, open, pending and resolved tickets (read once)."""
+        if self.tickets is None:
+            self.tickets = list(await Ticket.filter(customer_id=self.customer.id, status__in=JOINABLE).order_by(
+                "-last_activity_at", "-id"))
+        return self.tickets
+
+
+@dataclass
+class NewTicket:
+    """A request to open a ticket: what the entry knows; extraction and routing fill the rest."""
+
+    #: where it came from: a channel kind, or staff_h5, sidebar, customer_h5, api, event
+    source: str
+    #: why now: keyword, human_request, bot:<why>, staff, customer, api, ...
+    reason: str
+    subject: str = ""
+    description: str = ""
+    actor: Actor = SYSTEM
+    #: a person's explicit choices: routing never lowers a chosen priority nor replaces a chosen group
+    priority: str | None = None
+    group_id: int | None = None
+    assignee_id: int | None = None
+    category: str = ""
+    order_no: str | None = None
+    phone: str | None = None
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    #: messages of the conversation that become the ticket's first messages
+    messages: list[Message] = field(default_factory=list)
+    #: text that is not the description but should be read by extraction and routing (the transcript)
+    extra_text: str = ""
+
+
+@dataclass
+class Outcome:
+    """What one customer message did."""
+
+    message: Message | None
+    ticket: Ticket | None = None
+    created_ticket: bool = False
+    duplicate: bool = False
+    status_query: bool = False
+
+
+# ---- a channel message --------------------------------------------------------------------------------------------
+
+
+async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer: Customer | None = None) -> Outcome:
+    """Store a customer's message and let the bot answer, join the right ticket, or open one as the rules say."""
+    rules = load_rules()
+    if customer is None:
+        customer = await customers.resolve_identity(
+            kind=IDENTITY_KIND.get(account.kind, inbound.sender_kind), scope=account.key, value=inbound.sender_id)
+    ctx = Context(customer=customer, account=account)
+    if conversations.is_status_query(inbound, rules):
+        source = inbound.provider_msg_id or inbound.data.get("inbound_event_id")
+        await conversations.answer_status_query(customer=customer, account=account,
+                                                dedupe_key=f"status_query:{account.id}:{source}" if source else None)
+        return Outcome(message=None, status_query=True)
+    try:
+        async with atomic():
+            return await _receive(ctx, inbound=inbound, rules=rules)
+    except IntegrityError:
+        # the provider message is stored already (WeChat retried, or a concurrent run stored it first)
+        existing = await Message.get_or_none(channel_account_id=account.id, provider_msg_id=inbound.provider_msg_id)
+        if existing is None:
+            raise
+        return Outcome(message=existing, duplicate=True)
+
+
+async def _receive(ctx: Context, *, inbound: InboundMessage, rules: ConversionRules) -> Outcome:
+    assert ctx.account is not None
+    live = await ctx.joinable()
+    target = choose_ticket(live, text=inbound.text)
+    # a person is on the case: the message goes straight onto the ticket, the bot stays out
+    ticket_for_message = target if target is not None and target.status != states.Status.RESOLVED else None
+    conv = await conversations.open_conversation(customer=ctx.customer, account=ctx.account)
+    ctx.conversation = conv
+    message = await conversations.store_inbound(conv=conv, customer=ctx.customer, account=ctx.account,
+                                                inbound=inbound, ticket_id=ticket_for_message.id
+                                                if ticket_for_message else None)
+    handled = await bot.on_message(inbound=inbound, account=ctx.account, customer=ctx.customer, conv=conv,
+                                   message=message, tickets=live)
+    if handled is not None and handled.action == "handoff":
+        ticket = await handoff(ctx, outcome=handled, trigger=message)
+        return Outcome(message=message, ticket=ticket, created_ticket=True)
+    if handled is not None:
+        return Outcome(message=message, ticket=handled.ticket, created_ticket=handled.created_ticket)
+    if target is not None:
+        await join(ticket=target, message=message, already_linked=ticket_for_message is not None)
+        return Outcome(message=message, ticket=target)
+    reason = conversations.conversion_reason(conv=conv, text=inbound.text, rules=rules, now=utcnow())
+    if reason is None:
+        return Outcome(message=message)
+    history = await conversations.unticketed_messages(conv=conv)
+    texts = [m.text for m in history if m.direction == "in" and m.text]
+    subject = (message.text or (texts[-1] if texts else "")).strip().replace("\n", " ")
+    ticket = await open_ticket(ctx, NewTicket(source=ctx.account.kind, reason=reason, subject=subject,
+                                              description="\n".join(texts), messages=history))
+    return Outcome(message=message, ticket=ticket, created_ticket=True)
+
+
+def choose_ticket(candidates: list[Ticket], *, text: str) -> Ticket | None:
+    """The ticket a customer's message belongs to: the one they name, else the one waiting for them (pending),
+    else the most recently active live ticket, else the newest resolved one (the message reopens it)."""
+    if not candidates:
+        return None
+    named = {m.group(0) for m in NUMBER_IN_TEXT.finditer(text.upper())}
+    for t in candidates:
+        if t.number in named:
+            return t
+    for wanted in (("pending",), ("new", "open"), ("resolved",)):
+        for t in candidates:  # newest activity first
+            if t.status in wanted:
+                return t
+    return None
+
+
+async def join(*, ticket: Ticket, message: Message, already_linked: bool = False) -> None:
+    """A customer's message joins a ticket: the ticket is touched, the closing hooks and listeners see it, and a
+    pending or resolved ticket opens again."""
+    if not already_linked:
+        await Message.filter(id=message.id).update(ticket_id=ticket.id)
+    await tickets.touch(ticket_id=ticket.id)
+    await TicketEvent.create(ticket_id=ticket.id, kind="customer_message", actor_kind="customer",
+                             data={"message_id": message.id, **({"via": message.data["via"]}
+                                                                 if message.data.get("via") else {})})
+    if await ticket_flows.on_customer_message(ticket=ticket, message=message):
+        return  # consumed: a 1/2 answer to "is it solved?", a refund confirmation code
+    if ticket.status in (states.Status.PENDING, states.Status.RESOLVED):
+        await states.transition(ticket_id=ticket.id, to=states.Status.OPEN.value, expected_version=ticket.version,
+                                actor=customer_actor(), reason="客户回复")
+
+
+async def add_to_ticket(*, ticket: Ticket, customer: Customer, text: str, media: list[dict[str, Any]],
+                        via: str) -> Message:
+    """A customer's message written straight onto one of their tickets (the H5 page), with the same effects as a
+    message arriving on a channel."""
+    async with atomic():
+        message = await Message.create(
+            ticket_id=ticket.id, conversation_id=ticket.conversation_id,  # type: ignore[attr-defined]
+            customer_id=customer.id, channel_account_id=ticket.channel_account_id,  # type: ignore[attr-defined]
+            direction="in", author_kind="customer", msg_type="text" if text or not media else "image",
+            text=text, media=media, data={"via": via},
+        )
+        await join(ticket=ticket, message=message, already_linked=True)
+    return message
+
+
+# ---- the one way a ticket is born ---------------------------------------------------------------------------------
+
+
+def _max_priority(chosen: str | None, routed: str) -> str:
+    if chosen is None:
+        return routed
+    return max(chosen, routed, key=lambda p: PRIORITY_ORDER.index(p) if p in PRIORITY_ORDER else 1)
+
+
+async def open_ticket(ctx: Context, req: NewTicket) -> Ticket:
+    """Extract, route and create a ticket for the context's customer; listeners start SLA, assign, notify."""
+    text = "\n".join(t for t in (req.subject, req.description, req.extra_text) if t)
+    rules = load_rules()
+    found: Extracted = extract(text, rules)
+    category = req.category or found.category
+    order_no = req.order_no or found.order_no
+    phone = req.phone or found.phone
+    channel = ctx.account.kind if ctx.account is not None else req.source
+    decision = await routing.route(
+        category=category, text=text, channel=channel, customer=ctx.customer,
+        fields={"order_no": order_no, "problem_type": category, "phone": "*" if phone else None},
+        reason=req.reason, priority=req.priority or "normal")
+    group_id = req.group_id if req.group_id is not None else decision.group_id
+    assignee_id = req.assignee_id if req.assignee_id is not None else decision.assignee_id
+    # a ticket someone already holds is not parked: parking only delays automatic assignment
+    parked_until = decision.after_hours_until if assignee_id is None else None
+    if phone and ctx.customer.phone_enc is None:
+        await customers.set_contact(customer=ctx.customer, phone=phone)
+    custom = dict(req.custom_fields)
+    if found.category and "problem_type" not in custom:
+        custom["problem_type"] = found.category
+    subject = (req.subject or req.description.replace("\n", " ")).strip() or "客户来信"
+    conv = ctx.conversation
+    ticket = await tickets.create(
+        actor=req.actor, customer_id=ctx.customer.id, subject=subject[:60], description=req.description,
+        priority=_max_priority(req.priority, decision.priority), category=decision.category or category,
+        order_no=order_no, phone=phone, custom_fields=custom, tags=sorted({*req.tags, *decision.tags}),
+        group_id=group_id, assignee_id=assignee_id, channel_account_id=ctx.account.id if ctx.account else None,
+        conversation_id=conv.id if conv else None, sla_policy_id=decision.sla_policy_id,
+        after_hours_until=parked_until, decision=decision, customer_checked=True,
+        group_checked=req.group_id is None,
+        record={"source": req.source, "reason": req.reason, "keywords": found.matched_keywords,
+                **decision.to_json()})
+    if req.messages:
+        await Message.filter(id__in=[m.id for m in req.messages]).update(ticket_id=ticket.id)
+    if ctx.tickets is not None:
+        ctx.tickets.insert(0, ticket)
+    log.info("intake.ticket_opened", ticket_id=ticket.id, source=req.source, reason=req.reason,
+             routing=decision.matched, parked=parked_until is not None)
+    return ticket
+
+
+async def handoff(ctx: Context, *, outcome: bot.BotOutcome, trigger: Message) -> Ticket:
+    """The bot hands the customer to people: a ticket with the transcript and what the bot collected."""
+    assert ctx.conversation is not None
+    fields = outcome.fields
+    history = await conversations.unticketed_messages(conv=ctx.conversation)
+    texts = [m.text for m in history if m.direction == "in" and m.text]
+    custom: dict[str, Any] = {}
+    if fields.get("address"):
+        custom["address"] = fields["address"]
+    ticket = await open_ticket(ctx, NewTicket(
+        source=ctx.account.kind if ctx.account else "bot", reason=f"bot:{outcome.reason}",
+        subject=(trigger.text or (texts[-1] if texts else "")).strip().replace("\n", " "),
+        description="\n".join(texts), category=fields.get("category", ""), order_no=fields.get("order_no"),
+        phone=fields.get("phone"), custom_fields=custom, messages=history))
+    await bot.record_handoff(ticket=ticket, outcome=outcome, customer=ctx.customer,
+                             account=ctx.account, text=trigger.text)
+    return ticket
+
+
+# ---- entries for people ---------------------------------------------------------------------------------------
+
+
+async def staff_ticket(*, actor: Actor, customer: Customer, subject: str, description: str = "",
+                       priority: str | None = None, order_no: str | None = None, source: str = "staff_h5",
+                       assign_to_self: bool = True, group_id: int | None = None, phone: str | None = None,
+                       category: str = "", tags: list[str] | None = None,
+                       custom_fields: dict[str, Any] | None = None, assignee_id: int | None = None) -> Ticket:
+    """A ticket a staff member opens for a customer (H5 新建, the chat sidebar, the API): routed like a message."""
+    async with atomic():
+        return await open_ticket(Context(customer=customer), NewTicket(
+            source=source, reason="staff" if source != "api" else "api", subject=subject, description=description,
+            actor=actor, priority=priority, group_id=group_id, order_no=order_no, phone=phone, category=category,
+            tags=list(tags or []), custom_fields=dict(custom_fields or {}),
+            assignee_id=actor.staff_id if assign_to_self and assignee_id is None else assignee_id))
+
+
+async def customer_ticket(*, customer: Customer, account: ChannelAccount | None, subject: str, description: str,
+                          order_no: str | None = None, phone: str | None = None,
+                          media: list[dict[str, Any]] | None = None) -> Ticket:
+    """A ticket the customer submits on the H5 page: routed like a message on their channel."""
+    async with atomic():
+        ticket = await open_ticket(Context(customer=customer, account=account), NewTicket(
+            source="customer_h5", reason="customer", subject=subject, description=description,
+            actor=customer_actor(), order_no=order_no, phone=phone, custom_fields={"source": "h5"}))
+        if media:
+            await Message.create(ticket_id=ticket.id, customer_id=customer.id,
+                                 channel_account_id=account.id if account else None, direction="in",
+                                 author_kind="customer", msg_type="image", text="", media=media, data={"via": "h5"})
+    return ticket

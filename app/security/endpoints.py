@@ -1,0 +1,29 @@
+"""The audit-log API under /api/v1/audit (admins only)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.http import FastJSONResponse, api, query_int
+from app.security import audit
+from app.security.scope import Actor
+
+
+@api
+async def list_audit(request: Request, actor: Actor) -> Response:
+    """Read the audit log, newest first: filter by ticket_id, actor_id, action (cursor pagination; admins only)."""
+    params = request.query_params
+    page = await audit.list_entries(
+        actor=actor,
+        ticket_id=query_int(request, "ticket_id"),
+        staff_id=query_int(request, "actor_id"),
+        action=(params.get("action") or "")[:32] or None,
+        cursor=params.get("cursor") or None,
+        limit=query_int(request, "limit", 50) or 50,
+    )
+    return FastJSONResponse({"items": await audit.serialize(page.items), "next_cursor": page.next_cursor})
+
+
+routes = [Route("/audit", list_audit, methods=["GET"])]

@@ -1,0 +1,140 @@
+"""The one place that wires Gongdan together: jobs and crons, channel adapters, callback processors and handlers,
+customer-reply hooks, customer scopes, ticket-event listeners and the routes of the optional packages.
+
+The web app (`app.main.create_app`), the worker (`app.worker`), the CLI and the tests call `setup()`; nothing
+registers itself as a side effect of an import, so what runs never depends on which modules a process happened to
+import first. This module is the only one in `app/` allowed to import upward (`wecom_sync/`, `approvals/`, `h5/`);
+`tests/app/test_setup.py` asserts what it registers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from app import events
+
+_done = False
+
+
+def setup() -> None:
+    """Register everything (idempotent: a second call changes nothing)."""
+    global _done
+    if _done:
+        return
+    _jobs()
+    _channels()
+    _hooks()
+    _listeners()
+    _done = True
+
+
+def _jobs() -> None:
+    from app.channels import inbound_jobs
+    from app.channels.wechat_mp import jobs as mp_jobs
+    from app.channels.wecom_kf import sync as kf_sync
+    from app.tickets.assignment import assignment_tick
+    from app.tickets.closing import close_resolved_tick
+    from app.tickets.sla import sla_tick
+    from app.worker import register_job
+    from approvals.jobs import approvals_tick
+    from wecom_sync import jobs as wecom_sync_jobs
+
+    register_job(inbound_jobs.process_inbound_event)
+    register_job(inbound_jobs.sweep_inbound, every_seconds=60)
+    register_job(mp_jobs.sync_mp_user)
+    register_job(mp_jobs.download_mp_media)
+    register_job(wecom_sync_jobs.wecom_full_sync)
+    register_job(wecom_sync_jobs.wecom_reconcile, every_seconds=3600)
+    register_job(kf_sync.kf_sync_all, every_seconds=60)
+    register_job(kf_sync.kf_sync_accounts)
+    # SLA moments are kept to the minute
+    register_job(sla_tick, every_seconds=60)
+    register_job(assignment_tick, every_seconds=60)
+    register_job(close_resolved_tick, every_seconds=600)
+    register_job(approvals_tick, every_seconds=60)
+
+
+def _channels() -> None:
+    from app.channels import inbound_jobs
+    from app.channels.base import register_adapter
+    from app.channels.wechat_mp import inbound as mp_inbound
+    from app.channels.wechat_mp.outbound import WeChatMPAdapter
+    from app.channels.wecom_app import handlers as wecom_app
+    from app.channels.wecom_app.outbound import WeComAppAdapter
+    from app.channels.wecom_kf import sync as kf_sync
+    from app.channels.wecom_kf.outbound import WeComKfAdapter
+    from approvals import wecom_oa
+    from wecom_sync import jobs as wecom_sync_jobs
+
+    register_adapter(WeChatMPAdapter())
+    register_adapter(WeComAppAdapter())
+    register_adapter(WeComKfAdapter())
+    register_adapter(wecom_oa.WeComOAAdapter())
+    inbound_jobs.register_processor("wechat_mp", mp_inbound.process)
+    inbound_jobs.register_processor("wecom_app", wecom_app.process)
+    inbound_jobs.register_processor("wecom_contacts", wecom_sync_jobs.process_contacts_event)
+    wecom_app.register_wecom_app_handler("change_external_contact", wecom_sync_jobs.on_change_external_contact)
+    wecom_app.register_wecom_app_handler("kf_msg_or_event", kf_sync.on_kf_callback)
+    wecom_app.register_wecom_app_handler("sys_approval_change", wecom_oa.on_sys_approval_change)
+
+
+def _hooks() -> None:
+    from app.customers.service import register_customer_scope
+    from app.kb import bot
+    from app.tickets.closing import register_reply_hook
+    from approvals import flows as approval_flows
+    from wecom_sync.scope import external_contact_customers
+
+    # refund confirmation codes first, then the survey's "was it solved" (which never consumes the reply)
+    register_reply_hook(approval_flows.customer_reply_hook)
+    register_reply_hook(bot.solved_hook)
+    register_customer_scope(external_contact_customers)
+
+
+def _listeners() -> None:
+    from app.channels.wecom_kf import listeners as kf
+    from app.notifications import listeners as notify
+    from app.tickets import flows as tickets
+
+    events.reset()
+    # created: the customer hears first, then the clocks start, then someone is chosen (who gets a card)
+    events.listen(events.TICKET_CREATED, notify.ticket_created)
+    events.listen(events.TICKET_CREATED, tickets.start_sla)
+    events.listen(events.TICKET_CREATED, tickets.auto_assign)
+    events.listen(events.TICKET_CREATED, kf.ticket_created)
+    events.listen(events.TICKET_STATUS_CHANGED, notify.status_changed)
+    events.listen(events.TICKET_STATUS_CHANGED, tickets.sla_on_status)
+    events.listen(events.TICKET_STATUS_CHANGED, kf.status_changed)
+    events.listen(events.TICKET_UPDATED, notify.ticket_updated)
+    events.listen(events.TICKET_UPDATED, kf.ticket_updated)
+    events.listen(events.TICKET_REPLIED, notify.staff_replied)
+    events.listen(events.TICKET_REPLIED, tickets.sla_on_reply)
+    events.listen(events.CUSTOMER_MESSAGE, tickets.sla_on_customer_message)
+    events.listen(events.CUSTOMER_MESSAGE, notify.customer_wrote)
+
+
+def api_routes() -> list[BaseRoute]:
+    """JSON API routes of the optional packages (mounted under /api/v1)."""
+    from approvals import endpoints as approval_endpoints
+
+    return list(approval_endpoints.routes)
+
+
+def page_routes() -> list[BaseRoute]:
+    """Routes of the H5 workbench (optional for API-only deployments)."""
+    try:
+        from h5 import routes as h5_routes  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return []
+    return list(h5_routes.routes)
+
+
+def page_session(request: Any) -> Any:
+    """The H5 session of a request (the knowledge-base admin page accepts a staff login), or None."""
+    try:
+        from h5 import session as h5_session
+    except ImportError:
+        return None
+    return h5_session.load(request, request.app.state.settings)

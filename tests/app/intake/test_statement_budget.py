@@ -1,0 +1,100 @@
+"""The SQL a customer's message costs in the inbound job: a new ticket, a joining message, a message without one.
+
+Budgets from the intake issue (before: 39 and 22 statements): one context travels down the path instead of each step
+re-reading the customer, identity, conversation and live ticket; channel accounts come from a cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from app import queue as jobqueue
+from app.channels import inbound_jobs
+from app.channels.models import InboundEvent
+from app.channels.wechat_mp import accounts
+from app.seed import ensure_org
+from app.settings import Settings, set_settings
+from app.tickets.models import Ticket
+from app.wecom.mp import reset_mp_apis
+from app.wecom.tokens import reset_token_stores
+from simulator import SimulatorServer, SimulatorState, WeChatDriver
+from tests.sqlcount import count_statements
+
+APPID = "wx00000000budget01"
+SECRET = "sim-secret-budget"
+TOKEN = "budgettoken"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+OPENID = "oBudgetCustomer000000000001"
+
+NEW_TICKET_BUDGET = 25
+JOIN_BUDGET = 14
+NO_TICKET_BUDGET = 12
+
+
+class _Recorder:
+    """A queue that only records: the inbound job is run by hand, its follow-up jobs are not."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
+        self.jobs.append((name, args))
+
+
+@pytest.fixture
+async def desk(db: None, settings: Settings) -> Any:
+    from app.main import create_app
+
+    server = SimulatorServer(SimulatorState())
+    server.start()
+    sim = server.state
+    settings = settings.with_overrides(wechat_api_base=server.api_base_url)
+    set_settings(settings)
+    reset_mp_apis()
+    reset_token_stores()
+    account = sim.add_mp_account(APPID, SECRET, TOKEN, AES_KEY, callback_url="http://desk/callbacks/wechat",
+                                 mode="safe")
+    accounts.forget_cache()
+    await ensure_org()
+    await accounts.upsert_account(key="default", name="测试号", appid=APPID, secret=SECRET, token=TOKEN,
+                                  aes_key=AES_KEY, template_id="TPL", is_default=True)
+    recorder = _Recorder()
+    jobqueue.set_queue(recorder)
+    app = create_app(settings, run_jobs=False)
+    transport = httpx.ASGITransport(app=app)
+    driver = WeChatDriver(sim, account, "http://desk/callbacks/wechat", transport=transport)
+    yield driver
+    jobqueue.set_queue(None)
+    accounts.forget_cache()
+    reset_mp_apis()
+    server.stop()
+
+
+async def _statements_for(driver: WeChatDriver, text: str, *, openid: str = OPENID) -> list[str]:
+    result = await driver.send_text(openid, text)
+    assert result.response is not None and result.response.text == "success"
+    event = await InboundEvent.filter(status="pending").order_by("-id").first()
+    assert event is not None
+    with count_statements() as statements:
+        assert await inbound_jobs.process_inbound_event({}, event.id) == "done"
+    return statements
+
+
+async def test_a_new_ticket_a_joining_message_and_a_plain_message_stay_within_budget(desk: WeChatDriver) -> None:
+    # warm the per-process caches (channel accounts, rules, calendars) the way a running worker has them, with
+    # another customer's ticket of the same day
+    await _statements_for(desk, "我要投诉", openid="oBudgetWarmup00000000000001")
+    await _statements_for(desk, "你好")
+    plain = await _statements_for(desk, "在吗")
+    assert await Ticket.filter(customer__identities__value=OPENID).count() == 0
+    created = await _statements_for(desk, "订单号 2025112512345678 我要投诉，退款还没到账")
+    assert await Ticket.all().count() == 2
+    joined = await _statements_for(desk, "银行说还没收到")
+    assert await Ticket.all().count() == 2
+    print(f"\nstatements: new ticket {len(created)}, joining {len(joined)}, no ticket {len(plain)}")
+    assert len(created) <= NEW_TICKET_BUDGET, "\n".join(created)
+    assert len(joined) <= JOIN_BUDGET, "\n".join(joined)
+    assert len(plain) <= NO_TICKET_BUDGET, "\n".join(plain)

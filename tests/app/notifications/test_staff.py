@@ -1,0 +1,47 @@
+"""Issue 10, observation 8: a WeCom card to staff never carries personal data in clear, whoever receives it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.notifications import staff as cards
+from app.outbox.models import OutboxMessage
+from app.security.scope import SYSTEM
+from app.tickets import service
+from app.tickets.models import Ticket
+from tests import factories
+
+
+async def _ticket(*, assignee: str = "lead") -> tuple[Ticket, dict[str, Any]]:
+    data = await factories.org()
+    cust = await factories.customer(phone="13812345678")
+    ticket = await service.create(actor=SYSTEM, customer_id=cust.id, group_id=data["groups"]["service"].id,
+                                  subject="请回电 13812345678 或 １３６１２３４５６７１")
+    await Ticket.filter(id=ticket.id).update(assignee_id=data["people"][assignee].id)
+    return await Ticket.get(id=ticket.id), data
+
+
+async def test_the_assignment_card_masks_the_phone_even_for_a_lead(db: None) -> None:
+    ticket, _ = await _ticket(assignee="lead")
+    await cards.ticket_assigned(ticket=ticket)
+    row = await OutboxMessage.get(kind="staff_card", recipient="lead")
+    card = row.payload["template_card"]
+    assert card["main_title"] == {"title": "新工单分配给你", "desc": "请回电 138****5678 或 136****5671"}
+    assert "13812345678" not in str(row.payload) and "１３６１２３４５６７１" not in str(row.payload)
+
+
+async def test_message_sla_and_other_cards_mask_texts(db: None) -> None:
+    ticket, data = await _ticket(assignee="agent")
+    await cards.customer_message(ticket=ticket, message_id=1,
+                                 text="我的邮箱 wang@example.com，身份证 11010119900307123X")
+    await cards.sla_warning(ticket=ticket, clock="首次响应", due_label="10:30")
+    await cards.ticket_card(staff=data["people"]["agent"], ticket=ticket, title="升级 13812345678",
+                            description="客户 13812345678 投诉", dedupe_key="x")
+    await cards.approval_waiting(ticket=ticket, approver=data["people"]["lead"], approval_id=1,
+                                 summary="退款：客户电话 13812345678")
+    payloads = [str(r.payload) for r in await OutboxMessage.filter(kind="staff_card").order_by("id")]
+    assert len(payloads) == 4
+    for payload in payloads:
+        for secret in ("13812345678", "wang@example.com", "11010119900307123X"):
+            assert secret not in payload
+    assert "w***@example.com" in payloads[0] and "110***********123X" in payloads[0]
