@@ -44,8 +44,8 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
 
 #: what an API error says when the code raising it gave no Chinese message ("ticket not found", "Not Found")
 DEFAULT_MESSAGES = {400: "请求不合法", 401: "需要有效的 API 令牌", 403: "没有权限", 404: "未找到，或你无权查看",
-                    405: "不支持该请求方法", 409: "数据已被他人修改，请刷新后重试", 413: "请求体过大", 422: "请求字段不合法",
-                    429: "请求过于频繁，请稍后重试"}
+                    405: "不支持该请求方法", 409: "数据已被他人修改，请刷新后重试", 413: "请求体过大",
+                    422: "请求字段不合法", 429: "请求过于频繁，请稍后重试"}
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from app import __version__
+from app.customers.endpoints import MergeRequest, UnmergeRequest, VerifyRequest
 from app.tickets.schemas import ReplyCreate, RevealRequest, TicketCreate, TicketPatch
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -46,7 +47,8 @@ CUSTOMER_ID = _param("customer_id", "path", "integer", "customer id")
 
 def build() -> dict[str, Any]:
     """Return the OpenAPI document."""
-    models: list[type[BaseModel]] = [TicketCreate, TicketPatch, ReplyCreate, RevealRequest]
+    models: list[type[BaseModel]] = [TicketCreate, TicketPatch, ReplyCreate, RevealRequest, MergeRequest,
+                                     UnmergeRequest, VerifyRequest]
     schemas: dict[str, Any] = {
         "Error": {
             "type": "object",
@@ -110,6 +112,18 @@ def build() -> dict[str, Any]:
             "/customers/{customer_id}/identities": {"get": _op("A customer's identities", params=[CUSTOMER_ID])},
             "/customers/{customer_id}/reveal": {"post": _op("Reveal a customer's phone or email (audited)",
                                                             body=RevealRequest, params=[CUSTOMER_ID])},
+            "/customers/{customer_id}/verify": {"post": _op(
+                "Confirm a customer's phone or email with them (audited): verified contacts suggest merges",
+                body=VerifyRequest, params=[CUSTOMER_ID])},
+            "/customers/{customer_id}/merges": {"get": _op("Merges that kept this customer", params=[CUSTOMER_ID])},
+            "/customers/merge-suggestions": {"get": _op(
+                "Customers sharing a verified phone or email (admins and leads)",
+                params=[_param("limit", "query", "integer", "at most this many")])},
+            "/customers/merges": {"post": _op("Merge a customer into another (admins and leads, audited)",
+                                              body=MergeRequest, ok=201)},
+            "/customers/merges/{merge_id}/undo": {"post": _op(
+                "Undo a merge: what moved goes back (admins and leads, audited)", body=UnmergeRequest,
+                params=[_param("merge_id", "path", "integer", "merge id")])},
             "/audit": {"get": audit},
         },
     }

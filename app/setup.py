@@ -36,9 +36,11 @@ def _jobs() -> None:
     from app.channels.wecom_kf import sync as kf_sync
     from app.tickets.assignment import assignment_tick
     from app.tickets.closing import close_resolved_tick
+    from app.tickets.holiday_notice import calendar_notice_check
     from app.tickets.sla import sla_tick
     from app.worker import register_job
     from approvals.jobs import approvals_tick
+    from h5.session import purge_revoked
     from wecom_sync import jobs as wecom_sync_jobs
 
     register_job(inbound_jobs.process_inbound_event)
@@ -54,6 +56,9 @@ def _jobs() -> None:
     register_job(assignment_tick, every_seconds=60)
     register_job(close_resolved_tick, every_seconds=600)
     register_job(approvals_tick, every_seconds=60)
+    # hourly: the card's dedupe key keeps it to one a day, and a restart never skips a day
+    register_job(calendar_notice_check, every_seconds=3600)
+    register_job(purge_revoked, every_seconds=86400)
 
 
 def _channels() -> None:

@@ -1,7 +1,7 @@
 """The H5 routes ``app.main`` mounts: staff pages under ``/h5/``, customer pages under ``/h5/my/``, and ``/static``.
 
 Staff ticket page (the link WeCom cards open): ``/h5/tickets/{number}``. Customer ticket page (the link template
-messages open): ``/h5/my/tickets/{number}``.
+messages open): ``/h5/my/tickets/{number}``. Approval page (the link approval cards open): ``/h5/approvals/{id}``.
 """
 
 from __future__ import annotations

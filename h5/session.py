@@ -144,7 +144,7 @@ async def is_revoked(*, session: Session) -> bool:
     return await RevokedSession.filter(sid_hash=_sid_hash(session)).exists()
 
 
-async def purge_revoked() -> int:
-    """Delete revocations whose cookies have expired anyway (a daily cron); returns how many."""
+async def purge_revoked(ctx: dict[str, Any] | None = None) -> int:
+    """Delete revocations whose cookies have expired anyway (a daily cron job); returns how many."""
     deleted: int = await RevokedSession.filter(expires_at__lt=utcnow()).delete()
     return deleted

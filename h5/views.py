@@ -149,7 +149,8 @@ def rating_view(rating: TicketRating | None) -> dict[str, Any] | None:
 
     def entry(e: dict[str, Any]) -> dict[str, Any]:
         at = datetime.fromisoformat(e["at"]) if isinstance(e.get("at"), str) else None
-        return {"score": e["score"], "comment": e["comment"], "via": _rating_via(e["source"], e["channel"]),
+        return {"score": e["score"], "comment": mask_text(e["comment"] or ""),
+                "via": _rating_via(e["source"], e["channel"]),
                 "at": at}
 
     return {**entry(shown), "low": shown["score"] <= 2, "history": [entry(h) for h in reversed(shown["history"])]}

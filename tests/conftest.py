@@ -50,6 +50,18 @@ def make_settings(**overrides: Any) -> Settings:
     return base.with_overrides(**overrides)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    """Each test has its own database: forget what the process cached of the previous one (rules, policies)."""
+    from app.tickets import routing, sla
+
+    routing.invalidate()
+    sla.invalidate()
+    yield
+    routing.invalidate()
+    sla.invalidate()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Iterator[Settings]:
     s = make_settings(data_dir=tmp_path / "data")

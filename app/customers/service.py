@@ -115,7 +115,8 @@ async def _verify(customer: Customer, *, kinds: list[str], staff_id: int | None)
 
 async def verified_kinds(customer: Customer) -> set[str]:
     """Which of the customer's current contacts (phone, email) are verified."""
-    hashes = {kind: getattr(customer, f"{kind}_hash") for kind in ("phone", "email") if getattr(customer, f"{kind}_hash")}
+    hashes = {kind: getattr(customer, f"{kind}_hash") for kind in ("phone", "email")
+              if getattr(customer, f"{kind}_hash")}
     if not hashes:
         return set()
     rows = await ContactVerification.filter(customer_id=customer.id, kind__in=list(hashes)).values_list(

@@ -33,7 +33,7 @@ class Ticket(Model):
     customer: fields.ForeignKeyRelation[Customer] = fields.ForeignKeyField(
         "gongdan.Customer", related_name="tickets", on_delete=fields.RESTRICT
     )
-    #: the channel account the ticket came from (typed loosely: the ticket domain imports no channel code)
+    # typed loosely: the ticket domain imports no channel code
     channel_account: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
         "gongdan.ChannelAccount", related_name="tickets", null=True, on_delete=fields.SET_NULL
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.labels import CHANNEL_LABELS
 from app.conversations.models import Message
+from app.labels import CHANNEL_LABELS
 from app.security.crypto import decrypt_field
 from app.security.pii import mask_data, mask_phone, mask_text
 from app.security.scope import Actor

@@ -30,7 +30,7 @@ encryption_required        403     MP plain-mode push to an account that has an 
 body_too_large             413     body above ``MAX_BODY_BYTES``
 malformed_body             400     not XML/JSON, wrong encoding, unexpected structure
 too_deep                   400     XML (or JSON) nested deeper than ``MAX_XML_DEPTH``
-field_too_long             400     an identifier field (``BOUNDED_FIELDS``) longer than ``MAX_ID_LENGTH``
+field_too_long             400     an identifier field longer than its ``BOUNDED_FIELDS`` limit
 forbidden_xml              400     DTD, entity declaration or external reference (XML bombs, XXE)
 missing_encrypt            400     encrypted mode without ``<Encrypt>``
 bad_base64                 400     ``<Encrypt>`` / echostr is not base64 of whole AES blocks
@@ -95,12 +95,15 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_XML_DEPTH = 32
 #: openids are 28 characters, WeCom userids at most 64, MsgIds about 32; identity columns hold 128
 MAX_ID_LENGTH = 128
-#: top-level fields that become identifiers, keys or short columns; any longer value is refused
-BOUNDED_FIELDS = frozenset({
-    "ToUserName", "FromUserName", "MsgId", "MsgID", "MsgType", "Event", "CreateTime", "AgentID", "MediaId",
-    "ThumbMediaId", "UserID", "ExternalUserID", "ChangeType", "OpenKfId", "Token", "State", "WelcomeCode", "ChatId",
-    "Status", "Format",
-})
+#: top-level fields that become identifiers, keys or short columns, with the longest value accepted (a genuine push
+#: is far shorter: openids have 28 characters, userids and OpenKfIds at most 64); any longer one is refused
+BOUNDED_FIELDS: dict[str, int] = {
+    "ToUserName": MAX_ID_LENGTH, "FromUserName": MAX_ID_LENGTH, "MsgId": MAX_ID_LENGTH, "MsgID": MAX_ID_LENGTH,
+    "MediaId": MAX_ID_LENGTH, "ThumbMediaId": MAX_ID_LENGTH, "ExternalUserID": MAX_ID_LENGTH,
+    "Token": MAX_ID_LENGTH, "State": MAX_ID_LENGTH, "WelcomeCode": MAX_ID_LENGTH, "ChatId": MAX_ID_LENGTH,
+    "UserID": 64, "OpenKfId": 64, "MsgType": 32, "Event": 64, "ChangeType": 64, "Status": 64, "Format": 32,
+    "CreateTime": 20, "AgentID": 20,
+}
 
 KeyChoice = Literal["current", "previous"]
 
@@ -245,7 +248,8 @@ def parse_xml(text: str) -> dict[str, str]:
     CDATA or not, newlines between elements or not, all parse the same. A leaf's text is kept verbatim (an empty
     element gives ``""``). An element with children (``ApprovalInfo``, ``ScanCodeInfo``) keeps its serialized XML,
     so ``parse_xml(fields["ApprovalInfo"])`` reads one level down. When a tag repeats, the first one wins; parse
-    the raw XML for lists. DTDs and entities are refused (``forbidden_xml``), never expanded.
+    the raw XML for lists. DTDs and entities are refused (``forbidden_xml``), never expanded; nesting deeper than
+    ``MAX_XML_DEPTH`` is refused (``too_deep``) while parsing, before anything recursive runs.
     """
     root = _parse_root(text)
     fields: dict[str, str] = {}
@@ -306,8 +310,8 @@ def _parse_body(text: str) -> dict[str, str]:
         raise CallbackRejected("body_too_large", status_code=413)
     stripped = text.lstrip()
     fields = _parse_json(stripped) if stripped.startswith("{") else parse_xml(text)
-    for name in BOUNDED_FIELDS:
-        if len(fields.get(name, "")) > MAX_ID_LENGTH:
+    for name, limit in BOUNDED_FIELDS.items():
+        if len(fields.get(name, "")) > limit:
             raise CallbackRejected("field_too_long", status_code=400)
     return fields
 

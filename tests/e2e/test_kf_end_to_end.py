@@ -307,3 +307,49 @@ def test_a_reply_after_48_hours_is_refused_with_a_reason_and_no_retry_storm(kfde
     assert len(refused) == 1
     assert kfdesk.sql("SELECT attempts, status FROM outbox_message WHERE ticket_id = %s "
                       "AND kind = 'customer_message' AND id > %s", ticket_id, last_ack) == [(1, "failed")]
+
+
+def test_a_kf_customer_handed_off_by_the_bot_is_answered_from_the_desk_resolved_and_rated(kfdesk: KfDesk) -> None:
+    """The intake issue's 微信客服 journey: the bot hands off, an agent answers through the API, resolves with
+    confirmation, the customer confirms with 1 and rates 5 in the chat; every message reaches WeChat."""
+    open_kfid = "wkE2eJourney" + uuid.uuid4().hex[:8]
+    kfdesk.add_kf_account(open_kfid, recovery=False)
+    kfdesk.sql("UPDATE channel_account SET config = %s WHERE `key` = %s",
+               json.dumps({"open_kfid": open_kfid, "sync_limit": PAGE, "bot": True}), open_kfid)
+    user = "wmJourney" + uuid.uuid4().hex[:10]
+
+    def say(text: str) -> None:
+        kfdesk.kf.customer_message(kfdesk.sim.clock.now(), open_kfid, user, "text", {"content": text})
+        kfdesk.callback(open_kfid)
+
+    def sent_texts() -> list[str]:
+        return [str(m.get("text", {}).get("content", "")) for m in kfdesk.kf.sent
+                if m.get("touser") == user and m.get("msgtype") == "text"]
+
+    say("转人工")
+    rows = kfdesk.wait_for(lambda: kfdesk.sql(
+        "SELECT t.id FROM ticket t JOIN channel_account a ON a.id = t.channel_account_id WHERE a.`key` = %s",
+        open_kfid))
+    ticket_id = int(rows[0][0])
+    kfdesk.wait_for(lambda: any("转接人工客服" in t for t in sent_texts()))
+    with kfdesk.client() as c:
+        r = c.post(f"/api/v1/tickets/{ticket_id}/messages", json={"text": "您好，我是客服小王，已为您处理。"})
+        assert r.status_code == 201, r.text
+        version = c.get(f"/api/v1/tickets/{ticket_id}").json()["version"]
+        r = c.patch(f"/api/v1/tickets/{ticket_id}", json={"version": version, "status": "resolved"})
+        assert r.status_code == 200, r.text
+    kfdesk.wait_for(lambda: "您好，我是客服小王，已为您处理。" in sent_texts())
+    kfdesk.wait_for(lambda: any("已解决" in t for t in sent_texts()))
+    say("1")
+    kfdesk.wait_for(lambda: kfdesk.sql("SELECT 1 FROM ticket WHERE id = %s AND status = 'closed'", ticket_id))
+    kfdesk.wait_for(lambda: any("请为本次服务打分" in t for t in sent_texts()))
+    say("5")
+    with kfdesk.client() as c:
+        rating = kfdesk.wait_for(lambda: c.get(f"/api/v1/tickets/{ticket_id}").json().get("rating"))
+    assert rating["score"] == 5
+    failed = kfdesk.sql("SELECT kind, last_error FROM outbox_message WHERE ticket_id = %s AND status = 'failed'",
+                        ticket_id)
+    assert failed == []
+    state = kfdesk.kf.session(open_kfid, user).state
+    assert state in (0, 1, 4)  # the desk kept the session (closing the ticket ends it)
+    kfdesk.retire(open_kfid)

@@ -43,8 +43,8 @@ async def test_the_ticket_page_requests_an_approval(h5: H5) -> None:
     html = (await h5.client.get(f"/h5/tickets/{ticket.number}?notice=approval_requested")).text
     assert "审批申请已提交" in html
     # the ticket says the second level went to the fallback approver
-    assert ("兜底审批人接手：管理员（组织架构中只找到 1 级审批人，退款 1500.00 元需要 2 级审批：第 2 级由兜底审批人管理员审批）"
-            in html)
+    assert ("兜底审批人接手：管理员（组织架构中只找到 1 级审批人，退款 1500.00 元需要 2 级审批："
+            "第 2 级由兜底审批人管理员审批）") in html
 
 
 async def test_bad_approval_forms_keep_the_page_and_change_nothing(h5: H5) -> None:

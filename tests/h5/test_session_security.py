@@ -98,3 +98,46 @@ async def test_staff_scope_applies_to_pages(h5: H5) -> None:
     other = h5.new_client()
     await h5.login_staff("zhaolei", other)
     assert (await other.get(f"/h5/tickets/{ticket.number}")).status_code == 200
+
+
+async def test_logout_revokes_the_session_server_side(h5: H5) -> None:
+    # issue 11: logging out only dropped the cookie in that browser; a copy of it still read the customer's tickets
+    from app.customers import service as customers
+    from app.security.models import RevokedSession
+    from h5.session import purge_revoked
+
+    customer = await customers.resolve_identity(kind="mp_openid", scope="default", value="oLeaver", name="客户")
+    ticket = await tickets.create(actor=SYSTEM, customer_id=customer.id, subject="我的私事")
+    await h5.login_customer("oLeaver")
+    stolen = h5.client.cookies[COOKIE]
+    page = await h5.client.get("/h5/my/tickets")
+    assert ticket.number in page.text
+    form = await h5.client.get("/h5/my/new")  # any page with a form carries the session's CSRF token
+    r = await h5.client.post("/h5/logout", data={"csrf_token": csrf_of(form.text)})
+    assert (r.status_code, r.headers["location"]) == (303, "/h5/my/login")
+
+    async with h5.new_client() as other:
+        other.cookies.set(COOKIE, stolen)
+        r = await other.get("/h5/my/tickets")
+        assert r.status_code == 303 and r.headers["location"].startswith("/h5/my/login")
+        r = await other.get(f"/h5/my/tickets/{ticket.number}")
+        assert r.status_code == 303 and ticket.number not in r.text
+    # the table keeps a hash of the session id, never the cookie or the openid
+    row = await RevokedSession.get()
+    assert len(row.sid_hash) == 64 and stolen not in row.sid_hash
+    assert await purge_revoked() == 0  # not expired yet
+    # logging in again works and gives a fresh, valid session
+    await h5.login_customer("oLeaver")
+    assert ticket.number in (await h5.client.get("/h5/my/tickets")).text
+
+
+async def test_staff_logout_revokes_too(h5: H5) -> None:
+    await h5.login_staff("lina")
+    stolen = h5.client.cookies[COOKIE]
+    page = await h5.client.get("/h5/tickets")
+    assert page.status_code == 200
+    await h5.client.post("/h5/logout", data={"csrf_token": csrf_of(page.text)})
+    async with h5.new_client() as other:
+        other.cookies.set(COOKIE, stolen)
+        r = await other.get("/h5/tickets")
+        assert r.status_code == 303 and r.headers["location"].startswith("/h5/login")

@@ -7,6 +7,7 @@ Bounded and derandomized (the same examples every run, no time limit), so it is 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -69,11 +70,14 @@ _nested = st.recursive(
 )
 _xml = st.lists(st.tuples(st.sampled_from(TAGS), _nested), max_size=10).map(
     lambda items: "<xml>" + "".join(_element(tag, inner) for tag, inner in items) + "</xml>")
-_deep = st.integers(min_value=1, max_value=3000).map(lambda n: "<xml>" + "<a>" * n + "</a>" * n + "</xml>")
+_depth = st.one_of(st.sampled_from((30, 31, 32, 33, 990, 5000)), st.integers(min_value=1, max_value=3000))
+_deep = st.tuples(_depth, st.sampled_from(("a", "Content", "xml"))).map(
+    lambda d: "<xml>" + f"<{d[1]}>" * d[0] + f"</{d[1]}>" * d[0] + "</xml>")
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
                      lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(TAGS), c, max_size=5),
-                     max_leaves=15).map(lambda v: __import__("json").dumps(v))
-_plaintext = st.one_of(_xml, _deep, _json, st.text(max_size=200),
+                     max_leaves=15).map(json.dumps)
+_deep_json = _depth.map(lambda n: '{"MsgType": "text", "X": ' + "[" * n + "]" * n + "}")
+_plaintext = st.one_of(_xml, _deep, _json, _deep_json, st.text(max_size=200),
                        st.sampled_from(['<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml>&e;</xml>',
                                         "<xml><MsgType>text</MsgType></xml", "", "{", "[]", "<xml/>"]))
 _params = st.dictionaries(

@@ -122,7 +122,8 @@ async def test_unmerge_restores_the_survivors_fields(db: None) -> None:
     assert record.reason == "manual"
     await merging.unmerge(actor=admin, merge_id=record.id, comment="")
     back = await Customer.get(id=a.id)
-    assert (back.name, back.vip_level, back.tags, back.email_enc, back.email_hash) == ("", 0, [], None, None)
+    assert (back.name, back.vip_level, back.tags, back.email_enc or None, back.email_hash or None) == (
+        "", 0, [], None, None)
     assert await customers.verified_kinds(back) == set()
     assert await customers.verified_kinds(await Customer.get(id=b.id)) == {"email"}
 
@@ -143,7 +144,8 @@ async def test_agents_may_not_merge_and_nothing_changes(api: Any) -> None:
     mp, kf = await _two_channels(o)
     a, b = mp["customer"], kf["customer"]
     r = await api.get("/api/v1/customers/merge-suggestions", headers=agent)
-    assert r.status_code == 403 and r.json()["error"] == {"code": "merge_forbidden", "message": "只有管理员和组长可以合并客户"}
+    assert r.status_code == 403
+    assert r.json()["error"] == {"code": "merge_forbidden", "message": "只有管理员和组长可以合并客户"}
     r = await api.post("/api/v1/customers/merges", headers=agent, json={"survivor_id": a.id, "merged_id": b.id})
     assert r.status_code == 403
     record = await customers.merge(survivor=a, other=b)

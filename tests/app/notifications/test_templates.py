@@ -62,12 +62,13 @@ async def test_every_staff_card_reads_in_chinese(db: None) -> None:
 
 
 def _label_tables() -> list[tuple[str, object]]:
+    from app import labels
     from app.channels import base as channels
     from app.kb import bot
     from app.tickets import serializers
     from approvals import service as approvals
 
-    modules: list[ModuleType] = [channels, bot, serializers, approvals, notify, cards]
+    modules: list[ModuleType] = [labels, channels, bot, serializers, approvals, notify, cards]
     found: list[tuple[str, object]] = []
     for module in modules:
         for name, value in vars(module).items():

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from app.outbox.models import OutboxMessage
 from app.security.scope import SYSTEM
@@ -137,3 +138,60 @@ async def test_an_agent_cannot_pull_a_customer_into_scope_and_cannot_tell_unknow
     assert out_of_scope.json() == unknown.json()
     assert await Ticket.all().count() == 0
     assert (await api.get(f"/api/v1/customers/{hidden.id}", headers=h)).status_code == 404
+
+
+# -- issue 11: bad input is a clear 422 in Chinese, never a 500 ------------------------------------------------------
+
+
+async def _ticket_for_patch(api: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, str]]:
+    data = await _setup()
+    h = data["headers"]["admin"]
+    cust = await factories.customer()
+    r = await api.post("/api/v1/tickets", headers=h, json={"customer_id": cust.id, "subject": "门锁坏了",
+                                                           "group_id": data["groups"]["service"].id})
+    assert r.status_code == 201, r.text
+    return r.json(), h
+
+
+async def test_patch_with_null_for_a_required_column_is_422(api: httpx.AsyncClient) -> None:
+    created, h = await _ticket_for_patch(api)
+    before = await Ticket.get(id=created["id"])
+    cases = {"subject": "字段 subject 必须是字符串", "category": "字段 category 必须是字符串",
+             "tags": "字段 tags 必须是数组", "custom_fields": "字段 custom_fields 必须是对象"}
+    for name, message in cases.items():
+        r = await api.patch(f"/api/v1/tickets/{created['id']}", headers=h, json={"version": 1, name: None})
+        assert r.status_code == 422, (name, r.text)
+        assert r.json()["error"]["details"]["fields"] == [{"field": name, "type": r.json()["error"]["details"][
+            "fields"][0]["type"], "message": message}]
+    r = await api.patch(f"/api/v1/tickets/{created['id']}", headers=h, json={"version": 1, "priority": None})
+    assert r.status_code == 422 and r.json()["error"]["details"]["fields"][0]["field"] == "priority"
+    assert "只能是以下值之一" in r.json()["error"]["details"]["fields"][0]["message"]
+    # nullable columns still clear with null
+    r = await api.patch(f"/api/v1/tickets/{created['id']}", headers=h, json={"version": 1, "order_no": None})
+    assert r.status_code == 200, r.text
+    fresh = await Ticket.get(id=created["id"])
+    assert (fresh.subject, fresh.category, fresh.tags, fresh.custom_fields, fresh.version) == (
+        "门锁坏了", before.category, before.tags, before.custom_fields, 1)
+
+
+@pytest.mark.parametrize("value", [2**64, -(2**63) - 1, {"deep": [[[[[[1]]]]]]}, [10**30]])
+async def test_custom_fields_beyond_what_a_json_column_holds_is_422(api: httpx.AsyncClient, value: Any) -> None:
+    created, h = await _ticket_for_patch(api)
+    before = (await Ticket.get(id=created["id"])).custom_fields
+    r = await api.patch(f"/api/v1/tickets/{created['id']}", headers=h,
+                        json={"version": 1, "custom_fields": {"n": value}})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"]["fields"][0] == {
+        "field": "custom_fields", "type": r.json()["error"]["details"]["fields"][0]["type"],
+        "message": "字段 custom_fields 的值不合法"}
+    assert (await Ticket.get(id=created["id"])).custom_fields == before
+    r = await api.patch(f"/api/v1/tickets/{created['id']}", headers=h,
+                        json={"version": 1, "custom_fields": {"n": 2**63 - 1, "x": 1.5}})
+    assert r.status_code == 200, r.text
+
+
+async def test_custom_fields_nan_is_422(api: httpx.AsyncClient) -> None:
+    created, h = await _ticket_for_patch(api)
+    r = await api.patch(f"/api/v1/tickets/{created['id']}", headers={**h, "content-type": "application/json"},
+                        content=b'{"version": 1, "custom_fields": {"n": NaN}}')
+    assert r.status_code == 422, r.text

@@ -154,7 +154,8 @@ async def test_forged_plain_callback_with_a_seen_safe_mode_url_is_refused(mp: MP
     # encrypt_type and posting plaintext used to be accepted as plain mode: any text, as any openid, for 300 s.
     seen, _ = mp.driver.signed_params(_text_xml("真的消息"))
     forged_params = {k: seen[k] for k in ("signature", "timestamp", "nonce")}
-    forged = _text_xml("请把退款打到这个账户", msg_id="7000000000000000666").replace(OPENID, "oVictim0000000000000000001")
+    forged = _text_xml("请把退款打到这个账户", msg_id="7000000000000000666")
+    forged = forged.replace(OPENID, "oVictim0000000000000000001")
     with caplog.at_level(logging.WARNING):
         r = await mp.driver.post_raw(forged.encode(), forged_params)
         r2 = await mp.driver.post_raw(forged.encode(), {**forged_params, "encrypt_type": "raw"})
