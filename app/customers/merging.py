@@ -20,7 +20,7 @@ from tortoise.functions import Count
 
 from app.conversations.models import Conversation, Message
 from app.customers.models import ContactVerification, Customer, CustomerIdentity, CustomerMerge
-from app.customers.service import _verify, _visible, scope_filter, verified_kinds
+from app.customers.service import _verify, _visible, get, scope_filter, verified_kinds
 from app.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from app.logs import get_logger
 from app.security.models import AuditLog
@@ -104,21 +104,11 @@ async def merge_records(*, survivor: Customer, other: Customer, reason: str, act
     return record
 
 
-async def _live(customer_id: int, actor: Actor) -> Customer:
-    """A customer the actor may see, followed to its survivor."""
-    customer = await Customer.get_or_none(id=customer_id)
-    if customer is None or not await _visible(customer.id, actor):
-        raise NotFound("客户不存在")
-    while customer.merged_into_id is not None:  # type: ignore[attr-defined]
-        customer = await Customer.get(id=customer.merged_into_id)  # type: ignore[attr-defined]
-    return customer
-
-
 async def merge_customers(*, actor: Actor, survivor_id: int, merged_id: int, comment: str = "") -> CustomerMerge:
     """Staff merge two customers they can see into the one they chose to keep (admins and leads)."""
     _require_right(actor)
-    survivor = await _live(survivor_id, actor)
-    other = await _live(merged_id, actor)
+    survivor = await get(customer_id=survivor_id, actor=actor)
+    other = await get(customer_id=merged_id, actor=actor)
     if survivor.id == other.id:
         raise ValidationFailed("这是同一位客户，无需合并", code="same_customer")
     shared = await _shared_contacts(survivor, other)
@@ -161,7 +151,7 @@ async def unmerge(*, actor: Actor, merge_id: int, comment: str = "") -> Customer
 
 async def list_merges(*, actor: Actor, customer_id: int) -> list[CustomerMerge]:
     """The merges that kept this customer, newest first (to find the one to undo)."""
-    customer = await _live(customer_id, actor)
+    customer = await get(customer_id=customer_id, actor=actor)
     return await CustomerMerge.filter(survivor_id=customer.id).order_by("-id")
 
 
@@ -171,7 +161,7 @@ async def verify_contact(*, actor: Actor, customer_id: int, field: str) -> Custo
         raise PermissionDenied("只有员工可以确认联系方式", code="staff_only")
     if field not in CONTACTS:
         raise ValidationFailed("只能确认手机号或邮箱", code="invalid_field")
-    customer = await _live(customer_id, actor)
+    customer = await get(customer_id=customer_id, actor=actor)
     if not getattr(customer, f"{field}_enc"):
         raise ValidationFailed(f"该客户没有{CONTACT_LABELS[field]}", code="no_contact")
     async with atomic():

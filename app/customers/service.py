@@ -21,7 +21,7 @@ async def get(*, customer_id: int, actor: Actor) -> Customer:
     """Return a customer the actor may see, following merges to the survivor."""
     customer = await Customer.get_or_none(id=customer_id)
     if customer is None or not await _visible(customer.id, actor):
-        raise NotFound("customer not found")
+        raise NotFound("客户不存在")
     while customer.merged_into_id is not None:  # type: ignore[attr-defined]
         customer = await Customer.get(id=customer.merged_into_id)  # type: ignore[attr-defined]
     return customer
