@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck bench-api bench-callbacks migrations clean assets browser-deps \
+.PHONY: run test test-mysql install lint typecheck bench-api bench-callbacks migrations clean assets browser-deps \
         browser-check bench-h5
 
 $(STAMP): pyproject.toml
@@ -59,6 +59,12 @@ browser-check:
 test: BROWSER_DEPS_OPTIONAL := 1
 test: install $(TEST_BROWSER)
 	$(BIN)/pytest
+
+# The SQLite tier once more with every `db` test on MariaDB (127.0.0.1:3306, root): the same code on the production
+# database. The e2e, browser, bench and simulator tiers already run on both or need no database of their own.
+test-mysql: install
+	TEST_DB=mysql $(BIN)/pytest tests/app tests/approvals tests/wecom_sync tests/h5 \
+	  --ignore=tests/h5/test_browser.py
 
 lint: install
 	$(BIN)/ruff check .

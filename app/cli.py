@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from app.errors import ConfigError
+from app.security.chain import ChainReport
 from app.settings import Settings, get_settings, load_settings, set_settings
 
 console = Console(stderr=True)
@@ -123,6 +124,33 @@ def cmd_simulator(args: argparse.Namespace) -> None:
     sim_main(["--host", args.host, "--port", str(args.port), "--callback-url", args.callback_url])
 
 
+def report_audit_chain(report: ChainReport) -> int:
+    """Print a chain verification for people and return the exit status (0 intact, 1 broken)."""
+    if report.ok:
+        console.print(f"[green]审计链完整[/]：已校验 {report.checked} 条记录"
+                      + (f"，另有 {report.legacy} 条早于链条的旧记录" if report.legacy else ""))
+        return 0
+    console.print(f"[bold red]审计链已损坏[/]：第一条损坏的记录 id={report.broken_id}（{report.problem}）；"
+                  f"此前 {report.checked} 条完好")
+    return 1
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> None:
+    from app.security import chain
+
+    settings = _settings()
+    raise SystemExit(report_audit_chain(_with_db(settings, chain.verify)))
+
+
+def cmd_privacy_purge(args: argparse.Namespace) -> None:
+    from app.security import retention
+
+    settings = _settings()
+    report = _with_db(settings, lambda: retention.purge(dry_run=args.dry_run, settings=settings))
+    for line in report.lines():
+        console.print(line)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gongdan", description="Gongdan (工单) helpdesk")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = p.add_subparsers(dest="keys_command", required=True)
     kp = ksub.add_parser("rotate", help="re-encrypt every encrypted field with the first FIELD_ENCRYPTION_KEYS key")
     kp.set_defaults(func=cmd_keys_rotate)
+
+    p = sub.add_parser("audit", help="the tamper-evident audit log")
+    asub = p.add_subparsers(dest="audit_command", required=True)
+    ap = asub.add_parser("verify", help="prove the audit hash chain intact, or name the first broken row")
+    ap.set_defaults(func=cmd_audit_verify)
+
+    p = sub.add_parser("privacy", help="personal data: retention")
+    psub = p.add_subparsers(dest="privacy_command", required=True)
+    pp = psub.add_parser("purge", help="purge personal data past its retention period (RETENTION_* settings)")
+    pp.add_argument("--dry-run", action="store_true", help="count what would be purged, change nothing")
+    pp.set_defaults(func=cmd_privacy_purge)
 
     p = sub.add_parser("simulator", help="run the WeChat/WeCom platform simulator alone")
     p.add_argument("--host", default="127.0.0.1")

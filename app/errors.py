@@ -11,6 +11,7 @@
     │   └── VersionConflict         409: the row changed since the caller read it; carries the current state
     ├── ChannelError                a channel could not deliver
     │   ├── TemporaryChannelError   retry later (rate limit, 5xx, token trouble)
+    │   │   └── OutcomeUnknown      the request went out, no answer came: the platform may have acted on it
     │   └── PermanentChannelError   retrying will not help (window closed, user gone); carries a reason
     └── CallbackRejected            a platform callback failed verification (signature, timestamp, format)
 """
@@ -76,6 +77,14 @@ class ChannelError(GongdanError):
 
 class TemporaryChannelError(ChannelError):
     """Delivery failed for a reason that may pass; the outbox retries with backoff."""
+
+
+class OutcomeUnknown(TemporaryChannelError):
+    """The request reached the platform but no answer came back (a read timeout): it may have been carried out.
+
+    Retrying is safe only where the platform recognises a repeat (an idempotency key); elsewhere the outbox marks
+    the row "unknown" and leaves the decision to staff.
+    """
 
 
 class PermanentChannelError(ChannelError):

@@ -6,11 +6,11 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,6 +25,14 @@ from app.security.scope import Actor
 log = get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BODY = 1_000_000
+#: the largest id a row can have (MySQL's signed INT primary keys); the OpenAPI document bounds id parameters by it
+MAX_ID = 2**31 - 1
+#: integers a query may carry at all (SQLite and MySQL compare signed 64-bit values; larger ones overflow)
+_INT64 = (-(2**63), 2**63 - 1)
+#: an id in a request body: positive and within MAX_ID (a larger one names no row and overflows the database)
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
+#: an optimistic-lock version in a request body
+Version = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 class FastJSONResponse(JSONResponse):
@@ -172,6 +180,7 @@ def api(handler: Callable[[Request, Actor], Awaitable[Response]]) -> Callable[[R
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
+    endpoint.__module__ = handler.__module__
     return endpoint
 
 
@@ -180,18 +189,23 @@ def query_int(request: Request, name: str, default: int | None = None) -> int | 
     value = request.query_params.get(name)
     if value in (None, ""):
         return default
+    return _bounded(name, value)
+
+
+def _bounded(name: str, value: str | int | None) -> int:
+    """An integer within 64 bits, else a 400 that names the parameter."""
     try:
-        return int(value)
+        number = int(value if value is not None else "")
     except ValueError as exc:
         raise BadRequest(f"{name} 必须是整数", code="invalid_parameter") from exc
+    if not _INT64[0] <= number <= _INT64[1]:
+        raise BadRequest(f"{name} 超出范围", code="invalid_parameter")
+    return number
 
 
 def path_int(request: Request, name: str) -> int:
-    """An integer path parameter."""
-    try:
-        return int(request.path_params[name])
-    except (KeyError, ValueError) as exc:
-        raise BadRequest(f"{name} 必须是整数", code="invalid_parameter") from exc
+    """An integer path parameter (400 when it is not one, or beyond 64 bits)."""
+    return _bounded(name, request.path_params.get(name))
 
 
 class RequestContextMiddleware:

@@ -1,7 +1,8 @@
 """Structured logging: JSON lines in production, readable lines in development; never a secret or a phone.
 
-Every record passes `redact`, which drops values of secret-looking keys and masks mobile numbers in every string,
-so a careless `log.info("x", body=...)` cannot leak them.
+Every record passes `redact`, which drops values of secret-looking keys and masks phone numbers (full-width digits
+too), ID-card numbers and e-mail addresses in every string, key and rendered object, URL-encoded ones included
+(an access log line with ``?q=zhang%40example.com``), so a careless `log.info("x", body=...)` cannot leak them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 import sys
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 import structlog
 
@@ -18,14 +20,34 @@ from app.security.crypto import mask_text
 _SECRET_KEYS = ("secret", "token", "password", "aes_key", "encodingaeskey", "authorization", "cookie", "signature")
 
 
+def _mask(text: str) -> str:
+    """mask_text, also over the URL-decoded text: a query string carries zhang%40example.com or 138+1234+5678."""
+    masked = mask_text(text)
+    if "%" in text or "+" in text:
+        decoded = unquote_plus(masked)
+        if decoded != masked:
+            again = mask_text(decoded)
+            if again != decoded:
+                return again
+    return masked
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_text(value)
+        return _mask(value)
+    if isinstance(value, bytes | bytearray):
+        return _mask(bytes(value).decode("utf-8", "replace"))
     if isinstance(value, dict):
-        return {k: ("[redacted]" if _is_secret(k) else _scrub(v)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {_scrub(k) if isinstance(k, str) else k: ("[redacted]" if _is_secret(k) else _scrub(v))
+                for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return [_scrub(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # any other object (a URL, an exception, a model) is rendered with str() later: mask that text now
+    text = str(value)
+    masked = _mask(text)
+    return value if masked == text else masked
 
 
 def _is_secret(key: object) -> bool:
@@ -34,8 +56,10 @@ def _is_secret(key: object) -> bool:
 
 
 def redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: drop secret-looking keys, mask phone numbers everywhere."""
+    """structlog processor: drop secret-looking keys, mask phones, ID-card numbers and e-mails everywhere."""
     for key in list(event_dict):
+        if key.startswith("_"):
+            continue  # structlog's own (_record, _from_structlog): never rendered
         if _is_secret(key):
             event_dict[key] = "[redacted]"
         else:

@@ -28,6 +28,7 @@ from app.http import (
 )
 from app.kb import endpoints as kb_endpoints
 from app.logs import configure_logging, get_logger
+from app.outbox import endpoints as outbox_endpoints
 from app.security import endpoints as security_endpoints
 from app.settings import Settings, get_settings
 from app.tickets import endpoints as ticket_endpoints
@@ -70,8 +71,9 @@ async def readyz(request: Request) -> Response:
 
 
 async def openapi_json(request: Request) -> Response:
-    """The API description."""
-    return JSONResponse(openapi.build())
+    """The API description (of every operation mounted under /api/v1)."""
+    api = next(r for r in request.app.routes if isinstance(r, Mount) and r.path == "/api/v1")
+    return JSONResponse(openapi.build(api.routes))
 
 
 INDEX_HTML = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
@@ -140,6 +142,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
         *wiring.api_routes(),
         *kb_endpoints.routes,
         *security_endpoints.routes,
+        *outbox_endpoints.routes,
     ]
     routes: list[BaseRoute] = [
         Route("/", index),

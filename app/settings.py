@@ -95,6 +95,8 @@ class Settings:
     wechat_oauth_base: str = "https://open.weixin.qq.com"
     #: lifetime of an H5 (mobile workbench) login session
     h5_session_hours: int = 12
+    #: sensitive H5 actions (reveal, export, erase) need a WeCom login at most this many minutes old
+    sensitive_reauth_minutes: int = 10
     wechat: WeChatMPSettings = field(default_factory=WeChatMPSettings)
     wecom: WeComSettings = field(default_factory=WeComSettings)
     #: callbacks whose timestamp is further than this from our clock are refused (replay protection)
@@ -109,6 +111,10 @@ class Settings:
     simulator: bool = False
     #: closing with confirmation and escalation approvals (issue 6)
     workflow: WorkflowSettings = field(default_factory=lambda: WorkflowSettings())
+    #: retention of personal data (issue 11): raw callbacks, message texts and media, closed tickets (days)
+    retention_raw_callback_days: int = 30
+    retention_message_days: int = 365
+    retention_closed_ticket_days: int = 3 * 365
 
     @property
     def is_mysql(self) -> bool:
@@ -339,6 +345,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         wecom_api_base=config("WECOM_API_BASE", default="https://qyapi.weixin.qq.com/cgi-bin/"),
         wechat_oauth_base=config("WECHAT_OAUTH_BASE", default="https://open.weixin.qq.com").rstrip("/"),
         h5_session_hours=_int(config, "H5_SESSION_HOURS", 12, minimum=1),
+        sensitive_reauth_minutes=_int(config, "SENSITIVE_REAUTH_MINUTES", 10, minimum=1),
         wechat=wechat,
         wecom=wecom,
         callback_window_seconds=_int(config, "CALLBACK_WINDOW_SECONDS", 300, minimum=1),
@@ -350,6 +357,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         ticket_prefix=config("TICKET_PREFIX", default="GD"),
         simulator=_bool(config, "GONGDAN_SIMULATOR", False),
         workflow=_workflow(config),
+        retention_raw_callback_days=_int(config, "RETENTION_RAW_CALLBACK_DAYS", 30, minimum=1),
+        retention_message_days=_int(config, "RETENTION_MESSAGE_DAYS", 365, minimum=1),
+        retention_closed_ticket_days=_int(config, "RETENTION_CLOSED_TICKET_DAYS", 3 * 365, minimum=1),
     )
 
 

@@ -27,6 +27,7 @@ def setup() -> None:
     _channels()
     _hooks()
     _listeners()
+    _models()
     _done = True
 
 
@@ -34,6 +35,7 @@ def _jobs() -> None:
     from app.channels import inbound_jobs
     from app.channels.wechat_mp import jobs as mp_jobs
     from app.channels.wecom_kf import sync as kf_sync
+    from app.security import retention
     from app.tickets.assignment import assignment_tick
     from app.tickets.closing import close_resolved_tick
     from app.tickets.holiday_notice import calendar_notice_check
@@ -44,7 +46,8 @@ def _jobs() -> None:
     from wecom_sync import jobs as wecom_sync_jobs
 
     register_job(inbound_jobs.process_inbound_event)
-    register_job(inbound_jobs.sweep_inbound, every_seconds=60)
+    # a killed worker's callbacks are taken over within LEASE + SWEEP_EVERY (40 s)
+    register_job(inbound_jobs.sweep_inbound, every_seconds=inbound_jobs.SWEEP_EVERY)
     register_job(mp_jobs.sync_mp_user)
     register_job(mp_jobs.download_mp_media)
     register_job(wecom_sync_jobs.wecom_full_sync)
@@ -59,6 +62,7 @@ def _jobs() -> None:
     # hourly: the card's dedupe key keeps it to one a day, and a restart never skips a day
     register_job(calendar_notice_check, every_seconds=3600)
     register_job(purge_revoked, every_seconds=86400)
+    register_job(retention.privacy_purge, every_seconds=86400)
 
 
 def _channels() -> None:
@@ -118,6 +122,13 @@ def _listeners() -> None:
     events.listen(events.TICKET_REPLIED, tickets.sla_on_reply)
     events.listen(events.CUSTOMER_MESSAGE, tickets.sla_on_customer_message)
     events.listen(events.CUSTOMER_MESSAGE, notify.customer_wrote)
+
+
+def _models() -> None:
+    from app.security import tokens
+
+    # personal data in free text is stored tokenised, whoever writes a message or a ticket
+    tokens.install()
 
 
 def api_routes() -> list[BaseRoute]:

@@ -20,7 +20,7 @@ log = get_logger(__name__)
 #: every job, by name; app.setup adds the rest through `register_job`
 JOBS: dict[str, JobFunc] = {"deliver_outbox": deliver_outbox, "sweep_outbox": sweep_outbox}
 #: (job name, period in seconds) for the in-process runner; arq gets the same as cron entries
-CRONS: list[tuple[str, int]] = [("sweep_outbox", 30)]
+CRONS: list[tuple[str, int]] = [("sweep_outbox", 10)]  # app.outbox.service.SWEEP_EVERY
 
 
 def register_job(fn: JobFunc, *, every_seconds: int | None = None) -> JobFunc:

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.http import api, path_int, read_json
+from app.openapi import BOOL, INT, OBJ, STR, TICKET_ID, items_of, model_body, nullable, obj, ok, op, path_id
 from app.security.scope import Actor
 from approvals import service
 from approvals.models import ApprovalRequest, ApprovalStep
@@ -103,3 +104,31 @@ routes = [
     Route("/approvals/{approval_id}", get_approval, methods=["GET"]),
     Route("/approvals/{approval_id}/decision", decide, methods=["POST"]),
 ]
+
+#: this package's part of the OpenAPI document (app.openapi collects it from the mounted routes)
+_APPROVAL = obj({"id": INT, "ticket_id": INT, "kind": STR, "status": STR, "channel": STR, "sp_no": nullable(STR),
+                 "reason": STR, "params": OBJ, "level": INT, "levels": INT, "requester_id": nullable(INT),
+                 "decision_comment": nullable(STR), "step_due_at": nullable(STR),
+                 "steps": {"type": "array", "items": obj({"level": INT, "approver": STR, "status": STR,
+                                                          "comment": nullable(STR), "decided_at": nullable(STR)})}})
+_APPROVAL_ID = path_id("approval_id", "approval id")
+OPENAPI_MODELS: list[type[BaseModel]] = [ApprovalCreate, Decision]
+OPENAPI_PATHS: dict[str, dict[str, Any]] = {
+    "/tickets/{ticket_id}/approvals": {
+        "get": op("A ticket's approvals, newest first", {200: ok(items_of(_APPROVAL))},
+                  errors=(400, 404), params=[TICKET_ID]),
+        "post": op("Ask for an approval on a ticket (201), or 200 with applied=true when none was needed",
+                   {201: ok(_APPROVAL, "requested"), 200: ok(obj({"applied": BOOL}), "applied at once")},
+                   errors=(403, 404, 409), params=[TICKET_ID], body=model_body(ApprovalCreate)),
+    },
+    "/approvals": {
+        "get": op("Approvals waiting for my decision", {200: ok(items_of(_APPROVAL))}),
+    },
+    "/approvals/{approval_id}": {
+        "get": op("One approval with its steps", {200: ok(_APPROVAL)}, errors=(400, 404), params=[_APPROVAL_ID]),
+    },
+    "/approvals/{approval_id}/decision": {
+        "post": op("Approve or reject (the approver whose turn it is)", {200: ok(_APPROVAL)},
+                   errors=(403, 404, 409), params=[_APPROVAL_ID], body=model_body(Decision)),
+    },
+}

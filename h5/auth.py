@@ -105,7 +105,8 @@ def _expired_link(request: Request, ctx: Ctx, login: str) -> Response:
 async def staff_login(request: Request, ctx: Ctx) -> Response:
     """Staff login: the development picker with the simulator, WeCom OAuth otherwise."""
     next_url = safe_next(request.query_params.get("next"), STAFF_HOME)
-    if ctx.session.kind == "staff":
+    # reauth=1: a sensitive action needs a fresh login (app.security.reauth), so a logged-in member logs in again
+    if ctx.session.kind == "staff" and request.query_params.get("reauth") != "1":
         return redirect(next_url)
     if dev_login_enabled(ctx.settings):
         people = await Staff.filter(status="active").order_by("id").limit(100)

@@ -21,6 +21,8 @@ from app.conversations.models import Message
 from app.customers import service as customers
 from app.customers.models import Customer
 from app.errors import DomainError, NotFound, ValidationFailed
+from app.security import consent
+from app.security.pii import render_tokens
 from app.security.scope import customer_actor
 from app.tickets import ratings
 from app.tickets import service as tickets
@@ -69,7 +71,7 @@ async def my_tickets(request: Request, ctx: Ctx) -> Response:
     items: list[Ticket] = []
     if customer is not None:
         items = (await tickets.list_tickets(actor=customer_actor(), customer_id=customer.id, limit=50)).items
-    rows = [{"number": t.number, "subject": t.subject, "step": views.customer_step(t.status),
+    rows = [{"number": t.number, "subject": render_tokens(t.subject), "step": views.customer_step(t.status),
              "label": views.CUSTOMER_STEPS[views.customer_step(t.status)] if t.status != "closed" else "已关闭",
              "at": t.last_activity_at} for t in items]
     return _page(request, ctx, "customer/list.html", title="我的工单", rows=rows)
@@ -81,7 +83,8 @@ async def _detail(ctx: Ctx, customer: Customer, ticket: Ticket) -> dict[str, Any
     timeline = await views.timeline(ticket, messages, [], actor=actor, media_prefix="/h5/my/media",
                                     customer_view=True)
     rating = await ratings.current_rating(ticket_id=ticket.id)
-    return {"ticket": ticket, "step": views.customer_step(ticket.status), "timeline": timeline,
+    return {"ticket": ticket, "subject": render_tokens(ticket.subject), "step": views.customer_step(ticket.status),
+            "timeline": timeline, "consent_text": consent.CONSENT_TEXT,
             "closed": ticket.status in ("closed", "merged"),
             "can_rate": ticket.status in ("resolved", "closed"),
             "rating": {"score": rating.score, "comment": rating.comment} if rating else None}
@@ -100,6 +103,12 @@ def _photos(ctx: Ctx) -> list[UploadFile]:
     return [f for f in ctx.form.getlist("photos") if isinstance(f, UploadFile)]
 
 
+def _consent_for(ctx: Ctx, *, phone: str = "") -> list[str]:
+    """What this submission collects that needs the customer's consent; refused (422) without the ticked box."""
+    wanted = (["phone"] if phone else []) + (["photos"] if any(f.filename for f in _photos(ctx)) else [])
+    return consent.require(purposes=wanted, agreed=ctx.field("consent") == "1")
+
+
 @customer_page
 async def add_message(request: Request, ctx: Ctx) -> Response:
     """Add a message (and photos) to one of my tickets."""
@@ -109,10 +118,12 @@ async def add_message(request: Request, ctx: Ctx) -> Response:
     try:
         if ticket.status in ("closed", "merged"):
             raise ValidationFailed("工单已关闭，如有新问题请提交新工单。")
+        purposes = _consent_for(ctx)
         media = await views.save_photos(_photos(ctx), ctx.settings.media_dir)
         if not text and not media:
             raise ValidationFailed("请填写留言内容或添加图片。")
         await intake.add_to_ticket(ticket=ticket, customer=customer, text=text, media=media, via="h5")
+        await consent.record(customer_id=customer.id, purposes=purposes)
     except DomainError as exc:
         error = exc.message
     if error is None:
@@ -149,13 +160,15 @@ async def new_ticket(request: Request, ctx: Ctx) -> Response:
         try:
             if not form["description"]:
                 raise ValidationFailed("请描述您遇到的问题。")
+            purposes = _consent_for(ctx, phone=form["phone"])
             media = await views.save_photos(_photos(ctx), ctx.settings.media_dir)
             ticket = await _create(ctx, form, media)
+            await consent.record(customer_id=ticket.customer_id, purposes=purposes)  # type: ignore[attr-defined]
             return redirect(f"/h5/my/tickets/{ticket.number}?notice=created")
         except DomainError as exc:
             error = exc.message
     return _page(request, ctx, "customer/new.html", status=422 if error else 200, title="提交工单", form=form,
-                 error=error)
+                 error=error, consent_text=consent.CONSENT_TEXT, consent_checked=ctx.field("consent") == "1")
 
 
 async def _create(ctx: Ctx, form: dict[str, str], media: list[dict[str, Any]]) -> Ticket:

@@ -43,6 +43,7 @@ _h5: list[BaseRoute] = [
     Route("/tickets/{number}/claim", staff_pages.claim, methods=["POST"]),
     Route("/tickets/{number}/approval", staff_pages.request_approval, methods=["POST"]),
     Route("/tickets/{number}/reveal", staff_pages.reveal, methods=["POST"]),
+    Route("/tickets/{number}/resend/{outbox_id:int}", staff_pages.resend, methods=["POST"]),
     # customers (WeChat)
     Route("/my/", customer_pages.home, methods=["GET"]),
     Route("/my/login", auth.customer_login, methods=["GET"]),

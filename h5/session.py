@@ -46,6 +46,9 @@ class Session:
     openid: str = ""
     account: str = ""
     issued_at: int = field(default_factory=lambda: int(time.time()))
+    #: when the holder last logged in (OAuth or the development login), epoch seconds by the desk's clock
+    #: (app.timeutil, so tests can move it); sensitive actions need a recent one (app.security.reauth)
+    login_at: int = 0
     #: True when this request created it (the response must set the cookie)
     fresh: bool = False
 
@@ -57,10 +60,12 @@ class Session:
     def login(self, *, kind: Kind, staff_id: int | None = None, openid: str = "", account: str = "") -> Session:
         """A logged-in session with a NEW session id (never reuse the pre-login one)."""
         return Session(sid=secrets.token_urlsafe(18), kind=kind, staff_id=staff_id, openid=openid,
-                       account=account, fresh=True)
+                       account=account, login_at=int(utcnow().timestamp()), fresh=True)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"s": self.sid, "k": self.kind, "t": self.issued_at}
+        if self.login_at:
+            data["l"] = self.login_at
         if self.staff_id is not None:
             data["u"] = self.staff_id
         if self.openid:
@@ -83,8 +88,10 @@ def _parse(raw: str, settings: Settings) -> Session | None:
     if kind not in ("anon", "staff", "customer"):
         return None
     staff_id = data.get("u")
+    login_at = data.get("l")
     return Session(sid=data["s"], kind=kind, staff_id=int(staff_id) if isinstance(staff_id, int) else None,
-                   openid=str(data.get("o", "")), account=str(data.get("a", "")), issued_at=int(data.get("t", 0)))
+                   openid=str(data.get("o", "")), account=str(data.get("a", "")), issued_at=int(data.get("t", 0)),
+                   login_at=login_at if isinstance(login_at, int) else 0)
 
 
 def load(request: Request, settings: Settings) -> Session:

@@ -20,7 +20,9 @@ from app.conversations.extract import extract
 from app.conversations.models import Message
 from app.customers import service as customers
 from app.customers.models import Customer, CustomerIdentity
-from app.errors import DomainError, NotFound, ValidationFailed, VersionConflict
+from app.errors import DomainError, InvalidTransition, NotFound, ValidationFailed, VersionConflict
+from app.outbox import service as outbox
+from app.outbox.models import OutboxMessage
 from app.security import service as security
 from app.security.crypto import normalize_phone
 from app.security.pii import mask_phone
@@ -44,6 +46,8 @@ NOTICES = {
     "decided": "审批意见已提交。",
     "approval_requested": "审批申请已提交，等待审批。",
     "approval_applied": "该申请无需审批，已直接生效。",
+    "resent": "已重新发送。",
+    "resend_done": "这条消息的发送结果已确定，无需重发。",
 }
 NAV = [("/h5/tickets", "我的工单"), ("/h5/queue", "队列"), ("/h5/search", "搜索"), ("/h5/new", "新建"),
        ("/h5/approvals", "审批")]
@@ -285,6 +289,21 @@ async def _conflict_text(ticket: Ticket) -> str:
     return (f"工单已被他人修改：现在是「{STATUS_LABELS[Status(ticket.status)]}」、优先级"
             f"「{PRIORITY_LABELS.get(ticket.priority, ticket.priority)}」、处理人「{who}」。"
             "你填写的内容已保留，请确认后再次提交。")
+
+
+@staff_page
+async def resend(request: Request, ctx: Ctx) -> Response:
+    """重新发送: send a reply whose outcome is unknown once more (one tap, after checking with the customer)."""
+    actor = _actor(ctx)
+    ticket = await tickets.get_by_number(actor=actor, number=request.path_params["number"])
+    row = await OutboxMessage.get_or_none(id=request.path_params["outbox_id"], ticket_id=ticket.id)
+    if row is None:
+        raise NotFound("消息不存在")
+    try:
+        await outbox.resend(actor=actor, outbox_id=row.id)
+    except InvalidTransition:
+        return redirect(f"/h5/tickets/{ticket.number}?notice=resend_done")
+    return redirect(f"/h5/tickets/{ticket.number}?notice=resent")
 
 
 @staff_page

@@ -18,10 +18,10 @@ from app.conversations.models import Conversation, Message
 from app.customers.models import Customer
 from app.errors import ValidationFailed
 from app.outbox.models import OutboxMessage
-from app.security.pii import mask_text
+from app.security.pii import mask_text, render_tokens
 from app.security.scope import Actor
 from app.staff.models import SkillGroup, Staff
-from app.tickets import ratings
+from app.tickets import ratings, serializers
 from app.tickets.models import Ticket, TicketEvent, TicketRating
 from app.tickets.serializers import EVENT_LABELS, event_label
 from app.tickets.service import PRIORITY_LABELS
@@ -177,11 +177,14 @@ class TimelineItem:
     delivery: str = ""
     delivery_failed: bool = False
     message_id: int | None = None
+    #: the outbox row of a reply whose outcome is unknown: staff may resend it
+    resend_outbox_id: int | None = None
 
 
 #: events already shown as their message
 _MESSAGE_EVENTS = {"replied", "note", "customer_message"}
-_DELIVERY = {"pending": "发送中", "sending": "发送中", "sent": "已送达", "failed": "发送失败", "dead": "发送失败"}
+_DELIVERY = {"pending": "发送中", "sending": "发送中", "sent": "已送达", "failed": "发送失败", "dead": "发送失败",
+             "unknown": "结果未知：平台超时未答复，客户可能已收到"}
 MEDIA_LABELS = {"image": "图片", "voice": "语音", "video": "视频", "file": "文件", "location": "位置", "link": "链接"}
 #: timeline wording where it differs from the event's name (app.tickets.serializers.EVENT_LABELS)
 _EVENT_TEXT = {"created": "创建了工单", "updated": "修改了工单", "merged": "合并了工单", "intake": "由会话自动转为工单",
@@ -189,6 +192,28 @@ _EVENT_TEXT = {"created": "创建了工单", "updated": "修改了工单", "merg
 _ACTOR_KINDS = {"customer": "客户", "system": "系统", "bot": "机器人"}
 _CLOCKS = {"first_response": "首次响应", "next_response": "下次响应", "resolution": "解决"}
 _KF_STATES = {"0": "未处理", "1": "由智能助手接待", "2": "待接入池排队", "3": "由人工接待", "4": "已结束"}
+
+
+_STEP_TEXT = {"group": "技能组 {}", "priority": "优先级 {}", "category": "分类 {}", "tags": "标签 {}",
+              "assignee": "指派 {}", "sla_policy": "服务时限 {}", "after_hours_until": "非工作时间排队",
+              "auto_reply": "自动回复"}
+
+
+def created_text(data: dict[str, object]) -> str:
+    """The intake decision in a line: where the ticket came from and which rule did what."""
+    decision = serializers.decision(dict(data))
+    parts = []
+    for step in decision["steps"]:
+        done = []
+        for key, value in step.items():
+            if key in ("rule", "stop") or key not in _STEP_TEXT:
+                continue
+            shown = PRIORITY_LABELS.get(str(value), str(value)) if key == "priority" else \
+                "、".join(map(str, value)) if isinstance(value, list) else str(value)
+            done.append(_STEP_TEXT[key].format(shown) if "{}" in _STEP_TEXT[key] else _STEP_TEXT[key])
+        parts.append(f"{step['rule']}（{'，'.join(done)}）" if done else str(step["rule"]))
+    rules = "；".join(parts) if parts else "未命中路由规则"
+    return f"创建了工单（来源：{decision['source_label']}）· 路由：{rules}"
 
 
 def _event_text(e: TicketEvent, staff: dict[int, str], groups: dict[int, str]) -> str:
@@ -229,6 +254,8 @@ def _event_text(e: TicketEvent, staff: dict[int, str], groups: dict[int, str]) -
     elif kind.startswith("approval_"):
         label = EVENT_LABELS.get(kind, "审批")
         text = f"{label}：{show(e.new)}" if e.new else label
+    elif kind == "created" and data.get("source"):
+        text = created_text(data)
     else:
         text = _EVENT_TEXT.get(kind) or event_label(kind)
     if e.reason and not (kind == "sla_breached" and e.reason == text):
@@ -254,7 +281,8 @@ async def timeline(ticket: Ticket, messages: list[Message], events: list[TicketE
     for m in messages:
         if customer_view and m.direction == "internal":
             continue
-        text = m.text if customer_view else mask_text(m.text)
+        # the customer sees their own tokenised data masked too (no query), staff see everything masked
+        text = render_tokens(m.text) if customer_view else mask_text(m.text)
         media = [{"kind": x.get("kind", "file"), "label": MEDIA_LABELS.get(str(x.get("kind")), "文件"),
                   "url": f"{media_prefix}/{m.id}/{i}"} for i, x in enumerate(m.media or []) if x.get("path")]
         author = ("客户" if m.direction == "in" else
@@ -264,7 +292,8 @@ async def timeline(ticket: Ticket, messages: list[Message], events: list[TicketE
         items.append(TimelineItem(
             kind=m.direction, at=m.created_at, text=text, author=author, media=media, message_id=m.id,
             channel=CHANNEL_LABELS.get(kinds.get(m.channel_account_id, ""), "") if m.direction == "in" else "",  # type: ignore[attr-defined]
-            delivery=delivery, delivery_failed=row is not None and row.status in ("failed", "dead"),
+            delivery=delivery, delivery_failed=row is not None and row.status in ("failed", "dead", "unknown"),
+            resend_outbox_id=row.id if row is not None and row.status == "unknown" and not customer_view else None,
         ))
     if not customer_view:
         for e in events:

@@ -13,11 +13,11 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.datastructures import FormData
@@ -25,7 +25,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from app.errors import DomainError, NotFound, PermissionDenied
+from app.http import error_response
 from app.logs import get_logger
+from app.security.reauth import ReauthRequired
 from app.security.scope import Actor, actor_for
 from app.settings import Settings, get_settings
 from app.staff.models import Staff
@@ -232,9 +234,11 @@ def _wrap(page: Page, kind: str | None) -> Callable[[Request], Awaitable[Respons
                 return _finish(error_page(request, ctx, status=403, title="无法使用工作台",
                                           message="你的账号不是在职的客服人员，或已被停用。请联系管理员。"), ctx)
             ctx.staff = staff
-            ctx.actor = await _staff_actor(staff)
+            ctx.actor = replace(await _staff_actor(staff), login_at=ctx.session.login_at)
         try:
             response = await page(request, ctx)
+        except ReauthRequired as exc:
+            response = _reauth_needed(request, exc)
         except NotFound:
             response = error_page(request, ctx, status=404, title="找不到", message="工单不存在，或你无权查看。")
         except PermissionDenied as exc:
@@ -259,6 +263,21 @@ def _login_needed(request: Request, ctx: Ctx, kind: str) -> Response:
         return redirect(f"{login}?next={quote(safe_next(target, '/h5/'), safe='')}")
     return error_page(request, ctx, status=401, title="请先登录", message="登录已过期，请重新登录后再提交。",
                       link=(login, "重新登录"))
+
+
+def _reauth_needed(request: Request, exc: ReauthRequired) -> Response:
+    """A sensitive action with an old login: through the WeCom login again, then back to the page it came from
+    (a script asking for JSON gets 401 ``reauth_required`` with the login URL instead)."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":  # a form's action (…/reveal): back to the page that showed the form
+        referer = urlsplit(request.headers.get("referer", ""))
+        same_site = not referer.netloc or referer.netloc == request.url.netloc
+        target = referer.path + (f"?{referer.query}" if referer.query else "") if same_site else ""
+        target = target or request.url.path.rsplit("/", 1)[0]
+    login = f"/h5/login?reauth=1&next={quote(safe_next(target, '/h5/'), safe='')}"
+    if "application/json" in request.headers.get("accept", ""):
+        return error_response(401, exc.code, exc.message, {"login_url": login})
+    return redirect(login)
 
 
 def staff_page(page: Page) -> Callable[[Request], Awaitable[Response]]:

@@ -5,7 +5,9 @@ call, ``times`` times (``None`` = forever, e.g. to prove a client never loops on
 
 * ``{"errcode": 42001}`` / ``{"errcode": 45009}`` / ``{"errcode": -1}``: answer HTTP 200 with that error;
 * ``{"http_status": 502}``: answer with that HTTP status and an HTML body, as a broken gateway would;
-* ``{"delay": 2.5}``: wait, then answer normally (or combine with one of the above).
+* ``{"delay": 2.5}``: wait, then answer normally (or combine with one of the above);
+* ``{"slow": 12}``: carry the call out at once (the message is delivered), then hold the answer that long: a slow
+  platform whose answer arrives after the caller's timeout, so the caller cannot know the call took effect.
 
 Paths may carry a platform scope (``mp:token``) so the WeCom routes can share the table without clashing.
 """
@@ -28,11 +30,12 @@ class Fault:
     errmsg: str | None = None
     http_status: int | None = None
     delay: float = 0.0
+    slow: float = 0.0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Fault:
         """Build from the JSON shape used by the admin API; unknown keys are an error, not silently ignored."""
-        unknown = set(data) - {"errcode", "errmsg", "http_status", "delay"}
+        unknown = set(data) - {"errcode", "errmsg", "http_status", "delay", "slow"}
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
         fault = cls(
@@ -40,9 +43,10 @@ class Fault:
             errmsg=None if data.get("errmsg") is None else str(data["errmsg"]),
             http_status=None if data.get("http_status") is None else int(data["http_status"]),
             delay=float(data.get("delay") or 0.0),
+            slow=float(data.get("slow") or 0.0),
         )
-        if fault.errcode is None and fault.http_status is None and fault.delay <= 0:
-            raise ValueError("a fault needs errcode, http_status or delay")
+        if fault.errcode is None and fault.http_status is None and fault.delay <= 0 and fault.slow <= 0:
+            raise ValueError("a fault needs errcode, http_status, delay or slow")
         return fault
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +60,8 @@ class Fault:
             out["http_status"] = self.http_status
         if self.delay:
             out["delay"] = self.delay
+        if self.slow:
+            out["slow"] = self.slow
         return out
 
 

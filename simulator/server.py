@@ -48,7 +48,9 @@ class UvicornThread:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self._bound()
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
+        # log_config=None: a server in a thread must not reconfigure the host process's logging (uvicorn's default
+        # config detaches its loggers from the root, and with them from the redaction every line goes through)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False, log_config=None)
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(

@@ -36,6 +36,8 @@ MYSQL_DB = f"gongdan_test_{os.getpid()}"
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", f"mysql://root:@127.0.0.1:3306/{MYSQL_DB}")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: which server the plain `db` fixture uses: sqlite (default) or mysql
+TEST_DB = os.environ.get("TEST_DB", "sqlite")
 
 configure_logging(fmt="console", level="WARNING")
 
@@ -94,8 +96,13 @@ async def _init_sqlite() -> None:
 
 
 @pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[None]:
-    await _init_sqlite()
+async def db(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[None]:
+    """The test's database: SQLite in memory, or this run's MariaDB database when TEST_DB=mysql (`make test-mysql`
+    runs the whole SQLite tier again on MariaDB; tests marked sqlite_only read SQLite's own catalogue or files)."""
+    if TEST_DB == "mysql" and request.node.get_closest_marker("sqlite_only") is None:
+        await _init_mysql(settings)
+    else:
+        await _init_sqlite()
     yield
     await Tortoise.close_connections()
 

@@ -65,6 +65,9 @@ class DeliveryResult:
 
 
 class ChannelAdapter(Protocol):
+    """Delivers outbox rows of one channel. An adapter whose platform has no idempotency key sets
+    ``resend_safe = False``: a send with an unknown outcome is then left for staff instead of retried."""
+
     kind: str
 
     async def send(self, message: OutboxMessage) -> DeliveryResult:

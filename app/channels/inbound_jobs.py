@@ -3,6 +3,11 @@
 The callback endpoint only verifies, stores and enqueues. This job may run twice, late, or concurrently with a
 sweep-enqueued copy: it claims the row with a lease, and the processors it calls are idempotent (messages are
 unique per provider id).
+
+Crash recovery: the lease is short (LEASE) and renewed every RENEW_EVERY seconds while the processor runs, so a
+live worker keeps its row however slow the platform is, and a killed worker's row is free LEASE after its last
+renewal; the sweep (every SWEEP_EVERY s) then enqueues it under a new job id. A stored event no job has claimed
+within LOST_AFTER is enqueued the same way. Worst case from the kill to the takeover: LEASE + SWEEP_EVERY.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 from tortoise.expressions import F, Q
 
 from app.channels.models import ChannelAccount, InboundEvent
+from app.lease import renewed
 from app.logs import get_logger
 from app.queue import enqueue
 from app.timeutil import utcnow
@@ -25,8 +31,19 @@ log = get_logger(__name__)
 Processor = Callable[[InboundEvent, ChannelAccount | None], Awaitable[str]]
 #: channel kind -> processor returning the final status ("done" or "ignored")
 PROCESSORS: dict[str, Processor] = {}
-LEASE = timedelta(seconds=120)
+#: a claim's lease (the claim time in processed_at, renewed while processing); see the module docstring
+LEASE = timedelta(seconds=30)
+RENEW_EVERY = 10.0
+#: the sweep's period (the cron registered in app.setup)
+SWEEP_EVERY = 10
+#: a stored event that no job has claimed for this long (or whose retry is this late) has lost its job
+LOST_AFTER = timedelta(seconds=20)
 MAX_ATTEMPTS = 8
+
+
+def retry_delay(attempts: int) -> int:
+    """Seconds before another try after a failed attempt."""
+    return int(min(300, 2**attempts))
 
 
 _sender_locks: dict[str, asyncio.Lock] = {}
@@ -65,29 +82,47 @@ async def process_inbound_event(ctx: dict[str, Any], event_id: int) -> str:
     if processor is None:
         await InboundEvent.filter(id=event_id).update(status="ignored", error=f"no processor for {kind}")
         return "ignored"
+    ours = {"id": event_id, "status": "processing", "attempts": event.attempts}
+
+    async def renew() -> None:
+        await InboundEvent.filter(**ours).update(processed_at=utcnow())
+
     try:
-        result = await processor(event, account)
+        async with renewed(renew, every=RENEW_EVERY, name=f"inbound:{event_id}"):
+            result = await processor(event, account)
     except Exception as exc:
         failed = event.attempts >= MAX_ATTEMPTS
-        await InboundEvent.filter(id=event_id).update(
-            status="failed" if failed else "pending", error=f"{type(exc).__name__}: {exc}"[:2000]
-        )
+        # processed_at = when it failed, so the sweep knows when the retry below is due
+        await InboundEvent.filter(**ours).update(
+            status="failed" if failed else "pending", error=f"{type(exc).__name__}: {exc}"[:2000],
+            processed_at=utcnow())
         log.exception("inbound.failed", event_id=event_id, attempt=event.attempts)
         if not failed:
             await enqueue("process_inbound_event", event_id, job_id=f"inbound:{event_id}:{event.attempts}",
-                          defer_by=min(300, 2 ** event.attempts))
+                          defer_by=retry_delay(event.attempts))
         return "error"
-    await InboundEvent.filter(id=event_id).update(status=result, processed_at=utcnow(), error=None)
+    await InboundEvent.filter(**ours).update(status=result, processed_at=utcnow(), error=None)
     return result
 
 
 async def sweep_inbound(ctx: dict[str, Any]) -> int:
-    """Re-enqueue callbacks stored but never processed (a crash between insert and enqueue)."""
-    cutoff = utcnow() - timedelta(seconds=30)
+    """Re-enqueue callbacks whose job was lost: stored but never claimed (a crash between insert and enqueue, a
+    worker killed holding the job), claimed by a worker that died (lease run out), or a retry that never ran."""
+    now = utcnow()
     rows = await InboundEvent.filter(
-        Q(status="pending", received_at__lt=cutoff) | Q(status="processing", processed_at__lt=utcnow() - LEASE)
-    ).order_by("id").limit(500).values_list("id", "attempts")
-    for event_id, attempts in rows:
-        await enqueue("process_inbound_event", event_id, job_id=f"inbound:{event_id}:{attempts}")
-    return len(rows)
+        Q(status="pending", received_at__lt=now - LOST_AFTER) | Q(status="processing", processed_at__lt=now - LEASE)
+    ).order_by("id").limit(500).values_list("id", "attempts", "status", "processed_at")
+    # a new job id: the lost job may sit "in progress" in arq with the dead worker, which refuses its id until
+    # the in-progress key expires (minutes); the claim keeps two jobs from processing one event at once
+    minute = int(now.timestamp()) // 60
+    enqueued = 0
+    for event_id, attempts, status, processed_at in rows:
+        if status == "pending" and attempts and processed_at is not None and (
+                processed_at + timedelta(seconds=retry_delay(attempts)) + LOST_AFTER > now):
+            continue  # a failed attempt's retry is scheduled and not late yet
+        await enqueue("process_inbound_event", event_id, job_id=f"inbound:{event_id}:{attempts}:lost:{minute}")
+        enqueued += 1
+    if enqueued:
+        log.info("inbound.sweep", enqueued=enqueued)
+    return enqueued
 

@@ -19,6 +19,7 @@ from app.conversations.models import Conversation, Message
 from app.customers.models import Customer
 from app.logs import get_logger
 from app.notifications import service as notify
+from app.security import tokens as pii_tokens
 from app.tickets import states
 from app.tickets.models import Ticket
 from app.timeutil import CHINA, utcnow
@@ -33,6 +34,13 @@ async def open_conversation(*, customer: Customer, account: ChannelAccount) -> C
     if conv is None:
         conv = await Conversation.create(customer=customer, channel_account=account)
     return conv
+
+
+async def lock_customer(*, customer: Customer) -> None:
+    """Hold the customer's row lock until the transaction ends (the first lock an intake transaction takes)."""
+    # Taken before any read, so the rows read next are those the previous holder committed, and every later lock
+    # (conversation, message, ticket) is taken in the same order by one transaction at a time.
+    await Customer.filter(id=customer.id).select_for_update().only("id").first()
 
 
 def is_status_query(inbound: InboundMessage, rules: ConversionRules) -> bool:
@@ -55,7 +63,8 @@ async def store_inbound(*, conv: Conversation, customer: Customer, account: Chan
         ticket_id=ticket_id,
         provider_msg_id=inbound.provider_msg_id,
         msg_type=inbound.msg_type,
-        text=inbound.text,
+        # personal data in the text is stored as tokens (no statement when there is none)
+        text=await pii_tokens.tokenise(inbound.text, customer_id=customer.id),
         media=[{"kind": m.kind, "provider_media_id": m.provider_media_id, "url": m.url} for m in inbound.media],
         data=inbound.data,
         created_at=inbound.created_at,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.customers import merging, service
+from app.customers import merging, privacy, service
 from app.errors import ValidationFailed
-from app.http import api, path_int, query_int, read_json
+from app.http import DbId, api, path_int, query_int, read_json
 from app.security import service as security
 from app.security.scope import Actor
 from app.tickets.schemas import RevealRequest
@@ -62,8 +62,8 @@ async def reveal_customer_field(request: Request, actor: Actor) -> Response:
 
 
 class MergeRequest(BaseModel):
-    survivor_id: int
-    merged_id: int
+    survivor_id: DbId
+    merged_id: DbId
     comment: str = Field(default="", max_length=500)
 
 
@@ -73,6 +73,32 @@ class UnmergeRequest(BaseModel):
 
 class VerifyRequest(BaseModel):
     field: Literal["phone", "email"]
+
+
+class ExportRequest(BaseModel):
+    reason: str = Field(default="", max_length=500)
+
+
+class EraseRequest(BaseModel):
+    #: erasure cannot be undone: without true the answer is 409 confirmation_required and nothing changes
+    confirm: StrictBool = False
+    reason: str = Field(default="", max_length=500)
+
+
+@api
+async def export_customer(request: Request, actor: Actor) -> Response:
+    """Everything held about the customer, JSON plus a Chinese summary (PIPL access right; admins; audited)."""
+    body = await read_json(request, ExportRequest) if await request.body() else ExportRequest()
+    return JSONResponse(await privacy.export(actor=actor, customer_id=path_int(request, "customer_id"),
+                                             reason=body.reason))
+
+
+@api
+async def erase_customer(request: Request, actor: Actor) -> Response:
+    """Erase the customer's personal data, keeping the tickets' figures (PIPL erasure; admins; audited)."""
+    body = await read_json(request, EraseRequest)
+    return JSONResponse(await privacy.erase(actor=actor, customer_id=path_int(request, "customer_id"),
+                                            confirm=body.confirm, reason=body.reason))
 
 
 @api
@@ -128,4 +154,6 @@ routes = [
     Route("/customers/{customer_id}/reveal", reveal_customer_field, methods=["POST"]),
     Route("/customers/{customer_id}/merges", customer_merges, methods=["GET"]),
     Route("/customers/{customer_id}/verify", verify_contact, methods=["POST"]),
+    Route("/customers/{customer_id}/export", export_customer, methods=["POST"]),
+    Route("/customers/{customer_id}/erase", erase_customer, methods=["POST"]),
 ]

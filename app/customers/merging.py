@@ -23,8 +23,8 @@ from app.customers.models import ContactVerification, Customer, CustomerIdentity
 from app.customers.service import _verify, _visible, get, scope_filter, verified_kinds
 from app.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from app.logs import get_logger
-from app.security.models import AuditLog
 from app.security.scope import Actor
+from app.security.service import record_audit
 from app.tickets.models import Ticket
 from app.timeutil import utcnow
 from app.uow import atomic
@@ -47,8 +47,8 @@ def _require_right(actor: Actor) -> None:
 
 
 async def _audit(*, actor: Actor | None, action: str, customer_id: int, field: str, reason: str) -> None:
-    await AuditLog.create(staff_id=actor.staff_id if actor else None, action=action, object_type="customer",
-                          object_id=str(customer_id), field=field, reason=reason[:500], created_at=utcnow())
+    await record_audit(actor=actor, action=action, object_type="customer", object_id=str(customer_id), field=field,
+                       reason=reason)
 
 
 async def _shared_contacts(a: Customer, b: Customer) -> list[str]:

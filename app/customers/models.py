@@ -23,6 +23,9 @@ class Customer(Model):
     merged_into: fields.ForeignKeyNullableRelation[Customer] = fields.ForeignKeyField(
         "gongdan.Customer", related_name="merged_from", null=True, on_delete=fields.SET_NULL
     )
+    #: set when the customer's personal data was erased on request (app.customers.privacy): the row stays for the
+    #: tickets' figures, the person is gone
+    erased_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -30,6 +30,7 @@ from app.customers import service as customers
 from app.customers.models import Customer
 from app.kb import bot
 from app.logs import get_logger
+from app.security import tokens as pii_tokens
 from app.security.scope import SYSTEM, Actor, customer_actor
 from app.tickets import flows as ticket_flows
 from app.tickets import routing, states
@@ -119,6 +120,9 @@ async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer:
         return Outcome(message=None, status_query=True)
     try:
         async with atomic():
+            # first lock in the transaction: one customer's messages pass one at a time (MariaDB deadlocked on the
+            # conversation and ticket rows, and two first messages opened two conversations)
+            await conversations.lock_customer(customer=customer)
             return await _receive(ctx, inbound=inbound, rules=rules)
     except IntegrityError:
         # the provider message is stored already (WeChat retried, or a concurrent run stored it first)
@@ -201,7 +205,7 @@ async def add_to_ticket(*, ticket: Ticket, customer: Customer, text: str, media:
             ticket_id=ticket.id, conversation_id=ticket.conversation_id,  # type: ignore[attr-defined]
             customer_id=customer.id, channel_account_id=ticket.channel_account_id,  # type: ignore[attr-defined]
             direction="in", author_kind="customer", msg_type="text" if text or not media else "image",
-            text=text, media=media, data={"via": via},
+            text=await pii_tokens.tokenise(text, customer_id=customer.id), media=media, data={"via": via},
         )
         await join(ticket=ticket, message=message, already_linked=True)
     return message
@@ -218,6 +222,10 @@ def _max_priority(chosen: str | None, routed: str) -> str:
 
 async def open_ticket(ctx: Context, req: NewTicket) -> Ticket:
     """Extract, route and create a ticket for the context's customer; listeners start SLA, assign, notify."""
+    # stored messages hold personal data as tokens: extraction and the subject's length work on the clear text
+    # (one query, only when there are tokens), and the ticket's texts are stored tokenised again below
+    req.subject, req.description, req.extra_text = await pii_tokens.detokenise_data(
+        [req.subject, req.description, req.extra_text])
     text = "\n".join(t for t in (req.subject, req.description, req.extra_text) if t)
     rules = load_rules()
     found: Extracted = extract(text, rules)
@@ -239,9 +247,12 @@ async def open_ticket(ctx: Context, req: NewTicket) -> Ticket:
     if found.category and "problem_type" not in custom:
         custom["problem_type"] = found.category
     subject = (req.subject or req.description.replace("\n", " ")).strip() or "客户来信"
+    subject, description = await pii_tokens.tokenise_many([subject[:60], req.description],
+                                                          customer_id=ctx.customer.id)
     conv = ctx.conversation
     ticket = await tickets.create(
-        actor=req.actor, customer_id=ctx.customer.id, subject=subject[:60], description=req.description,
+        actor=req.actor, customer_id=ctx.customer.id, subject=pii_tokens.fit(subject, 200),
+        description=description,
         priority=_max_priority(req.priority, decision.priority), category=decision.category or category,
         order_no=order_no, phone=phone, custom_fields=custom, tags=sorted({*req.tags, *decision.tags}),
         group_id=group_id, assignee_id=assignee_id, channel_account_id=ctx.account.id if ctx.account else None,

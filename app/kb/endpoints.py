@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from app.errors import BadRequest, DomainError, ValidationFailed
-from app.http import api, path_int, query_int, read_json, require_actor
+from app.http import DbId, Version, api, path_int, query_int, read_json, require_actor
 from app.kb import service
 from app.kb.models import Article
 from app.security.scope import Actor, actor_for
@@ -28,18 +28,18 @@ class ArticleIn(BaseModel):
     questions: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     category: str = ""
-    owner_id: int | None = None
+    owner_id: DbId | None = None
     status: str = "draft"
 
 
 class ArticlePatch(BaseModel):
-    version: int
+    version: Version
     title: str | None = None
     body: str | None = None
     questions: list[str] | None = None
     tags: list[str] | None = None
     category: str | None = None
-    owner_id: int | None = None
+    owner_id: DbId | None = None
     status: str | None = None
     note: str = ""
 
@@ -88,7 +88,7 @@ async def patch_article(request: Request, actor: Actor) -> Response:
 
 
 class PublishPendingIn(BaseModel):
-    version: int
+    version: Version
 
 
 @api
@@ -142,8 +142,8 @@ async def public_search(request: Request) -> Response:
 @api
 async def export_articles(request: Request, actor: Actor) -> Response:
     """Export as Markdown (default) or CSV (?format=csv), optionally one status."""
-    articles = await Article.filter(**({"status": request.query_params["status"]}
-                                       if request.query_params.get("status") else {})).order_by("id")
+    status = service.status_filter(status=request.query_params.get("status"))
+    articles = await Article.filter(**({"status": status} if status else {})).order_by("id")
     if request.query_params.get("format") == "csv":
         return Response(service.export_csv(articles), media_type="text/csv; charset=utf-8",
                         headers={"content-disposition": 'attachment; filename="kb.csv"'})

@@ -23,12 +23,16 @@ from app.customers.models import Customer
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.kb import search as kbsearch
 from app.kb.models import Article, ArticleVersion, BotQuery
+from app.security import pii
 from app.security.scope import Actor
+from app.staff.models import Staff
 from app.tickets import service as tickets
 from app.timeutil import utcnow
 from app.uow import atomic
 
 STATUSES = ("draft", "published", "retired")
+#: the width of Article.category
+CATEGORY_LENGTH = 32
 STATUS_LABELS = {"draft": "草稿", "published": "已发布", "retired": "已下线"}
 #: fields an edit may change
 EDITABLE = ("title", "body", "questions", "tags", "category", "owner_id", "status")
@@ -53,13 +57,28 @@ async def get(*, article_id: int) -> Article:
     return article
 
 
+def status_filter(*, status: str | None) -> str | None:
+    """A status to filter by (None for all); an unknown one is a 422, not a database error."""
+    if status and status not in STATUSES:
+        raise ValidationFailed(f"状态必须是 {'、'.join(STATUSES)} 之一", code="invalid_status")
+    return status or None
+
+
+async def _check_owner(owner_id: int | None) -> None:
+    """An article's owner must be a staff member (a 422 rather than a foreign-key error)."""
+    if owner_id is not None and not await Staff.exists(id=owner_id):
+        raise ValidationFailed(f"负责人 {owner_id} 不存在", code="unknown_owner")
+
+
 async def list_articles(*, status: str | None = None, category: str | None = None, q: str | None = None,
                         limit: int = 50, offset: int = 0) -> list[Article]:
     """Articles newest-edited first, filtered by status, category and a title substring."""
     query = Article.all()
-    if status:
+    if status_filter(status=status):
         query = query.filter(status=status)
     if category:
+        if len(category) > CATEGORY_LENGTH:
+            raise ValidationFailed(f"分类最多 {CATEGORY_LENGTH} 个字符", code="invalid_category")
         query = query.filter(category=category)
     if q:
         query = query.filter(title__icontains=q)
@@ -142,6 +161,7 @@ async def create(*, actor: Actor, title: str, body: str = "", questions: list[st
     """Create an article (version 1) and record it in the history."""
     fields = _check({"title": title, "body": body, "questions": questions or [], "tags": tags or [],
                      "category": category, "status": status}, actor)
+    await _check_owner(owner_id)
     async with atomic():
         article = await Article.create(**fields, owner_id=owner_id if owner_id is not None else actor.staff_id,
                                        source_ticket_id=source_ticket_id)
@@ -157,6 +177,7 @@ async def update(*, actor: Actor, article_id: int, expected_version: int, change
     if unknown:
         raise ValidationFailed(f"不能修改字段: {', '.join(sorted(unknown))}", code="not_editable")
     fields = _check(changes, actor)
+    await _check_owner(fields.get("owner_id"))
     async with atomic():
         article = await get(article_id=article_id)
         if article.version != expected_version:
@@ -345,16 +366,16 @@ async def import_articles(*, actor: Actor, items: list[dict[str, Any]]) -> dict[
 
 # ---- from tickets back to knowledge ----------------------------------------------------------------------------
 
-_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _LONG_NUMBER = re.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z]*\d{6,}[0-9A-Za-z]*")
 REDACTED = "［已隐去］"
 
 
 def strip_customer_details(text: str, *, names: tuple[str, ...] = ()) -> str:
-    """Remove phone numbers, e-mail addresses, order/ID numbers and the customer's names from a text."""
-    text = _PHONE.sub(REDACTED, text)
-    text = _EMAIL.sub(REDACTED, text)
+    """Remove phone numbers, e-mail addresses, ID cards (stored tokenised or not), order numbers and the customer's
+    names from a text."""
+    text = pii.TOKEN.sub(REDACTED, text)
+    for start, end, _, _ in reversed(pii.find_pii(text)):
+        text = text[:start] + REDACTED + text[end:]
     text = _LONG_NUMBER.sub(REDACTED, text)
     for name in names:
         if len(name) >= 2:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from tortoise import fields
 from tortoise.models import Model
 
+from app.security.fields import encrypted_json_field
+
 if TYPE_CHECKING:
     from app.channels.models import ChannelAccount
     from app.tickets.models import Ticket
@@ -23,8 +25,10 @@ class OutboxMessage(Model):
     kind = fields.CharField(max_length=32)
     #: the platform handle (openid, external_userid, WeCom userid)
     recipient = fields.CharField(max_length=128)
-    payload: dict[str, Any] = fields.JSONField(default=dict)
+    #: encrypted as a whole at rest (it may hold a customer's personal data in clear for delivery)
+    payload: dict[str, Any] = encrypted_json_field(default=dict)
     #: pending | sending | sent | failed (permanent) | dead (attempts exhausted)
+    # also "unknown": sent without an answer on a channel that has no idempotency key, not resent until staff ask
     status = fields.CharField(max_length=16, default="pending")
     attempts = fields.IntField(default=0)
     next_attempt_at = fields.DatetimeField()

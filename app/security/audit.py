@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import PermissionDenied, ValidationFailed
+from app.security import chain
+from app.security.chain import ChainReport
 from app.security.models import AuditLog
 from app.security.scope import Actor
 from app.staff.models import Staff
 
-__all__ = ["ACTION_LABELS", "AuditPage", "list_entries", "serialize"]
+__all__ = ["ACTION_LABELS", "AuditPage", "list_entries", "serialize", "verify_chain"]
 
-ACTION_LABELS = {"reveal": "查看完整信息"}
+ACTION_LABELS = {"reveal": "查看完整信息", "export": "导出客户数据", "erase": "删除客户数据", "merge": "合并客户",
+                 "unmerge": "撤销合并", "verify": "确认联系方式"}
 FIELD_LABELS = {"phone": "电话", "email": "邮箱"}
 OBJECT_LABELS = {"ticket": "工单", "customer": "客户"}
 
@@ -58,6 +61,12 @@ async def list_entries(*, actor: Actor, ticket_id: int | None = None, staff_id: 
     items = await query.order_by("-id").limit(limit + 1)
     next_cursor = _encode_cursor(items[limit - 1]) if len(items) > limit else None
     return AuditPage(items=list(items[:limit]), next_cursor=next_cursor)
+
+
+async def verify_chain(*, actor: Actor) -> ChainReport:
+    """Check the audit log's hash chain (admins only): intact, or the first broken row."""
+    _require_admin(actor)
+    return await chain.verify()
 
 
 async def serialize(entries: list[AuditLog]) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ What is masked inside a free text (subjects, descriptions, messages, event reaso
   ``110***********123X``;
 - e-mail addresses: ``z***@example.com``.
 
+A value tokenised at rest (``⟦pii:<id>:<masked>⟧``, see `app.security.tokens`) shows as its masked form.
+
 Full-width digits and signs are matched by translating the text character for character (the translation keeps
 every position), so the parts around a match are returned exactly as written. Ticket numbers (GD-20241204-0001),
 order numbers and amounts do not have these shapes and are left alone.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["mask_data", "mask_email", "mask_id_card", "mask_phone", "mask_text"]
+__all__ = ["TOKEN", "find_pii", "mask_data", "mask_email", "mask_id_card", "mask_phone", "mask_text", "render_tokens"]
 
 #: full-width digits, letters and signs -> ASCII, one character for one (positions are kept)
 _FULLWIDTH = str.maketrans(
@@ -78,29 +80,51 @@ def _landline(match: re.Match[str]) -> str:
     return f"{match.group('area')}-****{num[-4:]}"
 
 
-def mask_text(text: str) -> str:
-    """Mask every phone number, ID-card number and e-mail address inside a free text."""
+#: a tokenised value inside a stored text: ``⟦pii:<id>:<masked form>⟧`` (app.security.tokens); the id is lowercase
+#: letters only, so no part of a token can look like a number
+TOKEN = re.compile(r"⟦pii:(?P<id>[a-z]{8,32})(?::(?P<masked>[^⟦⟧]*))?⟧")
+
+
+def find_pii(text: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, kind, masked form) of every phone, ID-card number and e-mail address in a text, in order;
+    kind is phone, id_card or email (tokens already in the text are skipped)."""
     if not text:
-        return text
+        return []
     plain = text.translate(_FULLWIDTH)
-    spans: list[tuple[int, int, str]] = []
+    spans: list[tuple[int, int, str, str]] = [(m.start(), m.end(), "token", "") for m in TOKEN.finditer(plain)]
 
     def free(start: int, end: int) -> bool:
-        return all(end <= s or start >= e for s, e, _ in spans)
+        return all(end <= s or start >= e for s, e, _, _ in spans)
 
-    for pattern, masker in (
-        (_ID_CARD, lambda m: mask_id_card(m.group(0))),
-        (_EMAIL, lambda m: mask_email(m.group(0))),
-        (_MOBILE, lambda m: mask_phone(m.group("num"))),
-        (_LANDLINE, _landline),
+    for pattern, kind, masker in (
+        (_ID_CARD, "id_card", lambda m: mask_id_card(m.group(0))),
+        (_EMAIL, "email", lambda m: mask_email(m.group(0))),
+        (_MOBILE, "phone", lambda m: mask_phone(m.group("num"))),
+        (_LANDLINE, "phone", _landline),
     ):
         for m in pattern.finditer(plain):
             if free(m.start(), m.end()):
-                spans.append((m.start(), m.end(), masker(m)))
+                spans.append((m.start(), m.end(), kind, masker(m)))
+    return sorted(s for s in spans if s[2] != "token")
+
+
+def render_tokens(text: str) -> str:
+    """Show every token of a stored text as its masked form (138****5678), without reading the database."""
+    if not text or "⟦" not in text:
+        return text
+    return TOKEN.sub(lambda m: m.group("masked") or "***", text)
+
+
+def mask_text(text: str) -> str:
+    """Mask every phone number, ID-card number and e-mail address inside a free text (tokens show masked)."""
+    if not text:
+        return text
+    text = render_tokens(text)
+    spans = find_pii(text)
     if not spans:
         return text
     out, last = [], 0
-    for start, end, masked in sorted(spans):
+    for start, end, _kind, masked in spans:
         out.append(text[last:start])
         out.append(masked)
         last = end

@@ -30,6 +30,8 @@ class Actor:
     name: str = ""
     #: departments in scope (own ones, plus the subtrees a lead leads); None means every department
     department_ids: frozenset[int] | None = field(default=frozenset())
+    #: when an H5 (WeCom login) caller last logged in, epoch seconds; None for API tokens and system actors
+    login_at: int | None = None
 
     @property
     def is_admin(self) -> bool:

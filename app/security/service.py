@@ -8,10 +8,11 @@ import time
 from typing import TYPE_CHECKING
 
 from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.security import chain
 from app.security.models import ApiToken, AuditLog
+from app.security.reauth import require_recent_login
 from app.security.scope import Actor, actor_for
 from app.staff.models import Staff
-from app.timeutil import utcnow
 
 if TYPE_CHECKING:
     from app.tickets.models import Ticket
@@ -60,6 +61,13 @@ async def revoke_token(*, prefix: str) -> int:
 REVEAL_FIELDS = ("phone", "email")
 
 
+async def record_audit(*, actor: Actor | None, action: str, object_type: str, object_id: str, field: str = "",
+                       reason: str = "") -> AuditLog:
+    """Write one audit row (the only writer: it goes onto the tamper-evident chain)."""
+    return await chain.append(staff_id=actor.staff_id if actor else None, action=action, object_type=object_type,
+                              object_id=object_id, field=field, reason=reason.strip())
+
+
 async def audit_reveal(*, actor: Actor, object_type: str, object_id: str, field: str, reason: str) -> None:
     """Check the reveal right and record who revealed what, when and why."""
     _check_reveal(actor=actor, field=field, reason=reason)
@@ -73,13 +81,12 @@ def _check_reveal(*, actor: Actor, field: str, reason: str) -> None:
         raise ValidationFailed("请填写查看原因", code="reason_required")
     if field not in REVEAL_FIELDS:
         raise NotFound("没有这个字段", code="no_such_field")
+    require_recent_login(actor=actor)
 
 
 async def _record_reveal(*, actor: Actor, object_type: str, object_id: str, field: str, reason: str) -> None:
-    await AuditLog.create(
-        staff_id=actor.staff_id, action="reveal", object_type=object_type, object_id=object_id, field=field,
-        reason=reason.strip()[:500], created_at=utcnow(),
-    )
+    await record_audit(actor=actor, action="reveal", object_type=object_type, object_id=object_id, field=field,
+                       reason=reason)
 
 
 async def reveal(*, actor: Actor, object_type: str, object_id: str, field: str, reason: str,

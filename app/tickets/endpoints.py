@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from app import intake
 from app.customers import service as customers
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, NotFound, ValidationFailed
 from app.http import FastJSONResponse, api, path_int, query_int, read_json
 from app.security import service as security
 from app.security.scope import Actor
@@ -16,6 +16,9 @@ from app.tickets import closing, ratings, serializers, service
 from app.tickets.models import TicketEvent
 from app.tickets.schemas import ReplyCreate, RevealRequest, TicketCreate, TicketPatch
 from app.tickets.states import Status
+
+#: the longest search text (ticket numbers, order numbers, words of a subject)
+MAX_QUERY_LENGTH = 200
 
 
 @api
@@ -26,6 +29,8 @@ async def list_tickets(request: Request, actor: Actor) -> Response:
     for s in statuses:
         if s not in Status.__members__.values():
             raise BadRequest(f"未知状态 {s}", code="invalid_parameter")
+    if len(params.get("q", "")) > MAX_QUERY_LENGTH:
+        raise ValidationFailed(f"搜索内容最多 {MAX_QUERY_LENGTH} 个字符", code="query_too_long")
     assignee = params.get("assignee")
     page = await service.list_tickets(
         actor=actor,

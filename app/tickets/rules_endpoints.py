@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.errors import BadRequest, PermissionDenied, ValidationFailed
-from app.http import api, path_int, read_json
+from app.http import DbId, api, path_int, read_json
 from app.security.scope import Actor
 from app.tickets import assignment, holiday_notice, routing, sla, sla_config
 from app.tickets import service as tickets
@@ -62,7 +62,7 @@ class DryRun(BaseModel):
     channel: str = "wechat_mp"
     category: str = ""
     priority: str = "normal"
-    customer_id: int | None = None
+    customer_id: DbId | None = None
     vip_level: int | None = None
     customer_tags: list[str] | None = None
     fields: dict[str, Any] = Field(default_factory=dict)

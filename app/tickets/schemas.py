@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from app.http import DbId, Version
+
 Priority = Literal["low", "normal", "high", "urgent"]
 StatusName = Literal["new", "open", "pending", "resolved", "closed"]
 
@@ -52,7 +54,7 @@ _NOT_NULL = {"subject": "string_type", "category": "string_type", "priority": "l
 class TicketCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: int
+    customer_id: DbId
     subject: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20000)
     priority: Priority = "normal"
@@ -61,14 +63,14 @@ class TicketCreate(BaseModel):
     phone: str | None = Field(default=None, max_length=32)
     custom_fields: CustomFields = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
-    group_id: int | None = None
-    assignee_id: int | None = None
+    group_id: DbId | None = None
+    assignee_id: DbId | None = None
 
 
 class TicketPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(description="the version you read; a stale one is refused with 409")
+    version: Version = Field(description="the version you read; a stale one is refused with 409")
     status: StatusName | None = None
     confirm: bool = Field(default=False, description="true to confirm a close; without it a close is refused with "
                                                       "409 confirmation_required and the question to ask")
@@ -76,8 +78,8 @@ class TicketPatch(BaseModel):
     subject: str | None = Field(default=None, min_length=1, max_length=200)
     priority: Priority | None = None
     category: str | None = Field(default=None, max_length=32)
-    group_id: int | None = None
-    assignee_id: int | None = None
+    group_id: DbId | None = None
+    assignee_id: DbId | None = None
     tags: list[str] | None = None
     order_no: str | None = Field(default=None, max_length=64)
     custom_fields: CustomFields | None = None

@@ -34,6 +34,8 @@ EVENT_LABELS = {
     "survey": "客户回访",
     "bot_handoff": "机器人转人工",
     "delivery_failed": "消息发送失败",
+    "delivery_unknown": "结果未知",
+    "delivery_resent": "重新发送",
     "kf_session": "微信客服会话变更",
     "queue_released": "离开非工作时间队列",
     "sla_breached": "服务时限超时",
@@ -118,7 +120,7 @@ def event(e: TicketEvent, *, actor: Actor) -> dict[str, Any]:
     def shown(value: str | None) -> str | None:
         return mask_text(value) if value else value
 
-    return {
+    out: dict[str, Any] = {
         "id": e.id,
         "kind": e.kind,
         "kind_label": event_label(e.kind),
@@ -129,3 +131,28 @@ def event(e: TicketEvent, *, actor: Actor) -> dict[str, Any]:
         "reason": shown(e.reason),
         "created_at": _iso(e.created_at),
     }
+    if e.kind == "created" and e.data:
+        out["decision"] = decision(e.data)
+    return out
+
+
+def decision(data: dict[str, Any]) -> dict[str, Any]:
+    """The intake decision kept on a ticket's `created` event: where it came from, why, which rules did what."""
+    result = dict(data.get("result") or {})
+    return {
+        "source": data.get("source"),
+        "source_label": SOURCE_LABELS.get(str(data.get("source")), "其他"),
+        "reason": data.get("reason"),
+        "keywords": list(data.get("keywords") or []),
+        "matched": list(data.get("matched") or []),
+        "steps": [{k: (mask_text(v) if isinstance(v, str) else v) for k, v in step.items()}
+                  for step in data.get("steps") or []],
+        "result": {k: v for k, v in result.items() if k != "auto_reply"},
+    }
+
+
+#: where a ticket came from, as staff read it (the intake record's `source`)
+SOURCE_LABELS = {
+    "wechat_mp": "公众号", "wecom_kf": "微信客服", "wecom_app": "企业微信", "email": "邮件", "webchat": "网页",
+    "staff_h5": "客服新建", "sidebar": "聊天工具栏", "customer_h5": "客户自助提交", "api": "接口", "event": "业务事件",
+}

@@ -15,6 +15,7 @@ from app import events
 from app.conversations.models import Message
 from app.customers.models import Customer
 from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.security import tokens
 from app.security.crypto import encrypt_field, keyed_hash, normalize_phone
 from app.security.scope import Actor
 from app.staff.models import SkillGroup, Staff
@@ -100,7 +101,19 @@ async def list_tickets(
         query = query.filter(customer_id=customer_id)
     if text:
         text = text.strip()
-        query = query.filter(Q(number=text) | Q(order_no=text) | Q(subject__icontains=text))
+        # a text longer than a column cannot equal its value (and tortoise refuses to compare it): skip that column
+        match = Q(subject__icontains=text)
+        for column, width in (("number", 32), ("order_no", 64)):
+            if len(text) <= width:
+                match |= Q(**{column: text})
+        phone = normalize_phone(text)
+        if phone:
+            # the ticket's contact phone, and the phone written in its subject or description (stored tokenised)
+            match |= Q(phone_hash=keyed_hash(phone))
+            in_text = await tokens.text_filter(value=phone)
+            if in_text is not None:
+                match |= in_text
+        query = query.filter(match)
     if cursor:
         t, last_id = _decode_cursor(cursor)
         query = query.filter(Q(last_activity_at__lt=t) | Q(last_activity_at=t, id__lt=last_id))

@@ -13,7 +13,8 @@ What the subclass changes in wechatpy (2.0.0a26):
 * ``access_token`` reads ``CachedToken`` over a ``TokenStore`` (Redis in production), so web and worker processes
   share one token and only one of them refreshes it. wechatpy's ``session`` is left unused.
 * Every failure leaves as one of our errors (mapping table in ``app.wecom.errors``): an errcode through
-  ``map_errcode``, an HTTP error status or a connection failure as ``PlatformUnavailable``.
+  ``map_errcode``, an HTTP error status or a connection failure as ``PlatformUnavailable``, and a read timeout (the
+  request went out, its answer did not come) as ``PlatformTimedOut``: the outcome is unknown.
 
 These clients are synchronous (``requests``); call them from threads (``app.wecom.mp.MPApi`` does).
 """
@@ -27,7 +28,7 @@ from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
 from app.logs import get_logger
-from app.wecom.errors import TOKEN_ERRCODES, PlatformUnavailable, TokenRejected, map_errcode
+from app.wecom.errors import TOKEN_ERRCODES, PlatformTimedOut, PlatformUnavailable, TokenRejected, map_errcode
 from app.wecom.tokens import CachedToken, TokenStore, mp_token_key
 
 __all__ = ["DEFAULT_TIMEOUT", "MPClient", "SharedTokenClient"]
@@ -122,6 +123,9 @@ class SharedTokenClient:
                 if errcode in self.token_errcodes:
                     raise TokenRejected(errcode, str(exc.errmsg or "")) from None
                 raise self._map_error(errcode, str(exc.errmsg or "")) from None
+            except requests.ReadTimeout:
+                # connected and sent, then no answer: unlike a refused connection, the platform may have acted
+                raise PlatformTimedOut(f"the platform did not answer within {self.timeout:g} s") from None
             except requests.RequestException as exc:
                 raise _http_error(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover

@@ -7,6 +7,7 @@ with ``{"errcode": N, "errmsg": "..."}``; we branch on ``errcode`` only, never o
     ChannelError                                  (app.errors)
     ├── TemporaryChannelError                     the outbox retries with backoff
     │   ├── PlatformUnavailable                   HTTP 5xx, connection refused, timeout (no errcode)
+    │   │   └── PlatformTimedOut (+ OutcomeUnknown) the request went out, the answer did not come in time
     │   └── TemporaryAPIError (+ WeComAPIError)   an errcode worth retrying; ``retry_after`` hint in seconds
     │       ├── RateLimited                       45009 (60 s), 45033 (5 s)
     │       ├── PlatformBusy                      -1 (2 s)
@@ -27,7 +28,7 @@ platform-reported error at once.
 
 from __future__ import annotations
 
-from app.errors import ChannelError, PermanentChannelError, TemporaryChannelError
+from app.errors import ChannelError, OutcomeUnknown, PermanentChannelError, TemporaryChannelError
 
 __all__ = [
     "TOKEN_ERRCODES",
@@ -35,6 +36,7 @@ __all__ = [
     "WECOM_TOKEN_ERRCODES",
     "PermanentAPIError",
     "PlatformBusy",
+    "PlatformTimedOut",
     "PlatformUnavailable",
     "RateLimited",
     "TemporaryAPIError",
@@ -73,6 +75,10 @@ class PlatformUnavailable(TemporaryChannelError):
         super().__init__(reason)
         self.status_code = status_code
         self.retry_after = retry_after
+
+
+class PlatformTimedOut(PlatformUnavailable, OutcomeUnknown):
+    """The request was sent but the answer did not come within the timeout: the platform may have carried it out."""
 
 
 class TemporaryAPIError(WeComAPIError, TemporaryChannelError):

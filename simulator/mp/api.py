@@ -84,6 +84,9 @@ def mp_route(path: str, handler: Handler, *, methods: list[str], needs_token: bo
             except MPError as error:
                 errcode = error.errcode
                 response = wechat_json(mp_error_body(error.errcode, error.errmsg or ""))
+        if fault is not None and fault.slow > 0:
+            # the call took effect above; only its answer is late
+            await asyncio.sleep(fault.slow)
         state.record_api_call(
             platform="mp",
             method=request.method,

@@ -115,6 +115,9 @@ def wecom_route(
             except WeComError as error:
                 errcode = error.errcode
                 response = wechat_json({**wecom_error_body(error.errcode, error.errmsg or ""), **error.extra})
+        if fault is not None and fault.slow > 0:
+            # the call took effect above; only its answer is late
+            await asyncio.sleep(fault.slow)
         state.record_api_call(
             platform="wecom",
             method=request.method,

@@ -34,10 +34,10 @@ def test_setup_registers_every_listener_job_adapter_and_hook_once() -> None:
     assert {"deliver_outbox", "sweep_outbox", "process_inbound_event", "sweep_inbound", "sync_mp_user",
             "download_mp_media", "wecom_full_sync", "wecom_reconcile", "kf_sync_all", "kf_sync_accounts",
             "sla_tick", "assignment_tick", "close_resolved_tick", "approvals_tick",
-            "calendar_notice_check", "purge_revoked"} <= set(JOBS)
+            "calendar_notice_check", "purge_revoked", "privacy_purge"} <= set(JOBS)
     assert {("sla_tick", 60), ("assignment_tick", 60), ("close_resolved_tick", 600), ("approvals_tick", 60),
-            ("sweep_inbound", 60), ("kf_sync_all", 60), ("wecom_reconcile", 3600),
-            ("calendar_notice_check", 3600), ("purge_revoked", 86400)} <= set(CRONS)
+            ("sweep_inbound", 10), ("sweep_outbox", 10), ("kf_sync_all", 60), ("wecom_reconcile", 3600),
+            ("calendar_notice_check", 3600), ("purge_revoked", 86400), ("privacy_purge", 86400)} <= set(CRONS)
     assert len(CRONS) == len(set(CRONS))
     for kind in ("wechat_mp", "wecom_app", "wecom_kf", "wecom_oa", "null"):
         assert get_adapter(kind) is not None, kind

@@ -306,3 +306,48 @@ def test_a_cjk_font_is_installed(desk: Desk, browser: Any) -> None:
         pytest.skip("fontconfig tools missing")
     fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout
     assert fonts.strip(), "no CJK font: apt-get install -y fonts-noto-cjk"
+
+
+def _group_id(desk: Desk, name: str) -> int:
+    with sqlite3.connect(desk.database) as conn:
+        return int(conn.execute("SELECT id FROM skill_group WHERE name = ?", (name,)).fetchone()[0])
+
+
+def _ticket_by_number(desk: Desk, number: str) -> dict[str, Any]:
+    found = desk.api.get("/api/v1/tickets", params={"q": number}).json()["items"]
+    assert len(found) == 1, found
+    return dict(found[0])
+
+
+def test_staff_create_tickets_in_h5_and_in_the_chat_sidebar_routed_like_a_message(desk: Desk, browser: Any) -> None:
+    """The intake journey for staff: a phone call entered in 新建, and a ticket raised from the chat sidebar for the
+    external contact in front of them, both routed by the same rules as a customer's message (发票 -> 财务组)."""
+    finance = _group_id(desk, "财务组")
+    lina = desk.staff_id("lina")
+    page = browser.new_context(**PHONE).new_page()
+    _staff_login(page, desk, "/h5/new", "李娜")
+    page.fill("input[name=customer]", "13800001111")
+    page.fill("input[name=subject]", "客户来电：发票抬头开错了")
+    page.fill("textarea[name=description]", "客户要求重开增值税发票")
+    page.get_by_role("button", name="创建工单").click()
+    page.wait_for_url(f"{desk.url}/h5/tickets/*")
+    number = page.url.split("/h5/tickets/", 1)[1].split("?", 1)[0]
+    created = _ticket_by_number(desk, number)
+    assert (created["group_id"], created["assignee_id"]) == (finance, lina)
+    _shot(page, "staff-new-routed")
+
+    page.goto(desk.url + "/h5/sidebar")
+    page.fill("#external_userid", "wmSidebarContact01")
+    page.get_by_role("button", name="查找").click()
+    page.fill("form[action='/h5/sidebar/create'] input[name=subject]", "要重开发票，抬头写错了")
+    page.get_by_role("button", name="创建工单").click()
+    page.wait_for_url(f"{desk.url}/h5/tickets/*")
+    number = page.url.split("/h5/tickets/", 1)[1].split("?", 1)[0]
+    raised = _ticket_by_number(desk, number)
+    assert (raised["group_id"], raised["assignee_id"]) == (finance, lina)
+    detail = desk.api.get(f"/api/v1/tickets/{raised['id']}").json()
+    created_event = next(e for e in detail["events"] if e["kind"] == "created")
+    decision = created_event["decision"]
+    assert (decision["source"], decision["source_label"]) == ("sidebar", "聊天工具栏")
+    assert "发票财务" in decision["matched"] and decision["result"]["group_id"] == finance
+    _shot(page, "staff-sidebar-routed")

@@ -48,7 +48,7 @@ async def test_message_with_a_photo_reopens_a_resolved_ticket(h5: H5, tmp_path: 
     await h5.login_customer("oMine")
     page = await h5.client.get(f"/h5/my/tickets/{ticket.number}")
     r = await h5.client.post(f"/h5/my/tickets/{ticket.number}/message",
-                             data={"csrf_token": csrf_of(page.text), "text": "还是打不开"},
+                             data={"csrf_token": csrf_of(page.text), "text": "还是打不开", "consent": "1"},
                              files={"photos": ("lock.png", PNG, "image/png")})
     assert r.headers["location"] == f"/h5/my/tickets/{ticket.number}?notice=sent"
     message = await Message.get(ticket_id=ticket.id, direction="in")
@@ -91,7 +91,8 @@ async def test_new_ticket_from_wechat(h5: H5) -> None:
     await h5.login_customer("oNew")
     page = await h5.client.get("/h5/my/new")
     r = await h5.client.post("/h5/my/new", data={"csrf_token": csrf_of(page.text), "subject": "退款",
-                                                 "description": "订单 2026112500777 退款没到账", "order_no": ""},
+                                                 "description": "订单 2026112500777 退款没到账", "order_no": "",
+                                                 "consent": "1"},
                              files={"photos": ("receipt.png", PNG, "image/png")})
     ticket = await Ticket.get()
     assert r.headers["location"] == f"/h5/my/tickets/{ticket.number}?notice=created"
@@ -99,6 +100,7 @@ async def test_new_ticket_from_wechat(h5: H5) -> None:
     assert owner is not None and ticket.customer_id == owner.id  # type: ignore[attr-defined]
     assert (ticket.subject, ticket.order_no, ticket.custom_fields["source"]) == ("退款", "2026112500777", "h5")
     assert (await Message.get(ticket_id=ticket.id)).media[0]["content_type"] == "image/png"
-    bad = await h5.client.post("/h5/my/new", data={"csrf_token": csrf_of(page.text), "description": "x"},
+    bad = await h5.client.post("/h5/my/new", data={"csrf_token": csrf_of(page.text), "description": "x",
+                                                   "consent": "1"},
                                files={"photos": ("evil.png", b"<svg onload=alert(1)>", "image/png")})
     assert bad.status_code == 422 and "只能上传" in bad.text

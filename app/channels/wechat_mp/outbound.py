@@ -23,6 +23,9 @@ def template_data(account: accounts.MPAccount, fields: dict[str, Any]) -> dict[s
 
 class WeChatMPAdapter:
     kind = "wechat_mp"
+    #: custom/send and template/send take no idempotency key: a send that timed out may have reached the customer,
+    #: so the outbox marks it "unknown" for staff to resend instead of sending it again blindly
+    resend_safe = False
 
     async def send(self, message: OutboxMessage) -> DeliveryResult:
         account_id = message.channel_account_id  # type: ignore[attr-defined]

@@ -30,6 +30,8 @@ class WeComAppAdapter:
     """Delivers cards and texts to staff in WeCom."""
 
     kind = "wecom_app"
+    #: WeCom's duplicate check drops a repeat of the same card, so a timed-out send is simply retried
+    resend_safe = True
 
     async def send(self, message: OutboxMessage) -> DeliveryResult:
         """Send one row with message/send."""

@@ -52,6 +52,8 @@ def _duplicate(exc: PermanentAPIError) -> bool:
 
 class WeComKfAdapter:
     kind = "wecom_kf"
+    #: the msgid (our outbox id) makes WeCom refuse a repeat, so a timed-out send is simply retried
+    resend_safe = True
 
     async def send(self, message: OutboxMessage) -> DeliveryResult:
         account_id = message.channel_account_id  # type: ignore[attr-defined]

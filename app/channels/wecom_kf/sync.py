@@ -23,13 +23,16 @@ from app.channels.wecom_kf import api, events
 from app.channels.wecom_kf.inbound import to_inbound
 from app.channels.wecom_kf.models import KfCursor, KfSeen
 from app.errors import TemporaryChannelError
+from app.lease import renewed
 from app.logs import get_logger
 from app.timeutil import utcnow
 from app.wecom.errors import PermanentAPIError
 
 log = get_logger(__name__)
 
-LEASE = timedelta(seconds=120)
+#: the puller's lease, renewed every RENEW_EVERY s while it pulls: a killed puller blocks its account for LEASE only
+LEASE = timedelta(seconds=30)
+RENEW_EVERY = 10.0
 PAGE_LIMIT = 1000
 KIND = "wecom_kf"
 
@@ -58,25 +61,30 @@ async def pull(*, open_kfid: str, token: str | None) -> dict[str, int]:
     if not claimed:
         raise PullBusy(f"a pull of {open_kfid} is running")
     pages = handled = 0
+
+    async def renew() -> None:
+        await KfCursor.filter(id=row.id).update(lease_until=utcnow() + LEASE)
+
     try:
-        cursor = (await KfCursor.get(id=row.id)).cursor
-        while True:
-            try:
-                page = await api.sync_msg(open_kfid=open_kfid, cursor=cursor, token=token, limit=limit)
-            except PermanentAPIError as exc:
-                if exc.errcode != 95007 or token is None:
-                    raise
-                log.info("wecom_kf.token_expired", open_kfid=open_kfid)
-                token = None
-                continue
-            for item in page.get("msg_list") or []:
-                handled += await handle_item(account=account, item=item)
-            cursor = str(page.get("next_cursor") or cursor)
-            pages += 1
-            await KfCursor.filter(id=row.id).update(cursor=cursor, pages=F("pages") + 1,
-                                                    lease_until=utcnow() + LEASE)
-            if not int(page.get("has_more") or 0):
-                break
+        async with renewed(renew, every=RENEW_EVERY, name=f"kf:{open_kfid}"):
+            cursor = (await KfCursor.get(id=row.id)).cursor
+            while True:
+                try:
+                    page = await api.sync_msg(open_kfid=open_kfid, cursor=cursor, token=token, limit=limit)
+                except PermanentAPIError as exc:
+                    if exc.errcode != 95007 or token is None:
+                        raise
+                    log.info("wecom_kf.token_expired", open_kfid=open_kfid)
+                    token = None
+                    continue
+                for item in page.get("msg_list") or []:
+                    handled += await handle_item(account=account, item=item)
+                cursor = str(page.get("next_cursor") or cursor)
+                pages += 1
+                await KfCursor.filter(id=row.id).update(cursor=cursor, pages=F("pages") + 1,
+                                                        lease_until=utcnow() + LEASE)
+                if not int(page.get("has_more") or 0):
+                    break
     finally:
         await KfCursor.filter(id=row.id).update(lease_until=None)
     log.info("wecom_kf.pulled", open_kfid=open_kfid, pages=pages, handled=handled)

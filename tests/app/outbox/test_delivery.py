@@ -3,8 +3,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from app import queue as jobqueue
 from app.channels.testing import RecordingAdapter
+from app.errors import OutcomeUnknown
 from app.outbox import service
 from app.outbox.jobs import deliver_outbox, sweep_outbox
 from app.outbox.models import OutboxMessage
@@ -119,3 +122,48 @@ async def test_rows_are_not_written_when_the_cause_rolls_back(db: None, recordin
         pass
     await jobs.drain()
     assert await OutboxMessage.all().count() == 0 and recording.sent == []
+
+
+async def test_an_unknown_outcome_is_retried_where_the_platform_recognises_a_repeat(
+        db: None, recording: RecordingAdapter) -> None:
+    jobqueue.set_queue(None)
+    row = await _row()
+    recording.failures.append(OutcomeUnknown("no answer within 10 s"))  # kf msgid / WeCom duplicate check
+    assert await deliver_outbox({}, row.id) == "retry"
+    assert (await OutboxMessage.get(id=row.id)).status == "pending"
+
+
+async def test_an_unknown_outcome_without_an_idempotency_key_waits_for_staff(
+        db: None, recording: RecordingAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    jobqueue.set_queue(None)
+    monkeypatch.setattr(recording, "resend_safe", False, raising=False)
+    row = await _row()
+    recording.failures.append(OutcomeUnknown("no answer within 10 s"))
+    assert await deliver_outbox({}, row.id) == "unknown"
+    fresh = await OutboxMessage.get(id=row.id)
+    assert (fresh.status, fresh.lease_until, fresh.last_error) == ("unknown", None,
+                                                                   "OutcomeUnknown: no answer within 10 s")
+    later = utcnow() + timedelta(days=1)
+    set_clock(lambda: later)
+    try:
+        assert await sweep_outbox({}) == 0 and await deliver_outbox({}, row.id) == "skipped"
+    finally:
+        set_clock(None)
+    assert recording.sent == []
+
+
+async def test_a_stale_senders_bookkeeping_does_not_touch_a_row_claimed_again(
+        db: None, recording: RecordingAdapter) -> None:
+    jobqueue.set_queue(None)
+    row = await _row()
+    first = await service.claim(outbox_id=row.id)
+    assert first is not None
+    await OutboxMessage.filter(id=row.id).update(lease_until=utcnow() - timedelta(seconds=1))
+    assert await service.release_expired_leases() == 1
+    second = await service.claim(outbox_id=row.id)
+    assert second is not None and second.attempts == 2
+    await service.mark_failed(row=first, error="late", code="late")  # the first sender wakes up after all
+    assert not await service.renew(row=first)
+    assert (await OutboxMessage.get(id=row.id)).status == "sending"
+    await service.mark_sent(row=second, provider_msg_id="p-1", detail={})
+    assert (await OutboxMessage.get(id=row.id)).status == "sent"

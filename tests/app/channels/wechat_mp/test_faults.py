@@ -26,7 +26,7 @@ async def _deliver_everything(mp: MPEnv) -> None:
                 return
             later = start + timedelta(minutes=10 * step)
             set_clock(lambda later=later: later)
-            for outbox_id, _ in await outbox.list_due():
+            for outbox_id, *_ in await outbox.list_due():
                 await deliver_outbox({}, outbox_id)
     finally:
         set_clock(None)

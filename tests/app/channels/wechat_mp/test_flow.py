@@ -7,7 +7,9 @@ from app.channels.models import InboundEvent
 from app.conversations.models import Message
 from app.customers.models import Customer, CustomerIdentity
 from app.outbox.models import OutboxMessage
+from app.security.pii import render_tokens
 from app.security.scope import SYSTEM
+from app.security.tokens import detokenise
 from app.staff.models import SkillGroup
 from app.tickets import service, states
 from app.tickets.models import Ticket
@@ -78,7 +80,9 @@ async def test_second_message_joins_the_open_ticket(mp: MPEnv) -> None:
     assert await Ticket.all().count() == 1
     ticket = await Ticket.get()
     texts = await Message.filter(ticket_id=ticket.id).order_by("id").values_list("text", flat=True)
-    assert texts == ["我要投诉，快递员态度差", "电话 13812345678，请回电"]
+    # the phone is stored as a token (issue 11): shown masked, back in clear only for delivery or a reveal
+    assert [render_tokens(str(t)) for t in texts] == ["我要投诉，快递员态度差", "电话 138****5678，请回电"]
+    assert [await detokenise(str(t)) for t in texts] == ["我要投诉，快递员态度差", "电话 13812345678，请回电"]
     assert (ticket.category, ticket.priority) == ("投诉", "high")
 
 

@@ -1,5 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
+from app.security.fields import dumps_encrypted, loads_encrypted
 from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
@@ -12,6 +13,31 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
+        ops.CreateModel(
+            name='AuditChainHead',
+            fields=[
+                ('id', fields.IntField(generated=False, primary_key=True, unique=True, db_index=True)),
+                ('seq', fields.BigIntField(default=0)),
+                ('last_hash', fields.CharField(default='', max_length=64)),
+                ('last_id', fields.BigIntField(default=0)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'audit_chain_head', 'app': 'gongdan', 'pk_attr': 'id', 'table_description': 'The single row (id 1) naming the end of the audit chain: appends lock it, so concurrent writers never fork.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='ConsentRecord',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('customer', fields.ForeignKeyField('gongdan.Customer', source_field='customer_id', db_constraint=True, to_field='id', related_name='consents', on_delete=OnDelete.CASCADE)),
+                ('purpose', fields.CharField(description='phone | photos', max_length=32)),
+                ('text_version', fields.CharField(description='the version of the consent text shown (app.security.consent.CONSENT_VERSION)', max_length=32)),
+                ('source', fields.CharField(default='customer_h5', description='where it was given: customer_h5, ...', max_length=32)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'consent_record', 'app': 'gongdan', 'indexes': [Index(fields=['customer_id', 'purpose'])], 'pk_attr': 'id', 'table_description': "A customer's consent to collecting one kind of personal data: what, when, and which wording they agreed to."},
+            bases=['Model'],
+        ),
         ops.CreateModel(
             name='ContactVerification',
             fields=[
@@ -60,6 +86,19 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='PiiToken',
+            fields=[
+                ('id', fields.CharField(primary_key=True, unique=True, db_index=True, description='random lowercase letters (no digits, so a token never looks like a number)', max_length=16)),
+                ('kind', fields.CharField(description='phone | id_card | email', max_length=16)),
+                ('value_enc', fields.TextField(description='Fernet ciphertext of the value as written', unique=False)),
+                ('value_hash', fields.CharField(db_index=True, description='keyed hash of the normalised value (E.164 for phones), for exact-match search', max_length=64)),
+                ('customer', fields.ForeignKeyField('gongdan.Customer', source_field='customer_id', null=True, db_constraint=True, to_field='id', related_name='pii_tokens', on_delete=OnDelete.SET_NULL)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'pii_token', 'app': 'gongdan', 'pk_attr': 'id', 'table_description': 'A phone number, ID-card number or e-mail address found in a free text, kept encrypted.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='RevokedSession',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -101,5 +140,39 @@ class Migration(migrations.Migration):
             model_name='Article',
             name='pending_by_id',
             field=fields.IntField(null=True, description='Staff.id of whoever proposed the pending edit last'),
+        ),
+        ops.AlterModelOptions(
+            name='AuditLog',
+            options={'table': 'audit_log', 'app': 'gongdan', 'indexes': [Index(fields=['object_type', 'object_id'])], 'pk_attr': 'id', 'table_description': 'Reveals of masked fields and other sensitive operations: who, when, what and why.'},
+        ),
+        ops.AddField(
+            model_name='AuditLog',
+            name='prev_hash',
+            field=fields.CharField(default='', description='the previous chained row\'s row_hash ("" for the first)', max_length=64),
+        ),
+        ops.AddField(
+            model_name='AuditLog',
+            name='row_hash',
+            field=fields.CharField(default='', description='SHA-256 hex of prev_hash + the canonical JSON of this row', max_length=64),
+        ),
+        ops.AddField(
+            model_name='AuditLog',
+            name='seq',
+            field=fields.BigIntField(null=True, unique=True, description='1, 2, 3... in chain order (null for rows written before the chain existed)'),
+        ),
+        ops.AddField(
+            model_name='Customer',
+            name='erased_at',
+            field=fields.DatetimeField(null=True, description="set when the customer's personal data was erased on request (app.customers.privacy): the row stays for the", auto_now=False, auto_now_add=False),
+        ),
+        ops.AlterField(
+            model_name='OutboxMessage',
+            name='payload',
+            field=fields.JSONField(default=dict, description="encrypted as a whole at rest (it may hold a customer's personal data in clear for delivery)", encoder=dumps_encrypted, decoder=loads_encrypted),
+        ),
+        ops.AlterField(
+            model_name='OutboxMessage',
+            name='status',
+            field=fields.CharField(default='pending', max_length=16),
         ),
     ]
