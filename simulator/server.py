@@ -6,6 +6,7 @@ listening on a socket we bind first so that port 0 (any free port) has no race.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -48,9 +49,17 @@ class UvicornThread:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self._bound()
-        # log_config=None: a server in a thread must not reconfigure the host process's logging (uvicorn's default
-        # config detaches its loggers from the root, and with them from the redaction every line goes through)
+        # a server in a thread must not reconfigure the host process's logging: uvicorn.Config sets its loggers'
+        # levels and detaches "uvicorn.access" from the root (and with it from the redaction every line goes
+        # through) as a side effect, so their state is put back once the config exists
+        loggers = [logging.getLogger(n) for n in ("uvicorn.error", "uvicorn.access", "uvicorn.asgi")]
+        kept = {lg.name: (lg.level, lg.propagate, list(lg.handlers)) for lg in loggers}
         config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False, log_config=None)
+        for name, (level, propagate, handlers) in kept.items():
+            lg = logging.getLogger(name)
+            lg.setLevel(level)
+            lg.propagate = propagate
+            lg.handlers = handlers
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(

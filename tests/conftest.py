@@ -54,14 +54,17 @@ def make_settings(**overrides: Any) -> Settings:
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
-    """Each test has its own database: forget what the process cached of the previous one (rules, policies)."""
-    from app.tickets import routing, sla
+    """Each test has its own database: forget what the process cached of the previous one (rules, policies,
+    calendars: their ids repeat from one test database to the next)."""
+    from app.tickets import calendar, routing, sla
+    from app.webhooks import service as webhooks
 
-    routing.invalidate()
-    sla.invalidate()
+    caches = (routing, sla, calendar, webhooks)
+    for cache in caches:
+        cache.invalidate()
     yield
-    routing.invalidate()
-    sla.invalidate()
+    for cache in caches:
+        cache.invalidate()
 
 
 @pytest.fixture

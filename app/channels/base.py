@@ -56,6 +56,11 @@ class InboundMessage:
     event: str | None = None
     event_key: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    #: the message's own subject (email): the subject of a ticket it opens
+    subject: str = ""
+    #: a channel that threads by reference (email) names the ticket the message continues ("" for a new thread,
+    #: which then never joins another live ticket); None lets intake choose among the customer's tickets
+    thread_number: str | None = None
 
 
 @dataclass

@@ -29,6 +29,30 @@ def _add_wechat_mp(args: argparse.Namespace) -> None:
     print(f"added wechat-mp account {account.key!r}; callback URL: {url}")
 
 
+def _add_email(args: argparse.Namespace) -> None:
+    from app.channels.email.accounts import upsert_account
+    from app.cli import _settings
+    from app.db import close_db, init_db
+
+    settings = _settings()
+
+    async def run() -> Any:
+        await init_db(settings)
+        try:
+            return await upsert_account(
+                key=args.key, name=args.name or args.address, address=args.address, imap_host=args.imap_host,
+                imap_port=args.imap_port, smtp_host=args.smtp_host, smtp_port=args.smtp_port,
+                username=args.username or args.address, password=args.password,
+                imap_security=args.imap_security or "", smtp_security=args.smtp_security or "",
+                folder=args.folder,
+            )
+        finally:
+            await close_db()
+
+    account = asyncio.run(run())
+    print(f"added email account {account.key!r} ({account.config['address']}); the worker polls it every minute")
+
+
 def _list(args: argparse.Namespace) -> None:
     from app.channels.models import ChannelAccount
     from app.cli import _settings
@@ -62,5 +86,21 @@ def add_channel_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     mp.add_argument("--aes-key", default="", help="the 43-character EncodingAESKey (safe/compat mode)")
     mp.add_argument("--template-id", default="", help="template for updates outside the 48-hour window")
     mp.set_defaults(func=_add_wechat_mp)
+    em = asub.add_parser("email", help="a mailbox: IMAP in, SMTP out, every mail a ticket")
+    em.add_argument("--key", required=True, help="slug naming the mailbox (the customers' identity scope)")
+    em.add_argument("--name", default="", help="the sender name customers see")
+    em.add_argument("--address", required=True)
+    em.add_argument("--imap-host", required=True)
+    em.add_argument("--imap-port", type=int, default=993)
+    em.add_argument("--imap-security", choices=["ssl", "starttls", "none"], default="",
+                    help="default by port: 993 ssl, 143 starttls")
+    em.add_argument("--smtp-host", required=True)
+    em.add_argument("--smtp-port", type=int, default=465)
+    em.add_argument("--smtp-security", choices=["ssl", "starttls", "none"], default="",
+                    help="default by port: 465 ssl, 587/25 starttls")
+    em.add_argument("--username", default="", help="the login (default: the address)")
+    em.add_argument("--password", required=True, help="the password or the client authorisation code (授权码)")
+    em.add_argument("--folder", default="INBOX")
+    em.set_defaults(func=_add_email)
     ls = csub.add_parser("list", help="list channel accounts")
     ls.set_defaults(func=_list)

@@ -8,6 +8,8 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
+from app.security.fields import EncryptedTextField
+
 
 class ChannelAccount(Model):
     id = fields.IntField(primary_key=True)
@@ -50,8 +52,8 @@ class InboundEvent(Model):
     )
     #: MsgId for messages, the event's own ids or a hash of the decrypted body for events
     dedupe_key = fields.CharField(max_length=191, unique=True)
-    #: the decrypted payload exactly as received
-    payload = fields.TextField()
+    #: the decrypted payload exactly as received, encrypted at rest (it holds the customer's own words)
+    payload = EncryptedTextField()
     #: pending | done | ignored | failed
     status = fields.CharField(max_length=16, default="pending", db_index=True)
     attempts = fields.IntField(default=0)

@@ -84,9 +84,11 @@ async def unticketed_messages(*, conv: Conversation) -> list[Message]:
     return list(await Message.filter(conversation_id=conv.id, ticket_id=None).order_by("id"))
 
 
-def conversion_reason(*, conv: Conversation, text: str, rules: ConversionRules, now: Any) -> str | None:
-    """Why this conversation becomes a ticket now, or None."""
-    if rules.every_message:
+def conversion_reason(*, conv: Conversation, text: str, rules: ConversionRules, now: Any,
+                      account: ChannelAccount | None = None) -> str | None:
+    """Why this conversation becomes a ticket now, or None (an account's {"every_message": true} is a channel
+    policy: every email is a ticket)."""
+    if rules.every_message or (account is not None and (account.config or {}).get("every_message")):
         return "every_message"
     if any(k in text for k in rules.human_request):
         return "human_request"

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from app.customers import merging, privacy, service
 from app.errors import ValidationFailed
-from app.http import DbId, api, path_int, query_int, read_json
+from app.http import DbId, api, api_scope, path_int, query_int, read_json
 from app.security import service as security
 from app.security.scope import Actor
 from app.tickets.schemas import RevealRequest
@@ -85,7 +85,7 @@ class EraseRequest(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
-@api
+@api_scope("admin")
 async def export_customer(request: Request, actor: Actor) -> Response:
     """Everything held about the customer, JSON plus a Chinese summary (PIPL access right; admins; audited)."""
     body = await read_json(request, ExportRequest) if await request.body() else ExportRequest()
@@ -93,7 +93,7 @@ async def export_customer(request: Request, actor: Actor) -> Response:
                                              reason=body.reason))
 
 
-@api
+@api_scope("admin")
 async def erase_customer(request: Request, actor: Actor) -> Response:
     """Erase the customer's personal data, keeping the tickets' figures (PIPL erasure; admins; audited)."""
     body = await read_json(request, EraseRequest)

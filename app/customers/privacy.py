@@ -28,6 +28,7 @@ from app.conversations.models import Conversation, Message
 from app.customers import service as customers
 from app.customers.models import ContactVerification, Customer, CustomerIdentity, CustomerMerge
 from app.errors import PermissionDenied
+from app.integrations.models import BusinessEvent
 from app.kb.models import BotQuery, BotSession, Survey
 from app.outbox.models import OutboxMessage
 from app.security import tokens
@@ -41,6 +42,7 @@ from app.tickets.models import Ticket, TicketEvent, TicketRating
 from app.tickets.states import STATUS_LABELS, Status
 from app.timeutil import local, utcnow
 from app.uow import atomic, on_commit
+from app.webhooks.models import WebhookDelivery
 
 __all__ = ["ERASED_NAME", "AlreadyErased", "ConfirmationRequired", "erase", "export"]
 
@@ -230,6 +232,10 @@ async def _erase_customers(held: _Held, now: Any) -> None:
     await PiiToken.filter(customer_id__in=held.ids).delete()
     await BotQuery.filter(customer_id__in=held.ids).delete()
     await BotSession.filter(customer_id__in=held.ids).delete()
+    # what other systems sent about the customer, and the events sent out about their tickets
+    await BusinessEvent.filter(customer_id__in=held.ids).update(data={})
+    if held.ticket_ids:
+        await WebhookDelivery.filter(ticket_id__in=held.ticket_ids).update(payload={})
 
 
 async def _erase_tickets(held: _Held) -> None:
@@ -260,12 +266,24 @@ async def _erase_messages(held: _Held) -> list[dict[str, Any]]:
     return media
 
 
+#: raw callbacks read at a time while erasing
+RAW_BATCH = 2000
+
+
 async def _erase_channels(held: _Held) -> None:
-    # raw callbacks carry the sender's handle (FromUserName, ExternalUserID); kf callbacks carry none (pulled)
-    raw = Q(id=-1)
-    for handle in held.handles:
-        raw |= Q(payload__contains=handle)
-    await InboundEvent.filter(raw).update(payload=ERASED_PAYLOAD, error=None)
+    # raw callbacks carry the sender's handle (FromUserName, ExternalUserID); kf callbacks carry none (pulled).
+    # They are encrypted at rest, so the database cannot search them: read them in batches (retention keeps the
+    # table to its last 30 days) and blank those that name the customer.
+    if held.handles:
+        last = 0
+        while True:
+            batch = await InboundEvent.filter(id__gt=last).order_by("id").limit(RAW_BATCH).only("id", "payload")
+            if not batch:
+                break
+            last = batch[-1].id
+            hits = [row.id for row in batch if any(handle in (row.payload or "") for handle in held.handles)]
+            if hits:
+                await InboundEvent.filter(id__in=hits).update(payload=ERASED_PAYLOAD, error=None)
     addressed = Q(recipient__in=held.handles) if held.handles else Q(id=-1)
     await OutboxMessage.filter(addressed, status__in=("pending", "sending")).update(
         status="failed", last_error="客户数据已删除，未发送")

@@ -135,7 +135,8 @@ async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer:
 async def _receive(ctx: Context, *, inbound: InboundMessage, rules: ConversionRules) -> Outcome:
     assert ctx.account is not None
     live = await ctx.joinable()
-    target = choose_ticket(live, text=inbound.text)
+    target = choose_ticket(live, text=inbound.text) if inbound.thread_number is None else next(
+        (t for t in live if inbound.thread_number and t.number == inbound.thread_number), None)
     # a person is on the case: the message goes straight onto the ticket, the bot stays out
     ticket_for_message = target if target is not None and target.status != states.Status.RESOLVED else None
     conv = await conversations.open_conversation(customer=ctx.customer, account=ctx.account)
@@ -153,12 +154,13 @@ async def _receive(ctx: Context, *, inbound: InboundMessage, rules: ConversionRu
     if target is not None:
         await join(ticket=target, message=message, already_linked=ticket_for_message is not None)
         return Outcome(message=message, ticket=target)
-    reason = conversations.conversion_reason(conv=conv, text=inbound.text, rules=rules, now=utcnow())
+    reason = conversations.conversion_reason(conv=conv, text=inbound.text, rules=rules, now=utcnow(),
+                                             account=ctx.account)
     if reason is None:
         return Outcome(message=message)
     history = await conversations.unticketed_messages(conv=conv)
     texts = [m.text for m in history if m.direction == "in" and m.text]
-    subject = (message.text or (texts[-1] if texts else "")).strip().replace("\n", " ")
+    subject = (inbound.subject or message.text or (texts[-1] if texts else "")).strip().replace("\n", " ")
     ticket = await open_ticket(ctx, NewTicket(source=ctx.account.kind, reason=reason, subject=subject,
                                               description="\n".join(texts), messages=history))
     return Outcome(message=message, ticket=ticket, created_ticket=True)

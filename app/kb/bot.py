@@ -176,8 +176,8 @@ class _Turn:
         if results is None:
             results = await kb.search(query=text, k=self.cfg.menu_size)
         best = results[0] if results else None
-        margin = best.score - (results[1].score if len(results) > 1 else 0.0) if best else 0.0
-        if best is not None and best.score >= self.cfg.menu_threshold and margin >= self.cfg.answer_margin:
+        runner_up = results[1].score if len(results) > 1 else 0.0
+        if best is not None and self.cfg.decide(best=best.score, runner_up=runner_up, fused=best.fused) == "answer":
             await self._log(text, best.article.id, best.score, "answered")
             self.session.failures = 0
             self.session.menu = []
@@ -190,7 +190,7 @@ class _Turn:
         if answered is not None:
             return answered
         best = results[0] if results else None
-        if best is not None and best.score >= self.cfg.menu_threshold:
+        if best is not None and self.cfg.decide(best=best.score, runner_up=best.score, fused=best.fused) != "none":
             await self._log(text, best.article.id, best.score, "menu")
             choices = [{"id": f"kb:{r.article.id}", "content": r.article.title[:60]} for r in results]
             self.session.menu = [*choices, {"id": "handoff", "content": "以上都不是，转人工"}]

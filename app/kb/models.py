@@ -134,3 +134,28 @@ class Survey(Model):
     class Meta:
         table = "kb_survey"
         unique_together = (("ticket", "resolution"),)
+
+
+class ArticleVector(Model):
+    """Dense vectors of one article's phrasings (title and questions), written by the embedding job.
+
+    Re-embedded only when the phrasings or the model change: ``digest`` covers both.
+    """
+
+    id = fields.IntField(primary_key=True)
+    article: fields.OneToOneRelation[Article] = fields.OneToOneField(
+        "gongdan.Article", related_name="vector", on_delete=fields.CASCADE
+    )
+    #: the embedding model's name (app.kb.understanding.Embedder.name)
+    model = fields.CharField(max_length=64)
+    #: SHA-256 of the model name and the phrasings, hex
+    digest = fields.CharField(max_length=64)
+    #: the phrasings embedded, in row order
+    texts: list[str] = fields.JSONField(default=list)
+    dim = fields.IntField()
+    #: float32 little-endian, len(texts) rows of dim values
+    vectors = fields.BinaryField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "kb_article_vector"

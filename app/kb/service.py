@@ -22,6 +22,7 @@ from app.conversations.models import Message
 from app.customers.models import Customer
 from app.errors import NotFound, PermissionDenied, ValidationFailed
 from app.kb import search as kbsearch
+from app.kb import understanding
 from app.kb.models import Article, ArticleVersion, BotQuery
 from app.security import pii
 from app.security.scope import Actor
@@ -44,6 +45,8 @@ class SearchResult:
     article: Article
     score: float
     matched: str
+    #: True when the score fuses the sentence model's view with the lexical one (app.kb.understanding)
+    fused: bool = False
 
 
 # ---- reading ---------------------------------------------------------------------------------------------------
@@ -284,9 +287,9 @@ async def search(*, query: str, k: int = 3) -> list[SearchResult]:
     query = query.strip()[:200]
     if not query:
         return []
-    hits = (await matcher()).search(query, k=max(1, min(k, 20)))
+    hits = await understanding.search(query=query, k=max(1, min(k, 20)))
     articles = {a.id: a for a in await Article.filter(id__in=[h.article_id for h in hits], status="published")}
-    return [SearchResult(article=articles[h.article_id], score=h.score, matched=h.matched)
+    return [SearchResult(article=articles[h.article_id], score=h.score, matched=h.matched, fused=h.fused)
             for h in hits if h.article_id in articles]
 
 

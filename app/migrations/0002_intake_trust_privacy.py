@@ -1,6 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from app.security.fields import dumps_encrypted, loads_encrypted
+from app.security.fields import EncryptedTextField, dumps_encrypted, loads_encrypted
 from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS
@@ -14,6 +14,21 @@ class Migration(migrations.Migration):
 
     operations = [
         ops.CreateModel(
+            name='ArticleVector',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('article', fields.OneToOneField('gongdan.Article', source_field='article_id', db_constraint=True, to_field='id', related_name='vector', on_delete=OnDelete.CASCADE)),
+                ('model', fields.CharField(description="the embedding model's name (app.kb.understanding.Embedder.name)", max_length=64)),
+                ('digest', fields.CharField(description='SHA-256 of the model name and the phrasings, hex', max_length=64)),
+                ('texts', fields.JSONField(default=list, description='the phrasings embedded, in row order', encoder=JSON_DUMPS, decoder=loads)),
+                ('dim', fields.IntField()),
+                ('vectors', fields.BinaryField(description='float32 little-endian, len(texts) rows of dim values')),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'kb_article_vector', 'app': 'gongdan', 'pk_attr': 'id', 'table_description': "Dense vectors of one article's phrasings (title and questions), written by the embedding job."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='AuditChainHead',
             fields=[
                 ('id', fields.IntField(generated=False, primary_key=True, unique=True, db_index=True)),
@@ -23,6 +38,20 @@ class Migration(migrations.Migration):
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
             options={'table': 'audit_chain_head', 'app': 'gongdan', 'pk_attr': 'id', 'table_description': 'The single row (id 1) naming the end of the audit chain: appends lock it, so concurrent writers never fork.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='BusinessEvent',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('event_type', fields.CharField(max_length=64)),
+                ('customer_id', fields.IntField(null=True, db_index=True)),
+                ('staff_id', fields.IntField(null=True)),
+                ('data', fields.JSONField(default=dict, description="the event's fields as sent (encrypted: they may hold personal data)", encoder=dumps_encrypted, decoder=loads_encrypted)),
+                ('results', fields.JSONField(default=list, description='[{"rule_id", "ticket_id"?, "message": "queued"|"no_channel"?}, ...]', encoder=JSON_DUMPS, decoder=loads)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'business_event', 'app': 'gongdan', 'pk_attr': 'id', 'table_description': 'A business event another system sent (POST /api/v1/events) and what the rules did with it.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -71,6 +100,27 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='EventRule',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('name', fields.CharField(max_length=100)),
+                ('event_type', fields.CharField(db_index=True, description='payment_failed, delivery_delayed, ...', max_length=64)),
+                ('conditions', fields.JSONField(default=list, description='all must hold: [{"field": "amount", "op": "gte", "value": 100}, ...] on the event\'s data', encoder=JSON_DUMPS, decoder=loads)),
+                ('action', fields.CharField(description='ticket | message | both', max_length=16)),
+                ('subject', fields.CharField(default='', description="the ticket's subject and description, and the customer's message: {field} is replaced by the event's data", max_length=200)),
+                ('description', fields.TextField(default='', unique=False)),
+                ('message', fields.TextField(default='', unique=False)),
+                ('priority', fields.CharField(null=True, max_length=16)),
+                ('category', fields.CharField(default='', max_length=32)),
+                ('tags', fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads)),
+                ('active', fields.BooleanField(default=True)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'event_rule', 'app': 'gongdan', 'pk_attr': 'id', 'table_description': 'What a business event of one type does for its customer: open a proactive ticket, message them, or both.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='HolidayNotice',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -83,6 +133,36 @@ class Migration(migrations.Migration):
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
             options={'table': 'holiday_notice', 'app': 'gongdan', 'pk_attr': 'id', 'table_description': 'An imported State Council holiday notice (国务院办公厅关于部分节假日安排的通知) for one year.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='IdempotencyRecord',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('key_hash', fields.CharField(unique=True, description="SHA-256 of caller (staff id), endpoint and key: one caller's keys never collide with another's", max_length=64)),
+                ('staff_id', fields.IntField(null=True)),
+                ('endpoint', fields.CharField(max_length=32)),
+                ('body_hash', fields.CharField(description="SHA-256 of the request body's canonical JSON: the same key with another body is refused", max_length=64)),
+                ('status_code', fields.IntField(default=0, description='0 while the first request is still being handled')),
+                ('response', fields.JSONField(default=dict, description="the answer's JSON body (encrypted: it may name a customer)", encoder=dumps_encrypted, decoder=loads_encrypted)),
+                ('created_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'idempotency_record', 'app': 'gongdan', 'pk_attr': 'id', 'table_description': 'One ``Idempotency-Key`` a caller used on one endpoint, and the answer it got (replayed for a repeat).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='MailboxCursor',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('channel_account', fields.ForeignKeyField('gongdan.ChannelAccount', source_field='channel_account_id', db_constraint=True, to_field='id', related_name='mailbox_cursors', on_delete=OnDelete.CASCADE)),
+                ('folder', fields.CharField(default='INBOX', max_length=128)),
+                ('uidvalidity', fields.BigIntField(null=True, description="the folder's UIDVALIDITY when last_uid was read (a change means every UID is new: re-read from a date)")),
+                ('last_uid', fields.BigIntField(default=0, description='the highest UID stored as an InboundEvent (UIDs only grow within one UIDVALIDITY)')),
+                ('lease_until', fields.DatetimeField(null=True, description='a poller holds the lease until this time (two pollers on one mailbox would read the same mail)', auto_now=False, auto_now_add=False)),
+                ('polled_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('last_error', fields.CharField(null=True, max_length=255)),
+            ],
+            options={'table': 'mailbox_cursor', 'app': 'gongdan', 'unique_together': (('channel_account', 'folder'),), 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -126,6 +206,51 @@ class Migration(migrations.Migration):
             options={'table': 'ticket_rating', 'app': 'gongdan', 'indexes': [Index(fields=['staff_id', 'at'])], 'pk_attr': 'id', 'table_description': "The customer's current rating of a ticket (one per ticket), written only by app.tickets.ratings."},
             bases=['Model'],
         ),
+        ops.CreateModel(
+            name='WebhookSubscription',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('owner', fields.ForeignKeyField('gongdan.Staff', source_field='owner_id', null=True, description='who created it: told by a WeCom card when it is disabled after a run of failures', db_constraint=True, to_field='id', related_name='webhook_subscriptions', on_delete=OnDelete.SET_NULL)),
+                ('url', fields.CharField(max_length=500)),
+                ('description', fields.CharField(default='', max_length=200)),
+                ('events', fields.JSONField(default=list, description='the event types it receives (ticket.created, message.created, ...)', encoder=JSON_DUMPS, decoder=loads)),
+                ('secret_enc', fields.TextField(description='the Standard Webhooks signing secret ("whsec_" + base64), Fernet-encrypted', unique=False)),
+                ('active', fields.BooleanField(default=True)),
+                ('disabled_reason', fields.CharField(null=True, description='why it was switched off (failures, by whom), null while active', max_length=200)),
+                ('disabled_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('consecutive_failures', fields.IntField(default=0, description='failed attempts in a row (any success resets it) and when that run began')),
+                ('failing_since', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'webhook_subscription', 'app': 'gongdan', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='WebhookDelivery',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('subscription', fields.ForeignKeyField('gongdan.WebhookSubscription', source_field='subscription_id', db_constraint=True, to_field='id', related_name='deliveries', on_delete=OnDelete.CASCADE)),
+                ('event_type', fields.CharField(max_length=64)),
+                ('msg_id', fields.CharField(unique=True, description='the webhook-id header: the same on every attempt and replay, so receivers can drop repeats', max_length=64)),
+                ('payload', fields.JSONField(default=dict, description='the JSON body sent ({"type", "timestamp", "data"}), personal data masked, encrypted at rest', encoder=dumps_encrypted, decoder=loads_encrypted)),
+                ('status', fields.CharField(default='pending', description='pending | retrying | sent | failed | skipped (the subscription was off)', max_length=16)),
+                ('attempts', fields.IntField(default=0)),
+                ('last_status_code', fields.IntField(null=True)),
+                ('last_error', fields.CharField(null=True, max_length=500)),
+                ('outbox_id', fields.BigIntField(null=True, description='the outbox row of the latest send (a replay writes a new one)')),
+                ('ticket_id', fields.IntField(null=True)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('delivered_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'webhook_delivery', 'app': 'gongdan', 'indexes': [Index(fields=['subscription_id', 'id'])], 'pk_attr': 'id', 'table_description': 'One event sent to one subscription: the signed message, its attempts and its outcome.'},
+            bases=['Model'],
+        ),
+        ops.AddField(
+            model_name='ApiToken',
+            name='scopes',
+            field=fields.CharField(default='read,write,events,admin', description='what the token may do, comma-separated: read, write, events, admin (tokens made before scopes hold all four)', max_length=64),
+        ),
         ops.AddField(
             model_name='Article',
             name='pending',
@@ -164,6 +289,11 @@ class Migration(migrations.Migration):
             model_name='Customer',
             name='erased_at',
             field=fields.DatetimeField(null=True, description="set when the customer's personal data was erased on request (app.customers.privacy): the row stays for the", auto_now=False, auto_now_add=False),
+        ),
+        ops.AlterField(
+            model_name='InboundEvent',
+            name='payload',
+            field=EncryptedTextField(description="the decrypted payload exactly as received, encrypted at rest (it holds the customer's own words)", unique=False),
         ),
         ops.AlterField(
             model_name='OutboxMessage',

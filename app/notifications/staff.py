@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from app.outbox import service as outbox
 from app.security.pii import mask_text
 from app.settings import get_settings
 from app.staff.models import Staff
 from app.tickets.models import Ticket
+from app.timeutil import utcnow
 
 __all__ = [
     "approval_url",
@@ -38,6 +39,7 @@ __all__ = [
     "sla_warning",
     "ticket_assigned",
     "ticket_card",
+    "webhook_disabled",
 ]
 
 CHANNEL = "wecom_app"
@@ -160,3 +162,17 @@ async def calendar_notice_missing(*, staff: Staff, year: int, message: str, day:
     await outbox.create(channel=CHANNEL, kind=KIND, recipient=staff.userid,
                         payload={"msgtype": "textcard", "textcard": card},
                         dedupe_key=f"card:calendar_notice:{year}:{day.isoformat()}:{staff.id}")
+
+
+async def webhook_disabled(*, staff: Staff, subscription_id: int, url: str, reason: str) -> None:
+    """Tell a webhook subscription's owner it was switched off after a run of failed deliveries (one card each time
+    it is switched off)."""
+    host = urlsplit(url).netloc or url
+    target = "/h5/tickets"
+    card = {"title": _clip("事件推送订阅已停用", 128),
+            "description": _clip(f"订阅 #{subscription_id}（{host}）{reason}。"
+                                 "请检查接收方后在管理接口中重新启用。", 512),
+            "url": f"{get_settings().public_url}/h5/auth/wecom?next={quote(target, safe='')}", "btntxt": "查看"}
+    await outbox.create(channel=CHANNEL, kind=KIND, recipient=staff.userid,
+                        payload={"msgtype": "textcard", "textcard": card},
+                        dedupe_key=f"card:webhook_disabled:{subscription_id}:{int(utcnow().timestamp())}:{staff.id}")

@@ -6,12 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.http import FastJSONResponse, api, query_int
+from app.http import FastJSONResponse, api_scope, query_int
 from app.security import audit
 from app.security.scope import Actor
 
 
-@api
+@api_scope("admin")
 async def list_audit(request: Request, actor: Actor) -> Response:
     """Read the audit log, newest first: filter by ticket_id, actor_id, action (cursor pagination; admins only)."""
     params = request.query_params
@@ -26,7 +26,7 @@ async def list_audit(request: Request, actor: Actor) -> Response:
     return FastJSONResponse({"items": await audit.serialize(page.items), "next_cursor": page.next_cursor})
 
 
-@api
+@api_scope("admin")
 async def verify_audit(request: Request, actor: Actor) -> Response:
     """Prove the audit log's hash chain intact, or name the first broken row (admins only)."""
     report = await audit.verify_chain(actor=actor)

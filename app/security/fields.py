@@ -31,6 +31,23 @@ def loads_encrypted(raw: str | bytes) -> Any:
     return data
 
 
+class EncryptedTextField(fields.TextField):  # type: ignore[misc]
+    """A text column holding the Fernet ciphertext of its value (raw callbacks: they carry the customer's words,
+    phone numbers included). Rows written before encryption are read as they are."""
+
+    def to_db_value(self, value: Any, instance: Any) -> Any:
+        """Encrypt on the way in."""
+        if value is None or (isinstance(value, str) and value.startswith(_FERNET_PREFIX)):
+            return value
+        return encrypt_field(str(value))
+
+    def to_python_value(self, value: Any) -> Any:
+        """Decrypt on the way out."""
+        if isinstance(value, str) and value.startswith(_FERNET_PREFIX):
+            return decrypt_field(value)
+        return value
+
+
 def encrypted_json_field(**kwargs: Any) -> Any:
     """A JSONField encrypted as a whole at rest (e.g. ``payload = encrypted_json_field(default=dict)``)."""
     return fields.JSONField(encoder=dumps_encrypted, decoder=loads_encrypted, **kwargs)

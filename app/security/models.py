@@ -21,6 +21,8 @@ class ApiToken(Model):
     #: SHA-256 hex of the random token - the token itself is shown once and never stored
     token_hash = fields.CharField(max_length=64, unique=True)
     prefix = fields.CharField(max_length=12)
+    #: what the token may do, comma-separated: read, write, events, admin (tokens made before scopes hold all four)
+    scopes = fields.CharField(max_length=64, default="read,write,events,admin")
     revoked = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     last_used_at = fields.DatetimeField(null=True)

@@ -32,10 +32,16 @@ class Actor:
     department_ids: frozenset[int] | None = field(default=frozenset())
     #: when an H5 (WeCom login) caller last logged in, epoch seconds; None for API tokens and system actors
     login_at: int | None = None
+    #: what an API token allows (read, write, events, admin); None: no token restricts it (H5 session, system)
+    scopes: frozenset[str] | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.group_ids is None
+
+    def allows(self, scope: str) -> bool:
+        """Whether the caller's token carries ``scope`` (callers without a token are limited by role only)."""
+        return self.scopes is None or scope in self.scopes
 
     def ticket_filter(self) -> Q:
         """The tortoise filter every ticket query carries."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 import time
@@ -27,10 +28,27 @@ def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-async def create_token(*, staff: Staff, name: str = "") -> str:
+#: what a token may be allowed: read (GET), write (changes), events (POST /events), admin (admin endpoints)
+TOKEN_SCOPES = ("read", "write", "events", "admin")
+
+
+def parse_scopes(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Scopes from "read,write" or a list, in canonical order; every scope when None (a ValueError names a bad one)."""
+    if value is None:
+        return TOKEN_SCOPES
+    items = value.split(",") if isinstance(value, str) else list(value)
+    wanted = {item.strip() for item in items if item.strip()}
+    unknown = sorted(wanted - set(TOKEN_SCOPES))
+    if unknown or not wanted:
+        raise ValueError(f"unknown scopes: {', '.join(unknown) or '(none given)'}")
+    return tuple(s for s in TOKEN_SCOPES if s in wanted)
+
+
+async def create_token(*, staff: Staff, name: str = "", scopes: tuple[str, ...] | None = None) -> str:
     """Create an API token for a staff member; the raw token is returned once and never stored."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    await ApiToken.create(staff=staff, name=name[:64], token_hash=_hash(raw), prefix=raw[:10])
+    await ApiToken.create(staff=staff, name=name[:64], token_hash=_hash(raw), prefix=raw[:10],
+                          scopes=",".join(parse_scopes(scopes)))
     return raw
 
 
@@ -45,7 +63,7 @@ async def authenticate(*, raw: str) -> Actor | None:
     if token is None or token.staff.status != "active":
         _cache.pop(digest, None)
         return None
-    actor = await actor_for(token.staff)
+    actor = dataclasses.replace(await actor_for(token.staff), scopes=frozenset(parse_scopes(token.scopes)))
     if len(_cache) > 10_000:
         _cache.clear()
     _cache[digest] = (now + CACHE_SECONDS, actor)

@@ -10,6 +10,8 @@ from app import intake
 from app.customers import service as customers
 from app.errors import BadRequest, NotFound, ValidationFailed
 from app.http import FastJSONResponse, api, path_int, query_int, read_json
+from app.integrations import customers as integration_customers
+from app.integrations import idempotency, polling
 from app.security import service as security
 from app.security.scope import Actor
 from app.tickets import closing, ratings, serializers, service
@@ -25,6 +27,8 @@ MAX_QUERY_LENGTH = 200
 async def list_tickets(request: Request, actor: Actor) -> Response:
     """List tickets in your scope, newest activity first (cursor pagination)."""
     params = request.query_params
+    if "updated_since" in params:
+        return await _poll(request, actor)
     statuses = [s for s in params.get("status", "").split(",") if s]
     for s in statuses:
         if s not in Status.__members__.values():
@@ -49,18 +53,34 @@ async def list_tickets(request: Request, actor: Actor) -> Response:
     return FastJSONResponse({"items": items, "next_cursor": page.next_cursor})
 
 
+async def _poll(request: Request, actor: Actor) -> Response:
+    """Tickets changed at or after updated_since, oldest change first (for platforms that poll)."""
+    page = await polling.updated_since(actor=actor, since=polling.parse_since(request.query_params["updated_since"]),
+                                       cursor=request.query_params.get("cursor") or None,
+                                       limit=query_int(request, "limit", 100) or 100)
+    return FastJSONResponse({"items": [serializers.ticket(t, actor=actor) for t in page.items],
+                             "next_cursor": page.next_cursor})
+
+
 @api
 async def create_ticket(request: Request, actor: Actor) -> Response:
-    """Create a ticket for a customer."""
-    body = await read_json(request, TicketCreate)
-    # a customer outside the caller's scope is as unknown as one that does not exist (same answer, no probing)
-    customer = await customers.get(customer_id=body.customer_id, actor=actor)
-    ticket = await intake.staff_ticket(
-        actor=actor, customer=customer, subject=body.subject, description=body.description,
-        priority=body.priority if "priority" in body.model_fields_set else None, order_no=body.order_no,
-        phone=body.phone, category=body.category, tags=body.tags, custom_fields=body.custom_fields,
-        group_id=body.group_id, assignee_id=body.assignee_id, assign_to_self=False, source="api")
-    return FastJSONResponse(serializers.ticket(ticket, actor=actor, detail=True), status_code=201)
+    """Create a ticket for a customer named by id or by any identity (honours an Idempotency-Key header)."""
+
+    async def handle() -> Response:
+        body = await read_json(request, TicketCreate)
+        if body.customer is not None:
+            customer = await integration_customers.upsert(actor=actor, ref=body.customer)
+        else:
+            # a customer outside the caller's scope is as unknown as one that does not exist (same answer)
+            customer = await customers.get(customer_id=body.customer_id or 0, actor=actor)
+        ticket = await intake.staff_ticket(
+            actor=actor, customer=customer, subject=body.subject, description=body.description,
+            priority=body.priority if "priority" in body.model_fields_set else None, order_no=body.order_no,
+            phone=body.phone, category=body.category, tags=body.tags, custom_fields=body.custom_fields,
+            group_id=body.group_id, assignee_id=body.assignee_id, assign_to_self=False, source="api")
+        return FastJSONResponse(serializers.ticket(ticket, actor=actor, detail=True), status_code=201)
+
+    return await idempotency.run(request, actor, endpoint="tickets", handler=handle)
 
 
 @api

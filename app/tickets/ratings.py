@@ -14,6 +14,7 @@ from typing import Any
 
 from tortoise.functions import Count, Sum
 
+from app import events
 from app.errors import NotFound, ValidationFailed
 from app.security.pii import mask_text
 from app.tickets.models import Ticket, TicketEvent, TicketRating
@@ -82,6 +83,7 @@ async def record_rating(*, ticket_id: int, score: int, comment: str = "", channe
         await TicketEvent.create(ticket_id=ticket_id, kind="rated", actor_kind="customer", new=str(score),
                                  reason=comment, data={"score": score, "comment": comment, "channel": channel,
                                                        "source": source, "replaced": replaced})
+        await events.emit(events.CSAT_SUBMITTED, ticket_id=ticket_id, rating=rating, replaced=replaced)
     return rating
 
 

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.errors import BadRequest, PermissionDenied, ValidationFailed
-from app.http import DbId, api, path_int, read_json
+from app.http import DbId, api, path_int, read_json, require_scope
 from app.security.scope import Actor
 from app.tickets import assignment, holiday_notice, routing, sla, sla_config
 from app.tickets import service as tickets
@@ -23,6 +23,7 @@ from app.timeutil import utcnow
 
 
 def _admin(actor: Actor) -> None:
+    require_scope(actor, "admin")
     if not actor.is_admin:
         raise PermissionDenied("只有管理员可以修改路由规则和 SLA 配置", code="admin_only")
 
@@ -165,6 +166,7 @@ async def get_notices(request: Request, actor: Actor) -> Response:
 @api
 async def import_notice(request: Request, actor: Actor) -> Response:
     """Import a year's holiday notice (admins; YAML, JSON or the notice's text; replaces that year's notice)."""
+    require_scope(actor, "admin")
     if not actor.is_admin:
         raise PermissionDenied("只有管理员可以导入节假日通知", code="admin_only")
     document = await _notice_body(request)

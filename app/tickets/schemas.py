@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.customers.schemas import CustomerRef
 from app.http import DbId, Version
 
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -52,9 +53,12 @@ _NOT_NULL = {"subject": "string_type", "category": "string_type", "priority": "l
 
 
 class TicketCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["customer_id"]}, {"required": ["customer"]}]})
 
-    customer_id: DbId
+    #: the desk's customer id, or ``customer``: any identity the caller knows (exactly one of the two)
+    customer_id: DbId | None = None
+    customer: CustomerRef | None = Field(default=None, description="the customer by any identity; upserted")
     subject: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20000)
     priority: Priority = "normal"
@@ -65,6 +69,13 @@ class TicketCreate(BaseModel):
     tags: list[str] = Field(default_factory=list)
     group_id: DbId | None = None
     assignee_id: DbId | None = None
+
+    @model_validator(mode="after")
+    def _one_customer(self) -> TicketCreate:
+        """Exactly one way of naming the customer."""
+        if (self.customer_id is None) == (self.customer is None):
+            raise PydanticCustomError("customer_required", "customer_id or customer")
+        return self
 
 
 class TicketPatch(BaseModel):

@@ -333,8 +333,9 @@ async def list_events(*, actor: Actor, ticket_id: int) -> list[TicketEvent]:
 
 
 async def touch(*, ticket_id: int) -> None:
-    """Record activity on a ticket (lists sort by it)."""
-    await Ticket.filter(id=ticket_id).update(last_activity_at=utcnow())
+    """Record activity on a ticket (lists sort by it; platforms polling updated_since see it)."""
+    now = utcnow()
+    await Ticket.filter(id=ticket_id).update(last_activity_at=now, updated_at=now)
 
 
 async def open_ticket_for_customer(*, customer_id: int) -> Ticket | None:

@@ -343,6 +343,9 @@ async def _record(ticket: Ticket, *, clock: str, due: datetime, kind: str, now: 
         await staff_cards.sla_warning(ticket=ticket, clock=CLOCK_LABELS[clock], due_label=_local(due))
     elif kind.startswith("escalation_"):
         await _escalate(ticket, step=int(kind.rsplit("_", 1)[1]), clock=clock, due=due)
+    if kind in ("breach", "warning"):
+        await events.emit(events.SLA_BREACHED if kind == "breach" else events.SLA_WARNING, ticket=ticket, clock=clock,
+                          due=due)
     return True
 
 

@@ -20,11 +20,16 @@ def output() -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(root.handlers[0].formatter)
     old = root.level
+    # an in-thread uvicorn (the simulator) sets uvicorn's loggers to its own level: take the root's for this test
+    access = logging.getLogger("uvicorn.access")
+    access_level = access.level
+    access.setLevel(logging.NOTSET)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     yield buffer
     root.removeHandler(handler)
     root.setLevel(old)
+    access.setLevel(access_level)
 
 
 def _redacted(**values: Any) -> dict[str, Any]:

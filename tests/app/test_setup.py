@@ -22,24 +22,33 @@ def test_setup_registers_every_listener_job_adapter_and_hook_once() -> None:
     setup()  # idempotent
     assert events.registered() == {
         "ticket.created": ["app.notifications.listeners.ticket_created", "app.tickets.flows.start_sla",
-                           "app.tickets.flows.auto_assign", "app.channels.wecom_kf.listeners.ticket_created"],
+                           "app.tickets.flows.auto_assign", "app.channels.wecom_kf.listeners.ticket_created",
+                           "app.webhooks.listeners.ticket_created"],
         "ticket.status_changed": ["app.notifications.listeners.status_changed", "app.tickets.flows.sla_on_status",
-                                  "app.channels.wecom_kf.listeners.status_changed"],
+                                  "app.channels.wecom_kf.listeners.status_changed",
+                                  "app.webhooks.listeners.status_changed"],
         "ticket.updated": ["app.notifications.listeners.ticket_updated",
-                           "app.channels.wecom_kf.listeners.ticket_updated"],
-        "ticket.replied": ["app.notifications.listeners.staff_replied", "app.tickets.flows.sla_on_reply"],
+                           "app.channels.wecom_kf.listeners.ticket_updated", "app.webhooks.listeners.ticket_updated"],
+        "ticket.replied": ["app.notifications.listeners.staff_replied", "app.tickets.flows.sla_on_reply",
+                           "app.webhooks.listeners.staff_replied"],
         "ticket.customer_message": ["app.tickets.flows.sla_on_customer_message",
-                                    "app.notifications.listeners.customer_wrote"],
+                                    "app.notifications.listeners.customer_wrote",
+                                    "app.webhooks.listeners.customer_message"],
+        "sla.warning": ["app.webhooks.listeners.sla_warning"],
+        "sla.breached": ["app.webhooks.listeners.sla_breached"],
+        "csat.submitted": ["app.webhooks.listeners.csat_submitted"],
+        "approval.decided": ["app.webhooks.listeners.approval_decided"],
     }
     assert {"deliver_outbox", "sweep_outbox", "process_inbound_event", "sweep_inbound", "sync_mp_user",
             "download_mp_media", "wecom_full_sync", "wecom_reconcile", "kf_sync_all", "kf_sync_accounts",
             "sla_tick", "assignment_tick", "close_resolved_tick", "approvals_tick",
-            "calendar_notice_check", "purge_revoked", "privacy_purge"} <= set(JOBS)
+            "calendar_notice_check", "purge_revoked", "privacy_purge",
+            "purge_idempotency_keys", "kb_embed_articles"} <= set(JOBS)
     assert {("sla_tick", 60), ("assignment_tick", 60), ("close_resolved_tick", 600), ("approvals_tick", 60),
             ("sweep_inbound", 10), ("sweep_outbox", 10), ("kf_sync_all", 60), ("wecom_reconcile", 3600),
             ("calendar_notice_check", 3600), ("purge_revoked", 86400), ("privacy_purge", 86400)} <= set(CRONS)
     assert len(CRONS) == len(set(CRONS))
-    for kind in ("wechat_mp", "wecom_app", "wecom_kf", "wecom_oa", "null"):
+    for kind in ("wechat_mp", "wecom_app", "wecom_kf", "wecom_oa", "webhook", "null"):
         assert get_adapter(kind) is not None, kind
     assert set(inbound_jobs.PROCESSORS) >= {"wechat_mp", "wecom_app", "wecom_contacts"}
     assert set(WECOM_APP_HANDLERS) >= {"change_external_contact", "kf_msg_or_event", "sys_approval_change"}

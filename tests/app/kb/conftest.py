@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from app.kb import service as kb
+from app.kb import understanding
 from app.kb.config import load_bot_config
 from app.security.scope import SYSTEM
 
@@ -33,6 +34,7 @@ ARTICLES: list[dict[str, Any]] = [
 def _fresh_bot_config() -> Any:
     load_bot_config.cache_clear()
     kb._cache.update(key=None, matcher=None)
+    understanding.reset()
     yield
     load_bot_config.cache_clear()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.kb import service as kb
+from app.kb import understanding
 from app.kb.models import ArticleVersion
 from app.security.scope import SYSTEM
 
@@ -16,4 +17,5 @@ async def test_articles_versions_and_search_on_mariadb(mysql_db: None) -> None:
     await kb.update(actor=SYSTEM, article_id=a.id, expected_version=1, changes={"body": "原路退回"})
     assert await ArticleVersion.filter(article_id=a.id).count() == 2
     kb._cache.update(key=None, matcher=None)
+    understanding.reset()
     assert [r.article.id for r in await kb.search(query="退钱", k=1)] == [a.id]

@@ -1,0 +1,1 @@
+"""Outbound webhooks: subscriptions, Standard Webhooks signing, delivery through the outbox, the delivery log."""
