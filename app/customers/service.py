@@ -162,8 +162,14 @@ async def resolve_identity_row(*, kind: str, value: str, scope: str = "") -> tup
     """The customer holding this identity and the identity row, both created when new (one read when known)."""
     ident = await CustomerIdentity.get_or_none(kind=kind, scope=scope, value=value).select_related("customer")
     if ident is None:
-        await resolve_identity(kind=kind, value=value, scope=scope)
-        ident = await CustomerIdentity.get(kind=kind, scope=scope, value=value).select_related("customer")
+        try:
+            async with atomic():
+                created = await Customer.create(name="")
+                ident = await CustomerIdentity.create(customer=created, kind=kind, scope=scope, value=value, data={})
+                return created, ident
+        except IntegrityError:
+            # another job created it first: use theirs
+            ident = await CustomerIdentity.get(kind=kind, scope=scope, value=value).select_related("customer")
     customer: Customer = ident.customer
     while customer.merged_into_id is not None:  # type: ignore[attr-defined]
         customer = await Customer.get(id=customer.merged_into_id)  # type: ignore[attr-defined]

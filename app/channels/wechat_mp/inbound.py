@@ -130,8 +130,7 @@ async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
         if "unionid_checked" not in identity.data:
             # a first message: learn the unionid now, so routing sees the person we already know (a VIP from
             # another account or from WeCom) before it decides; the job is ours, the API call is allowed here
-            customer = await mp_jobs.identify_follower(account_id=account.id, scope=account.key,
-                                                       openid=inbound.sender_id) or customer
+            customer = await mp_jobs.identify_follower(account_id=account.id, identity=identity, customer=customer)
 
         outcome = await intake.receive(inbound=inbound, account=account, customer=customer)
     if outcome.message is not None and not outcome.duplicate and outcome.message.media:

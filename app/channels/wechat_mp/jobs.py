@@ -26,28 +26,39 @@ async def sync_mp_user(ctx: dict[str, Any], account_id: int, openid: str) -> str
     identity = await CustomerIdentity.get_or_none(kind="mp_openid", scope=account.key, value=openid)
     if identity is None or "unionid_checked" in identity.data:
         return "skipped"
-    info = await accounts.api(account).get_user(openid)
-    unionid = info.get("unionid")
-    data = {**identity.data, "unionid_checked": True, "subscribed": bool(info.get("subscribe", 0))}
-    await CustomerIdentity.filter(id=identity.id).update(data=data)
-    if unionid:
-        customer = await customers.find_by_identity(kind="mp_openid", scope=account.key, value=openid)
-        assert customer is not None
-        merged = await customers.add_identity(customer=customer, kind="unionid", value=unionid)
-        log.info("wechat_mp.unionid", customer_id=merged.id, merged=merged.id != customer.id)
+    customer = await customers.find_by_identity(kind="mp_openid", scope=account.key, value=openid)
+    assert customer is not None
+    await _learn_unionid(account=account, identity=identity, customer=customer)
     return "done"
 
 
-async def identify_follower(*, account_id: int, scope: str, openid: str) -> Customer | None:
+async def _learn_unionid(*, account: accounts.MPAccount, identity: CustomerIdentity,
+                         customer: Customer) -> Customer:
+    """Read user/info once for this follower; a unionid merges them with the person it names. The customer after."""
+    info = await accounts.api(account).get_user(identity.value)
+    unionid = info.get("unionid")
+    data = {**identity.data, "unionid_checked": True, "subscribed": bool(info.get("subscribe", 0))}
+    await CustomerIdentity.filter(id=identity.id).update(data=data)
+    identity.data = data
+    if not unionid:
+        return customer
+    merged = await customers.add_identity(customer=customer, kind="unionid", value=unionid)
+    log.info("wechat_mp.unionid", customer_id=merged.id, merged=merged.id != customer.id)
+    return merged
+
+
+async def identify_follower(*, account_id: int, identity: CustomerIdentity, customer: Customer) -> Customer:
     """Learn a new follower's unionid before their first message is routed (merging them with the person we
-    know); None when the platform cannot say now: the job then retries in the background and intake goes on."""
+    know); when the platform cannot say now, the job retries in the background and intake goes on as they are."""
+    account = await accounts.by_id(account_id)
+    if account is None:
+        return customer
     try:
-        await sync_mp_user({}, account_id, openid)
+        return await _learn_unionid(account=account, identity=identity, customer=customer)
     except Exception as exc:  # the platform is slow or down: routing must not wait for it
         log.info("wechat_mp.identify_deferred", error=type(exc).__name__)
-        await enqueue("sync_mp_user", account_id, openid, job_id=f"mpuser:{account_id}:{openid}")
-        return None
-    return await customers.find_by_identity(kind="mp_openid", scope=scope, value=openid)
+        await enqueue("sync_mp_user", account_id, identity.value, job_id=f"mpuser:{account_id}:{identity.value}")
+        return customer
 
 
 async def download_mp_media(ctx: dict[str, Any], message_id: int) -> str:
