@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
         finally:
             if runtime is not None:
                 await runtime.close()
+            await wiring.shutdown()
             await close_db()
             log.info("app.stopped")
 

@@ -76,6 +76,7 @@ def _channels() -> None:
     from app.channels.base import register_adapter
     from app.channels.email import inbound as email_inbound
     from app.channels.email.outbound import EmailAdapter
+    from app.channels.webchat.outbound import WebchatAdapter
     from app.channels.wechat_mp import inbound as mp_inbound
     from app.channels.wechat_mp.outbound import WeChatMPAdapter
     from app.channels.wecom_app import handlers as wecom_app
@@ -88,6 +89,7 @@ def _channels() -> None:
 
     register_adapter(WeChatMPAdapter())
     register_adapter(EmailAdapter())
+    register_adapter(WebchatAdapter())
     inbound_jobs.register_processor("email", email_inbound.process)
     register_adapter(WeComAppAdapter())
     register_adapter(WeComKfAdapter())
@@ -152,6 +154,13 @@ def _models() -> None:
 
     # personal data in free text is stored tokenised, whoever writes a message or a ticket
     tokens.install()
+
+
+async def shutdown() -> None:
+    """Release what the wired parts hold open (the web chat's Redis subscription) when a process stops."""
+    from app.channels.webchat.hub import hub
+
+    await hub.close()
 
 
 def api_routes() -> list[BaseRoute]:

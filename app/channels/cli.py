@@ -53,6 +53,27 @@ def _add_email(args: argparse.Namespace) -> None:
     print(f"added email account {account.key!r} ({account.config['address']}); the worker polls it every minute")
 
 
+def _add_webchat(args: argparse.Namespace) -> None:
+    from app.channels.webchat.accounts import upsert_account
+    from app.cli import _settings
+    from app.db import close_db, init_db
+
+    settings = _settings()
+
+    async def run() -> Any:
+        await init_db(settings)
+        try:
+            return await upsert_account(key=args.key, name=args.name, origins=list(args.origin),
+                                        bot=not args.no_bot, group_id=args.group_id)
+        finally:
+            await close_db()
+
+    account = asyncio.run(run())
+    base = settings.public_url.rstrip("/")
+    print(f"added webchat site {account.key!r} ({', '.join(account.config['origins'])}); embed:")
+    print(f'<script src="{base}/static/webchat/widget.js" data-site="{account.key}" async></script>')
+
+
 def _list(args: argparse.Namespace) -> None:
     from app.channels.models import ChannelAccount
     from app.cli import _settings
@@ -102,5 +123,13 @@ def add_channel_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     em.add_argument("--password", required=True, help="the password or the client authorisation code (授权码)")
     em.add_argument("--folder", default="INBOX")
     em.set_defaults(func=_add_email)
+    wc = asub.add_parser("webchat", help="a website chat widget; WebSocket /webchat/ws?site=KEY")
+    wc.add_argument("--key", required=True, help="the site key in the embed snippet")
+    wc.add_argument("--name", default="", help="the name the widget shows")
+    wc.add_argument("--origin", action="append", required=True,
+                    help="an origin allowed to embed the widget, e.g. https://shop.example.com (repeatable)")
+    wc.add_argument("--group-id", type=int, default=None, help="the group whose calendar says when we are open")
+    wc.add_argument("--no-bot", action="store_true", help="people answer first (the bot stays out)")
+    wc.set_defaults(func=_add_webchat)
     ls = csub.add_parser("list", help="list channel accounts")
     ls.set_defaults(func=_list)

@@ -48,7 +48,7 @@ def test_setup_registers_every_listener_job_adapter_and_hook_once() -> None:
             ("sweep_inbound", 10), ("sweep_outbox", 10), ("kf_sync_all", 60), ("wecom_reconcile", 3600),
             ("calendar_notice_check", 3600), ("purge_revoked", 86400), ("privacy_purge", 86400)} <= set(CRONS)
     assert len(CRONS) == len(set(CRONS))
-    for kind in ("wechat_mp", "wecom_app", "wecom_kf", "wecom_oa", "webhook", "null"):
+    for kind in ("wechat_mp", "wecom_app", "wecom_kf", "wecom_oa", "email", "webhook", "webchat", "null"):
         assert get_adapter(kind) is not None, kind
     assert set(inbound_jobs.PROCESSORS) >= {"wechat_mp", "wecom_app", "wecom_contacts"}
     assert set(WECOM_APP_HANDLERS) >= {"change_external_contact", "kf_msg_or_event", "sys_approval_change"}

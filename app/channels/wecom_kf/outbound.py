@@ -17,7 +17,7 @@ from app.channels.base import DeliveryResult
 from app.channels.models import ChannelAccount
 from app.channels.wecom_kf import api, state
 from app.channels.wecom_kf.models import KfSession
-from app.errors import PermanentChannelError
+from app.errors import PermanentChannelError, TemporaryChannelError
 from app.logs import get_logger
 from app.tickets.models import TicketEvent
 from app.wecom.errors import PermanentAPIError
@@ -44,6 +44,14 @@ def render(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if kind == "image" and payload.get("media_id"):
         return "image", {"media_id": str(payload["media_id"])}
     return "text", {"content": str(payload.get("text", ""))[:2048]}
+
+
+async def _earlier_messages_waiting(row: OutboxMessage) -> bool:
+    """Messages to the same customer written before this state change and not delivered yet."""
+    from app.outbox.models import OutboxMessage
+
+    return await OutboxMessage.filter(channel="wecom_kf", recipient=row.recipient, id__lt=row.id,
+                                      status__in=("pending", "sending")).exclude(kind="kf_service_state").exists()
 
 
 def _duplicate(exc: PermanentAPIError) -> bool:
@@ -96,6 +104,10 @@ class WeComKfAdapter:
 
     async def _trans(self, account: ChannelAccount, message: OutboxMessage) -> DeliveryResult:
         want = int(message.payload.get("service_state", 0))
+        if want not in (0, 1) and await _earlier_messages_waiting(message):
+            # once a servicer or the end holds the session, kf/send_msg is refused: what was said before the move
+            # (the resolved notice, the rating question written with the close) goes out first
+            raise TemporaryChannelError("等待之前的消息发出后再转移会话")
         servicer = str(message.payload.get("servicer_userid") or "")
         current = await api.get_state(open_kfid=account.key, external_userid=message.recipient)
         if int(current.get("service_state", -1)) == want and str(current.get("servicer_userid") or "") == servicer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -186,5 +187,10 @@ async def test_an_account_that_transfers_hands_the_session_to_wecom_kf(kfenv: Kf
     fresh = await Ticket.get(id=ticket.id)
     await tickets.update(actor=SYSTEM, ticket_id=ticket.id, expected_version=fresh.version,
                          changes={"status": "closed"})
-    await kfenv.settle()
+    # the end waits for the messages written before it (the closed notice), then goes out on the outbox's retry
+    for _ in range(100):
+        await kfenv.settle()
+        if kfenv.kf.session(OPEN_KFID, "wmCustomer01").state == 4:
+            break
+        await asyncio.sleep(0.1)
     assert kfenv.kf.session(OPEN_KFID, "wmCustomer01").state == 4

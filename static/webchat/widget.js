@@ -1,0 +1,217 @@
+/* Gongdan web chat widget. Embed:
+ *   <script src="https://desk.example.com/static/webchat/widget.js" data-site="KEY" async></script>
+ * Talks to the desk over WebSocket /webchat/ws?site=KEY; the visitor id the server signs is kept in localStorage,
+ * and on reconnect the widget asks for the messages after the last id it saw. */
+(function () {
+  "use strict";
+  var script = document.currentScript || document.querySelector("script[data-site][src*='webchat/widget.js']");
+  if (!script || window.__gongdanWebchat) { return; }
+  window.__gongdanWebchat = true;
+  var site = script.getAttribute("data-site") || "";
+  var src = new URL(script.src, location.href);
+  var wsUrl = (src.protocol === "https:" ? "wss://" : "ws://") + src.host + "/webchat/ws?site=" + encodeURIComponent(site);
+  var store = "gongdan-webchat:" + site;
+  var saved = {};
+  try { saved = JSON.parse(localStorage.getItem(store) || "{}") || {}; } catch (e) { saved = {}; }
+  function save() { try { localStorage.setItem(store, JSON.stringify(saved)); } catch (e) { /* private mode */ } }
+
+  var css = document.createElement("link");
+  css.rel = "stylesheet";
+  css.href = src.href.replace(/widget\.js(\?.*)?$/, "widget.css");
+  document.head.appendChild(css);
+
+  function el(tag, cls, text) {
+    var n = document.createElement(tag);
+    if (cls) { n.className = cls; }
+    if (text !== undefined) { n.textContent = text; }
+    return n;
+  }
+
+  var root = el("div", "gdwc");
+  var launcher = el("button", "gdwc-launcher", "在线咨询");
+  launcher.type = "button";
+  launcher.setAttribute("aria-label", "打开在线咨询");
+  var panel = el("div", "gdwc-panel");
+  panel.setAttribute("role", "dialog");
+  panel.setAttribute("aria-label", "在线咨询");
+  var head = el("div", "gdwc-head");
+  var title = el("span", "gdwc-title", "在线咨询");
+  var status = el("span", "gdwc-status", "连接中…");
+  var close = el("button", "gdwc-close", "×");
+  close.type = "button";
+  close.setAttribute("aria-label", "关闭");
+  head.appendChild(title); head.appendChild(status); head.appendChild(close);
+  var list = el("div", "gdwc-list");
+  list.setAttribute("aria-live", "polite");
+  var typing = el("div", "gdwc-typing", "客服正在输入…");
+  var notice = el("div", "gdwc-notice");
+
+  // the pre-chat form (optional) and the offline form share the fields
+  var form = el("form", "gdwc-form");
+  var formIntro = el("p", "gdwc-intro", "留下称呼和联系方式，方便我们联系您（可跳过）");
+  var nameIn = el("input"); nameIn.name = "name"; nameIn.placeholder = "您的称呼"; nameIn.maxLength = 64;
+  var contactIn = el("input"); contactIn.name = "contact"; contactIn.placeholder = "手机号或邮箱"; contactIn.maxLength = 128;
+  var textIn = el("textarea"); textIn.name = "text"; textIn.placeholder = "请描述您的问题"; textIn.maxLength = 2000;
+  var formOk = el("button", "gdwc-primary", "开始咨询"); formOk.type = "submit";
+  var formSkip = el("button", "gdwc-link", "跳过"); formSkip.type = "button";
+  form.appendChild(formIntro); form.appendChild(nameIn); form.appendChild(contactIn); form.appendChild(textIn);
+  form.appendChild(formOk); form.appendChild(formSkip);
+
+  var bar = el("form", "gdwc-bar");
+  var input = el("textarea", "gdwc-input");
+  input.rows = 1; input.maxLength = 2000; input.placeholder = "请输入消息，回车发送";
+  var send = el("button", "gdwc-primary", "发送"); send.type = "submit";
+  bar.appendChild(input); bar.appendChild(send);
+
+  panel.appendChild(head); panel.appendChild(notice); panel.appendChild(list); panel.appendChild(typing);
+  panel.appendChild(form); panel.appendChild(bar);
+  root.appendChild(panel); root.appendChild(launcher);
+  document.body.appendChild(root);
+
+  var ws = null, ready = false, online = true, mode = "chat", retry = 0, typingTimer = null, lastTyping = 0;
+  var seen = {};
+  var pending = {};
+  // a fresh page shows the whole recent conversation (last id 0); a reconnect asks only for what it missed
+  var lastId = 0;
+
+  function show(which) {
+    mode = which;
+    form.style.display = which === "chat" ? "none" : "";
+    bar.style.display = which === "chat" ? "" : "none";
+    textIn.style.display = which === "offline" ? "" : "none";
+    formSkip.style.display = which === "prechat" ? "" : "none";
+    formOk.textContent = which === "offline" ? "提交留言" : "开始咨询";
+  }
+
+  function scroll() { list.scrollTop = list.scrollHeight; }
+
+  function addMessage(m) {
+    if (m.id && seen[m.id]) { return; }
+    var mine = m.direction === "in";
+    var row = el("div", "gdwc-msg " + (mine ? "gdwc-mine" : "gdwc-theirs"));
+    row.appendChild(el("div", "gdwc-bubble", m.text || "[消息]"));
+    if (mine) { row.appendChild(el("div", "gdwc-state", m.id ? "已送达" : "发送中")); }
+    list.appendChild(row);
+    if (m.id) {
+      seen[m.id] = row;
+      if (m.id > lastId) { lastId = m.id; }
+      if (!mine && ready && panel.classList.contains("gdwc-open")) { ws.send(JSON.stringify({type: "read", id: m.id})); }
+    }
+    scroll();
+    return row;
+  }
+
+  function say(text) { notice.textContent = text || ""; notice.style.display = text ? "" : "none"; }
+
+  function connect() {
+    status.textContent = "连接中…";
+    ws = new WebSocket(wsUrl);
+    ws.onopen = function () {
+      retry = 0;
+      ws.send(JSON.stringify({type: "hello", visitor: saved.visitor || "", last_id: lastId,
+                              name: saved.name || "", contact: saved.contact || ""}));
+    };
+    ws.onmessage = function (ev) {
+      var f;
+      try { f = JSON.parse(ev.data); } catch (e) { return; }
+      if (f.type === "welcome") {
+        ready = true;
+        saved.visitor = f.visitor; save();
+        online = f.online;
+        if (f.site) { title.textContent = f.site; }
+        // messages sent while the connection dropped go again (the server keeps one per client id)
+        Object.keys(pending).forEach(function (cid) {
+          ws.send(JSON.stringify({type: "message", text: pending[cid].getAttribute("data-text"), client_id: cid}));
+        });
+        status.textContent = online ? "在线" : "离线";
+        if (!online) {
+          say(f.opens_at ? "客服暂时不在线，我们将于 " + f.opens_at + " 上班。请留言，我们上班后尽快回复您。"
+                         : "客服暂时不在线，请留言，我们会尽快回复您。");
+          show("offline");
+        } else {
+          say("");
+          show(saved.prechat ? "chat" : "prechat");
+        }
+      } else if (f.type === "message") {
+        typing.style.display = "none";
+        addMessage(f);
+      } else if (f.type === "ack") {
+        var row = pending[f.client_id];
+        delete pending[f.client_id];
+        if (row && !seen[f.id]) {
+          seen[f.id] = row;
+          row.querySelector(".gdwc-state").textContent = "已送达";
+          if (f.id > lastId) { lastId = f.id; }
+        } else if (row) { row.parentNode.removeChild(row); }
+      } else if (f.type === "typing") {
+        typing.style.display = "";
+        clearTimeout(typingTimer);
+        typingTimer = setTimeout(function () { typing.style.display = "none"; }, 4000);
+      } else if (f.type === "read") {
+        Object.keys(seen).forEach(function (id) {
+          var s = seen[id].querySelector(".gdwc-state");
+          if (s && Number(id) <= f.id) { s.textContent = "已读"; }
+        });
+      } else if (f.type === "offline_ok") {
+        show("chat");
+        bar.style.display = "none";
+        say("留言已提交，工单号 " + f.ticket + "。" + (f.opens_at ? "我们将于 " + f.opens_at + " 上班后尽快联系您。" : "我们会尽快联系您。"));
+      } else if (f.type === "error") {
+        say(f.message);
+      }
+    };
+    ws.onclose = function () {
+      ready = false;
+      status.textContent = "重新连接中…";
+      retry = Math.min(retry + 1, 6);
+      setTimeout(connect, 500 * Math.pow(2, retry - 1));
+    };
+  }
+
+  function open() {
+    panel.classList.add("gdwc-open");
+    launcher.style.display = "none";
+    if (!ws) { connect(); }
+    setTimeout(function () { input.focus(); }, 0);
+  }
+  launcher.addEventListener("click", open);
+  close.addEventListener("click", function () { panel.classList.remove("gdwc-open"); launcher.style.display = ""; });
+
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    saved.name = nameIn.value.trim(); saved.contact = contactIn.value.trim(); saved.prechat = true; save();
+    if (mode === "offline") {
+      if (!ready) { say("网络连接中，请稍后再试"); return; }
+      ws.send(JSON.stringify({type: "offline", name: saved.name, contact: saved.contact, text: textIn.value.trim()}));
+    } else {
+      // a socket that is not ready yet says hello with the saved name and contact
+      if (ready) { ws.send(JSON.stringify({type: "profile", name: saved.name, contact: saved.contact})); }
+      show("chat");
+    }
+  });
+  formSkip.addEventListener("click", function () { saved.prechat = true; save(); show("chat"); });
+
+  var counter = 0;
+  bar.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text) { return; }
+    if (!ready) { say("网络连接中，请稍后再试"); return; }
+    var cid = Date.now().toString(36) + "-" + (counter++);
+    pending[cid] = addMessage({direction: "in", text: text});
+    pending[cid].setAttribute("data-text", text);
+    ws.send(JSON.stringify({type: "message", text: text, client_id: cid}));
+    input.value = "";
+    say("");
+  });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); bar.requestSubmit ? bar.requestSubmit() : send.click(); }
+  });
+  input.addEventListener("input", function () {
+    var now = Date.now();
+    if (ready && now - lastTyping > 3000) { lastTyping = now; ws.send(JSON.stringify({type: "typing"})); }
+  });
+  show("chat");
+  say("");
+  if (saved.visitor) { open(); panel.classList.remove("gdwc-open"); launcher.style.display = ""; }
+})();
