@@ -8,6 +8,8 @@ under CI=true (unreachable = failure, never a skip).
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -65,6 +67,26 @@ def _fresh_caches() -> Iterator[None]:
     yield
     for cache in caches:
         cache.invalidate()
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """The application's log lines as rendered (after redaction), at INFO."""
+    root = logging.getLogger()
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(root.handlers[0].formatter)
+    old_level = root.level
+    # an in-thread uvicorn (the simulator) may have set uvicorn's loggers to its own level: take the root's here
+    access = logging.getLogger("uvicorn.access")
+    access_level = access.level
+    access.setLevel(logging.NOTSET)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield buffer
+    access.setLevel(access_level)
+    root.removeHandler(handler)
+    root.setLevel(old_level)
 
 
 @pytest.fixture

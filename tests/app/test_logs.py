@@ -5,31 +5,9 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from app.logs import get_logger, redact
-
-
-@pytest.fixture
-def output() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(root.handlers[0].formatter)
-    old = root.level
-    # an in-thread uvicorn (the simulator) sets uvicorn's loggers to its own level: take the root's for this test
-    access = logging.getLogger("uvicorn.access")
-    access_level = access.level
-    access.setLevel(logging.NOTSET)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield buffer
-    root.removeHandler(handler)
-    root.setLevel(old)
-    access.setLevel(access_level)
 
 
 def _redacted(**values: Any) -> dict[str, Any]:
@@ -62,7 +40,7 @@ def test_objects_rendered_later_are_masked_and_secrets_dropped() -> None:
                    "token": "[redacted]"}
 
 
-def test_stdlib_and_structlog_lines_as_rendered(output: io.StringIO) -> None:
+def test_stdlib_and_structlog_lines_as_rendered(log_output: io.StringIO) -> None:
     # uvicorn's access log line of a customer search, and an application line
     logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1", "GET",
                                              "/api/v1/customers?q=zhang.san%40example.com", "1.1", 200)
@@ -71,7 +49,7 @@ def test_stdlib_and_structlog_lines_as_rendered(output: io.StringIO) -> None:
         raise ValueError("bad input 13812345678 from zhang.san@example.com")
     except ValueError:
         get_logger("app.http").exception("request.crashed")
-    text = output.getvalue()
+    text = log_output.getvalue()
     for clear in ("zhang.san@example.com", "zhang.san%40example.com", "13812345678", "１２３４"):
         assert clear not in text
     assert text.count("z***@example.com") == 4

@@ -142,6 +142,17 @@ class Session:
         for event in await missed(account=self.account, customer=self.customer, after=last):
             await self.ws.send_json(event)
 
+    async def _text(self, frame: dict[str, Any]) -> str | None:
+        """The frame's text, or None after telling the visitor why it cannot be taken (empty, too long)."""
+        text = str(frame.get("text") or "").strip()
+        if not text:
+            await self.error("empty")
+            return None
+        if len(text) > visitors.MAX_CHARS:
+            await self.error("too_long")
+            return None
+        return text
+
     def _limited(self) -> bool:
         return not (visitors.visitor_limiter.allow(f"{self.account.id}:{self.visitor_id}")
                     and visitors.ip_limiter.allow(self.ip))
@@ -150,12 +161,8 @@ class Session:
         from app import intake
 
         assert self.customer is not None
-        text = str(frame.get("text") or "").strip()
-        if not text:
-            await self.error("empty")
-            return
-        if len(text) > visitors.MAX_CHARS:
-            await self.error("too_long")
+        text = await self._text(frame)
+        if text is None:
             return
         if self._limited():
             await self.error("rate_limited")
@@ -185,12 +192,8 @@ class Session:
         from app import intake
 
         assert self.customer is not None
-        text = str(frame.get("text") or "").strip()
-        if not text:
-            await self.error("empty")
-            return
-        if len(text) > visitors.MAX_CHARS:
-            await self.error("too_long")
+        text = await self._text(frame)
+        if text is None:
             return
         contact = str(frame.get("contact") or "")[:128]
         if not contact.strip() or not await save_contact(customer=self.customer, contact=contact):

@@ -44,26 +44,6 @@ pytestmark = pytest.mark.sqlite_only
 
 
 @pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    """The application's log lines as rendered (after redaction), at INFO."""
-    root = logging.getLogger()
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(root.handlers[0].formatter)
-    old_level = root.level
-    # an in-thread uvicorn (the simulator) sets uvicorn's loggers to its own level: take the root's for this test
-    access = logging.getLogger("uvicorn.access")
-    access_level = access.level
-    access.setLevel(logging.NOTSET)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield buffer
-    access.setLevel(access_level)
-    root.removeHandler(handler)
-    root.setLevel(old_level)
-
-
-@pytest.fixture
 def hook() -> Iterator[None]:
     tokens.install()  # what setup() registers (idempotent: the hook stays for the tests after this one)
     yield
