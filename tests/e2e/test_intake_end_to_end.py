@@ -173,7 +173,9 @@ def test_no_personal_data_or_secret_in_clear_in_the_database_or_the_logs_after_t
     quote = '"' if desk.env["DATABASE_URL"].startswith("sqlite://") else "`"
     found: dict[str, list[str]] = {}
     scanned = 0
-    for table, columns in _text_columns(desk).items():
+    for table, all_columns in _text_columns(desk).items():
+        # hex digests (row_hash, phone_hash, ...) are not personal data, but 11 of their digits can look like a phone
+        columns = [c for c in all_columns if not c.endswith("hash")]
         if not columns:
             continue
         listed = ", ".join(f"{quote}{c}{quote}" for c in columns)

@@ -17,9 +17,6 @@ from app.channels.wecom_kf import state as kf_state
 if TYPE_CHECKING:
     from app.tickets.models import Ticket
 
-HANDOFF_TEXT = "正在为您转接人工客服，请稍候。之前的对话客服都能看到，不需要重复描述。"
-
-
 def transfers(account: ChannelAccount) -> bool:
     """Whether this kf account hands sessions to WeCom's own kf client (state 3) instead of keeping them."""
     return bool((account.config or {}).get("transfer_to_servicer"))
@@ -40,8 +37,9 @@ async def ticket_created(*, ticket: Ticket, record: dict[str, Any] | None = None
     account = await _kf_account(ticket)
     if account is None or not transfers(account):
         return
+    # the bot has said it is handing over (its message goes out before the move: see the adapter's ordering)
     await kf_state.request_servicer(account=account, customer_id=ticket.customer_id,  # type: ignore[attr-defined]
-                                    ticket=ticket, text=HANDOFF_TEXT)
+                                    ticket=ticket)
 
 
 async def ticket_updated(*, ticket: Ticket, changed: set[str], **_: Any) -> None:
