@@ -153,8 +153,8 @@ class ArticleVector(Model):
     #: the phrasings embedded, in row order
     texts: list[str] = fields.JSONField(default=list)
     dim = fields.IntField()
-    #: float32 little-endian, len(texts) rows of dim values
-    vectors = fields.BinaryField()
+    #: base64 of float32 little-endian, len(texts) rows of dim values
+    vectors = fields.TextField()
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

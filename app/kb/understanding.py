@@ -16,6 +16,7 @@ CPU architecture, ``KB_EMBEDDER=off``), the service logs a warning once and ever
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import threading
@@ -138,14 +139,15 @@ def digest(*, model: str, texts: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def to_bytes(vectors: np.ndarray) -> bytes:
-    """float32 little-endian bytes of a (rows, dim) matrix."""
-    return np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+def to_text(vectors: np.ndarray) -> str:
+    """Base64 of the float32 little-endian bytes of a (rows, dim) matrix (a text column: aiomysql cannot bind bytes
+    with the PyMySQL it ships with)."""
+    return base64.b64encode(np.ascontiguousarray(vectors, dtype="<f4").tobytes()).decode("ascii")
 
 
-def from_bytes(raw: bytes, *, dim: int) -> np.ndarray:
-    """The (rows, dim) float32 matrix stored by to_bytes."""
-    return np.frombuffer(raw, dtype="<f4").reshape(-1, dim).astype(np.float32)
+def from_text(raw: str, *, dim: int) -> np.ndarray:
+    """The (rows, dim) float32 matrix stored by to_text."""
+    return np.frombuffer(base64.b64decode(raw), dtype="<f4").reshape(-1, dim).astype(np.float32)
 
 
 async def embed_articles(*, embedder: Embedder | None = None) -> int:
@@ -175,7 +177,7 @@ async def embed_articles(*, embedder: Embedder | None = None) -> int:
             row += len(texts)
             await ArticleVector.update_or_create(
                 defaults={"model": embedder.name, "digest": key, "texts": texts, "dim": embedder.dim,
-                          "vectors": to_bytes(block)}, article_id=article.id)
+                          "vectors": to_text(block)}, article_id=article.id)
     if todo:
         log.info("kb.articles_embedded", count=len(todo), model=embedder.name)
     return len(todo)
@@ -284,7 +286,7 @@ async def index() -> FusedIndex:
             for row in await ArticleVector.filter(article_id__in=list(current), model=model):
                 # vectors of an older text are not used: the article waits for the job, lexical meanwhile
                 if current.get(row.article_id) == row.digest:  # type: ignore[attr-defined]
-                    matrix = from_bytes(row.vectors, dim=row.dim)
+                    matrix = from_text(row.vectors, dim=row.dim)
                     vectors.update(zip(row.texts, matrix, strict=True))
         _cache["index"] = FusedIndex(docs, vectors=vectors)
         _cache["key"] = key

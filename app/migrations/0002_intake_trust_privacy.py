@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                 ('digest', fields.CharField(description='SHA-256 of the model name and the phrasings, hex', max_length=64)),
                 ('texts', fields.JSONField(default=list, description='the phrasings embedded, in row order', encoder=JSON_DUMPS, decoder=loads)),
                 ('dim', fields.IntField()),
-                ('vectors', fields.BinaryField(description='float32 little-endian, len(texts) rows of dim values')),
+                ('vectors', fields.TextField(description='base64 of float32 little-endian, len(texts) rows of dim values', unique=False)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
             options={'table': 'kb_article_vector', 'app': 'gongdan', 'pk_attr': 'id', 'table_description': "Dense vectors of one article's phrasings (title and questions), written by the embedding job."},

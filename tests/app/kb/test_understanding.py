@@ -100,7 +100,7 @@ def test_rescale_maps_the_floor_to_zero_and_one_to_one() -> None:
 
 def test_vectors_round_trip_through_bytes() -> None:
     matrix = np.arange(6, dtype=np.float32).reshape(2, 3)
-    assert np.array_equal(understanding.from_bytes(understanding.to_bytes(matrix), dim=3), matrix)
+    assert np.array_equal(understanding.from_text(understanding.to_text(matrix), dim=3), matrix)
 
 
 # ---- stored vectors: computed in the job, re-embedded only when the text changes -----------------------------------
@@ -112,7 +112,7 @@ async def test_vectors_are_recomputed_only_when_the_phrasings_change(articles: l
     first = len(model.embedded)
     refund = await ArticleVector.get(article_id=articles[0].id)
     assert refund.texts == ["如何申请退款", "怎么退钱", "退款流程是什么", "我想把钱退回来"]
-    assert understanding.from_bytes(refund.vectors, dim=refund.dim).shape == (4, model.dim)
+    assert understanding.from_text(refund.vectors, dim=refund.dim).shape == (4, model.dim)
 
     # the job runs again (as the worker's cron does): nothing changed, nothing embedded
     understanding.set_embedder(model)
