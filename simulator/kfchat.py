@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from simulator.chat import _env as pages
 from simulator.state import SimulatorState
 from simulator.wecom.driver import WeComDriver
 from simulator.wecom.kf import KfState, kf_state
@@ -33,13 +32,6 @@ __all__ = ["callback_app", "kf_chat_routes", "new_external_userid"]
 ACTIONS = ("text", "enter_session")
 #: kf text messages are at most 2048 bytes (发送消息 path/94677); the customer side is held to the same
 MAX_TEXT_BYTES = 2048
-
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
-
 
 def new_external_userid() -> str:
     """A fresh external_userid in WeCom's shape (``wm`` + 30 characters)."""
@@ -79,7 +71,7 @@ async def chat(request: Request) -> Response:
     if not external_userid:
         query = urlencode({"open_kfid": open_kfid, "external_userid": new_external_userid()})
         return RedirectResponse("/_sim/kf/chat?" + query, status_code=303)
-    html = _env.get_template("kf_chat.html").render(
+    html = pages.get_template("kf_chat.html").render(
         name=name, external_userid=external_userid,
         config={"open_kfid": open_kfid, "external_userid": external_userid},
     )
