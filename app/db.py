@@ -24,6 +24,9 @@ MODEL_MODULES = [
     "approvals.models",
     "app.webhooks.models",
     "app.integrations.models",
+    "app.reports.models",
+    "app.assist.models",
+    "app.replies.models",
 ]
 APP_LABEL = "gongdan"
 
@@ -41,10 +44,17 @@ def database_url(settings: Settings) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+#: the connection list and report queries read from when DATABASE_REPLICA_URL is set
+REPLICA = "replica"
+
+
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     """Build the tortoise config dict (also the target of `tortoise` CLI's --config)."""
+    connections = {"default": database_url(settings)}
+    if settings.database_replica_url:
+        connections[REPLICA] = database_url(settings.with_overrides(database_url=settings.database_replica_url))
     return {
-        "connections": {"default": database_url(settings)},
+        "connections": connections,
         "apps": {
             APP_LABEL: {
                 "models": MODEL_MODULES,
@@ -62,6 +72,17 @@ async def init_db(settings: Settings) -> None:
     if not settings.is_mysql:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+
+
+def reader() -> Any:
+    """The connection for read-only list and report queries: the replica when DATABASE_REPLICA_URL is set, else
+    the primary. A replica lags a little: a page that must show what its user just wrote reads the primary."""
+    from tortoise import connections
+
+    try:
+        return connections.get(REPLICA)
+    except Exception:  # not configured in this process
+        return connections.get("default")
 
 
 async def close_db() -> None:

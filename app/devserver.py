@@ -26,6 +26,13 @@ console = Console(stderr=True)
 def embedded_defaults(*, host: str, port: int, simulator_port: int) -> dict[str, str]:
     """The settings `gongdan run` supplies: the simulator in place of Tencent, with its demo accounts."""
     from simulator.demo import DEMO_AES_KEY, DEMO_APPID, DEMO_SECRET, DEMO_TEMPLATE_ID, DEMO_TOKEN
+    from simulator.sms import (
+        DEMO_SMS_SDK_APP_ID,
+        DEMO_SMS_SECRET_ID,
+        DEMO_SMS_SECRET_KEY,
+        DEMO_SMS_SIGN_NAME,
+        DEMO_SMS_TEMPLATE_ID,
+    )
     from simulator.wecom.orggen import DEMO_WECOM_ENV
 
     sim_base = f"http://{host}:{simulator_port}"
@@ -33,6 +40,7 @@ def embedded_defaults(*, host: str, port: int, simulator_port: int) -> dict[str,
         "GONGDAN_SIMULATOR": "1",
         "WECHAT_API_BASE": f"{sim_base}/cgi-bin/",
         "WECHAT_OAUTH_BASE": sim_base,
+        "WECOM_LOGIN_BASE": sim_base,
         "WECOM_API_BASE": f"{sim_base}/qyapi/cgi-bin/",
         "WECHAT_APP_ID": DEMO_APPID,
         "WECHAT_APP_SECRET": DEMO_SECRET,
@@ -40,6 +48,13 @@ def embedded_defaults(*, host: str, port: int, simulator_port: int) -> dict[str,
         "WECHAT_AES_KEY": DEMO_AES_KEY,
         "WECHAT_TEMPLATE_ID": DEMO_TEMPLATE_ID,
         "PUBLIC_URL": f"http://{host}:{port}",
+        # the web chat's phone verification: Tencent Cloud SMS is the simulator (codes shown on its page)
+        "TENCENT_SMS_ENDPOINT": sim_base,
+        "TENCENT_SMS_SECRET_ID": DEMO_SMS_SECRET_ID,
+        "TENCENT_SMS_SECRET_KEY": DEMO_SMS_SECRET_KEY,
+        "TENCENT_SMS_SDK_APP_ID": DEMO_SMS_SDK_APP_ID,
+        "TENCENT_SMS_SIGN_NAME": DEMO_SMS_SIGN_NAME,
+        "TENCENT_SMS_TEMPLATE_ID": DEMO_SMS_TEMPLATE_ID,
     }
     defaults.update(DEMO_WECOM_ENV)  # the simulator's demo corp (its organisation mirrors app/seed.py)
     return defaults
@@ -82,9 +97,12 @@ def banner_lines(*, settings: Settings, desk_url: str, sim_base: str, open_kfid:
     kf_chat = f"{sim_base}/_sim/kf/chat?" + urlencode({"open_kfid": open_kfid, "external_userid": kf_customer})
     links = [
         BannerLink("服务台 / desk", f"{desk_url}/"),
+        BannerLink("管理后台 / console (dashboards, settings, repair tools; log in as admin)", f"{desk_url}/console/"),
+        BannerLink("移动工作台 / staff H5 workbench", f"{desk_url}/h5/"),
         BannerLink("API 文档 / OpenAPI", f"{desk_url}/api/v1/openapi.json"),
         BannerLink("模拟公众号客户 / chat as an Official Account follower", mp_chat),
         BannerLink("模拟微信客服客户 / chat with WeChat Customer Service (微信客服, kf)", kf_chat),
+        BannerLink("模拟网站访客 / chat as a website visitor (web chat widget)", f"{sim_base}/_sim/shop"),
         BannerLink("模拟器 / simulator", f"{sim_base}/_sim/"),
     ]
     lines: list[tuple[str, str]] = [
@@ -134,30 +152,35 @@ def run_embedded(*, host: str, port: int, simulator_port: int) -> None:
 
     configure_logging(fmt=settings.log_format, level=settings.log_level)
 
-    async def prepare() -> str | None:
+    async def prepare() -> tuple[str, str | None]:
+        from app.channels.webchat.service import snippet
         from app.channels.wechat_mp.accounts import ensure_env_account
         from app.security.service import create_token
-        from app.seed import seed_demo
+        from app.seed import seed_demo, seed_webchat_site
         from app.staff.models import Staff
 
         await migrate(settings)
         await init_db(settings)
         try:
             await ensure_env_account(settings)
-            await seed_demo()
+            await seed_demo(month=True)  # a month of traffic, so the console's dashboards have figures
+            # the simulator's shop page is the company website: the widget is embedded from its origin
+            site = await seed_webchat_site(origin=sim_base)
+            shop_snippet = snippet(site, public_url=settings.public_url)
             if settings.env != "development":
-                return None  # a token is a secret: outside development nobody gets one printed
+                return shop_snippet, None  # a token is a secret: outside development nobody gets one printed
             admin = await Staff.get(userid="admin")
-            return await create_token(staff=admin, name="make run")
+            return shop_snippet, await create_token(staff=admin, name="make run")
         finally:
             await close_db()
 
-    token = asyncio.run(prepare())
+    shop_snippet, token = asyncio.run(prepare())
     # the simulator's demo accounts use the desk's effective settings, so both sides always agree
     sim_state = build_demo_state(f"http://{host}:{port}/callbacks/wechat", appid=settings.wechat.app_id or None,
                                  secret=str(settings.wechat.app_secret) or None,
                                  token=str(settings.wechat.token) or None, aes_key=str(settings.wechat.aes_key) or None)
     sim_state.public_base_url = sim_base
+    sim_state.shop_snippet = shop_snippet
     from simulator.wecom.orggen import add_default_apps, load_demo_org
 
     add_default_apps(sim_state.wecom, app_callback_url=f"http://{host}:{port}/callbacks/wecom/app",

@@ -55,6 +55,11 @@ class ValidationFailed(DomainError):
     status_code = 422
     code = "validation_failed"
 
+    @classmethod
+    def for_field(cls, field: str, message: str, *, code: str) -> ValidationFailed:
+        """The error of one input field: ``details.fields`` names it, so a form shows ``message`` beside it."""
+        return cls(message, code=code, details={"fields": [{"field": field, "message": message}]})
+
 
 class BadRequest(DomainError):
     status_code = 400

@@ -20,7 +20,8 @@ Each listener takes the event's keyword arguments and ignores the ones it does n
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 TICKET_CREATED = "ticket.created"
@@ -63,6 +64,20 @@ def registered() -> dict[str, list[str]]:
 def reset() -> None:
     """Forget every listener (setup() calls this before registering, so it can run again)."""
     _listeners.clear()
+
+
+@contextmanager
+def only(event: str, listener: Listener) -> Iterator[None]:
+    """Inside the block `event` has just `listener` and nothing else listens (a benchmark measuring one listener);
+    the wired table comes back afterwards, so the process it runs in is unchanged."""
+    saved = {name: list(chain) for name, chain in _listeners.items()}
+    _listeners.clear()
+    _listeners[event] = [listener]
+    try:
+        yield
+    finally:
+        _listeners.clear()
+        _listeners.update(saved)
 
 
 async def emit(event: str, **payload: Any) -> None:

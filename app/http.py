@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -219,6 +220,18 @@ def query_int(request: Request, name: str, default: int | None = None) -> int | 
     if value in (None, ""):
         return default
     return _bounded(name, value)
+
+
+def parse_time(value: str | None, name: str, *, assume: tzinfo = UTC) -> datetime | None:
+    """An ISO 8601 moment (a naive one is in ``assume``); None when empty; 400 naming ``name`` otherwise."""
+    if not value or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(f"{name} 必须是 ISO 8601 时间，例如 2026-12-05T08:00:00+08:00", code="invalid_parameter",
+                         details={"fields": [{"field": name, "message": "时间格式不正确"}]}) from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=assume)
 
 
 def _bounded(name: str, value: str | int | None) -> int:

@@ -17,6 +17,7 @@ from tortoise import connections
 
 from app import openapi
 from app import setup as wiring
+from app.assist import endpoints as assist_endpoints
 from app.customers import endpoints as customer_endpoints
 from app.db import close_db, init_db
 from app.errors import DomainError
@@ -30,6 +31,8 @@ from app.integrations import endpoints as integration_endpoints
 from app.kb import endpoints as kb_endpoints
 from app.logs import configure_logging, get_logger
 from app.outbox import endpoints as outbox_endpoints
+from app.repair import endpoints as repair_endpoints
+from app.reports import endpoints as report_endpoints
 from app.security import endpoints as security_endpoints
 from app.settings import Settings, get_settings
 from app.tickets import endpoints as ticket_endpoints
@@ -58,9 +61,9 @@ async def readyz(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     if settings.redis_url:
         try:
-            from redis.asyncio import Redis
+            from app.redisconn import async_client
 
-            client = Redis.from_url(settings.redis_url)
+            client = async_client(settings.redis_url)
             try:
                 await client.ping()
             finally:
@@ -144,8 +147,11 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
         *rules_endpoints.routes,
         *wiring.api_routes(),
         *kb_endpoints.routes,
+        *assist_endpoints.routes,
         *security_endpoints.routes,
         *outbox_endpoints.routes,
+        *repair_endpoints.routes,
+        *report_endpoints.routes,
         *webhook_endpoints.routes,
         *integration_endpoints.routes,
     ]

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
 from app import __version__
+from app.assist.endpoints import SuggestionDecision
 from app.customers.endpoints import MAX_LIMIT as CUSTOMER_MAX_LIMIT
 from app.customers.endpoints import (
     MAX_QUERY_LENGTH,
@@ -27,7 +28,7 @@ from app.customers.endpoints import (
 )
 from app.http import MAX_ID
 from app.integrations.idempotency import MAX_KEY_LENGTH
-from app.kb.endpoints import ArticleIn, ArticlePatch, ImportIn, PublishPendingIn
+from app.kb.endpoints import ArticleIn, ArticlePatch, HotTopicDraftIn, ImportIn, PublishPendingIn, VerdictIn
 from app.tickets.rules_endpoints import DryRun, Duty
 from app.tickets.schemas import ReplyCreate, RevealRequest, TicketCreate, TicketPatch
 
@@ -38,6 +39,7 @@ BODY_MODELS: list[type[BaseModel]] = [
     TicketCreate, TicketPatch, ReplyCreate, RevealRequest, MergeRequest, UnmergeRequest, VerifyRequest, ExportRequest,
     EraseRequest, DryRun, Duty,
     ArticleIn, ArticlePatch, ImportIn, PublishPendingIn,
+    SuggestionDecision, VerdictIn, HotTopicDraftIn,
 ]
 
 #: what each error status means, whichever operation answers it
@@ -346,6 +348,10 @@ def _paths() -> dict[str, _P]:
                           id_query("ticket_id", "reveals of this ticket"),
                           id_query("actor_id", "staff id of who did it"),
                           query("action", {"type": "string", "maxLength": 32}, "action, e.g. 'reveal'"),
+                          query("object_type", {"type": "string", "maxLength": 32},
+                                "what was acted on, e.g. 'outbox', 'webhook'"),
+                          query("since", TIME, "at or after (ISO 8601)"),
+                          query("until", TIME, "at or before (ISO 8601)"),
                           CURSOR, limit_query(200)]),
         },
         "/audit/verify": {
@@ -473,7 +479,78 @@ def _paths() -> dict[str, _P]:
         },
     }
     meta = {"/openapi.json": {"get": op("This document", {200: ok(OBJ)}, public=True)}}
-    return {**tickets, **customers, **admin, **kb, **meta}
+    return {**tickets, **customers, **admin, **kb, **_intelligence(), **meta}
+
+
+SUGGESTION = obj({"id": INT, "kind": STR, "value": STR, "confidence": NUM, "reasons": STRS, "source": STR,
+                  "status": {"enum": ["shown", "accepted", "dismissed"]}})
+BOT_QUERY = obj({"id": INT, "text": STR, "outcome": STR, "best_article_id": nullable(INT), "score": NUM,
+                 "runner_up": NUM, "fused": BOOL, "verdict": nullable(STR), "verdict_source": STR,
+                 "correct_article_id": nullable(INT), "created_at": STR})
+
+
+def _intelligence() -> dict[str, _P]:
+    """Ticket assistance (app/assist), the bot's labels and report, hot topics (app/kb)."""
+    share = nullable(NUM)
+    return {
+        "/tickets/{ticket_id}/assist": {
+            "get": op("Suggested category and priority, similar resolved tickets, summary and emotion hint, each "
+                      "with its reasons (never applied until accepted)",
+                      {200: ok(obj({"ticket_id": INT, "vector_ready": BOOL,
+                                    "category": nullable({"allOf": [SUGGESTION, obj({"label": STR, "current": STR})]}),
+                                    "priority": nullable({"allOf": [SUGGESTION, obj({"label": STR, "current": STR})]}),
+                                    "similar": {"type": "array", "items": {"allOf": [SUGGESTION, obj({
+                                        "ticket_id": INT, "number": STR, "subject": STR, "solution": STR,
+                                        "score": NUM})]}},
+                                    "summary": nullable({"allOf": [SUGGESTION, obj({"text": STR})]}),
+                                    "emotion": nullable({"allOf": [SUGGESTION, obj({"label": STR, "tone": STR})]})}))},
+                      errors=(400, 404), params=[TICKET_ID]),
+        },
+        "/assist/suggestions/{suggestion_id}": {
+            "post": op("Accept or dismiss a suggestion; accepting a category or priority changes the ticket "
+                       "(audited, at its current version)", {200: ok(SUGGESTION)}, errors=(403, 404, 409),
+                       params=[path_id("suggestion_id", "suggestion id")], body=model_body(SuggestionDecision)),
+        },
+        "/assist/accuracy": {
+            "get": op("How often staff accepted each kind of suggestion (default the last 30 days), and the "
+                      "classifiers in force with their held-out accuracy beside the baseline",
+                      {200: ok(obj({"since": STR, "kinds": {"type": "object", "additionalProperties": obj({
+                          "label": STR, "shown": INT, "accepted": INT, "dismissed": INT, "acceptance": share})},
+                          "models": {"type": "array", "items": obj({
+                              "id": INT, "kind": STR, "trained_on": INT, "held_out": INT, "accuracy": NUM,
+                              "baseline_accuracy": NUM, "created_at": STR})}}))},
+                      errors=(400,), params=[query("since", TIME, "from (ISO 8601)")]),
+        },
+        "/kb/bot-queries/{query_id}/verdict": {
+            "post": op("Confirm or correct the bot's choice for a question (the calibration's labels)",
+                       {200: ok(BOT_QUERY)}, errors=(404,), params=[path_id("query_id", "bot question id")],
+                       body=model_body(VerdictIn)),
+        },
+        "/kb/bot-report": {
+            "get": op("The bot per day: questions decided, share answered, labelled answers, precision among them; "
+                      "and the stored calibrations",
+                      {200: ok(obj({"days": INT, "target": NUM, "series": {"type": "array", "items": obj({
+                          "date": STR, "asked": INT, "answered": INT, "labelled": INT, "right": INT,
+                          "answered_share": share, "precision": share})}, "totals": OBJ,
+                          "calibrations": {"type": "array", "items": OBJ}}))},
+                      errors=(400,), params=[query("days", {"type": "integer", "minimum": 1, "maximum": 366},
+                                                   "this many days back")]),
+        },
+        "/kb/hot-topics": {
+            "get": op("Clusters of recent questions and tickets without a good article, by volume and growth",
+                      {200: ok(items_of(obj({"label": STR, "count": INT, "previous": INT, "growth": NUM,
+                                             "questions": INT, "tickets": INT, "examples": STRS,
+                                             "ticket_ids": {"type": "array", "items": INT},
+                                             "best_article": nullable(OBJ)})))},
+                      errors=(400, 422), params=[query("days", {"type": "integer", "minimum": 1, "maximum": 90},
+                                                   "the recent window (the one before it measures growth)"),
+                                             limit_query(100)]),
+        },
+        "/kb/hot-topics/draft": {
+            "post": op("Draft an article from a hot topic's best-resolved tickets (customer details removed)",
+                       {201: ok(ref("Article"), "created")}, errors=(403, 404), body=model_body(HotTopicDraftIn)),
+        },
+    }
 
 
 def _extensions(routes: Sequence[BaseRoute]) -> tuple[dict[str, _P], list[type[BaseModel]]]:

@@ -1,15 +1,22 @@
-"""One way to enqueue a job, two ways to run it.
+"""One way to enqueue a job, two ways to run it, on separate lanes.
 
 With REDIS_URL set, jobs go to arq and run in `gongdan worker` processes. Without it, the same job functions run
 in-process on background tasks of the web server (the embedded mode). Jobs are named by their function name and
 take arq's `ctx` first; they may run more than once and must be idempotent.
+
+Lanes: every job belongs to one lane, and each lane has its own arq queue (its own in-process queue and tasks in the
+embedded mode), so the outbox (acknowledgements, replies, cards) never waits behind a backlog of inbound callbacks.
+A job not registered on a lane runs on the inbound lane (arq's default queue, so jobs queued by an older release
+are still found).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from app.logs import get_logger
@@ -18,33 +25,127 @@ log = get_logger(__name__)
 
 JobFunc = Callable[..., Awaitable[Any]]
 
+#: the lane of callbacks, syncs, crons: everything that is not a message going out
+INBOUND = "inbound"
+#: the lane of outbox deliveries: acknowledgements and replies to customers, cards to staff, webhooks
+OUTBOX = "outbox"
+#: lane -> arq queue name (the inbound lane keeps arq's default queue)
+QUEUE_NAMES: dict[str, str] = {INBOUND: "arq:queue", OUTBOX: "gongdan:outbox"}
+#: job name -> lane, for the jobs not on the inbound lane (app.worker.register_job fills it)
+LANES: dict[str, str] = {}
+
+
+def lane_of(name: str) -> str:
+    """The lane job `name` runs on."""
+    return LANES.get(name, INBOUND)
+
+
+def queue_name(lane: str) -> str:
+    """The arq queue of a lane."""
+    try:
+        return QUEUE_NAMES[lane]
+    except KeyError:
+        raise ValueError(f"unknown lane {lane!r}: one of {', '.join(QUEUE_NAMES)}") from None
+
 
 class JobQueue(Protocol):
     async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
         """Schedule job `name`; a job_id already queued is not queued twice."""
 
 
-class ArqQueue:
-    """Enqueue into Redis for arq workers."""
+#: arq's enqueue (exists check on the job and result keys, then PSETEX + ZADD) for a whole batch in one round trip;
+#: ARGV: the job and result key prefixes, then 5 values per job (id, queue, score, expiry ms, serialized job)
+_ENQUEUE_MANY = """
+local added = 0
+for i = 3, #ARGV, 5 do
+  local id = ARGV[i]
+  if redis.call('EXISTS', ARGV[1] .. id, ARGV[2] .. id) == 0 then
+    redis.call('PSETEX', ARGV[1] .. id, ARGV[i + 3], ARGV[i + 4])
+    redis.call('ZADD', ARGV[i + 1], ARGV[i + 2], id)
+    added = added + 1
+  end
+end
+return added
+"""
+
+
+class _Batch:
+    """Enqueues that arrive while a round trip is in flight go together in the next one (group commit): at
+    64 concurrent callbacks a web process makes a few Redis round trips where it made 64 WATCH/MULTI/EXEC."""
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
+        self.script = pool.register_script(_ENQUEUE_MANY)
+        self.pending: list[tuple[list[Any], asyncio.Future[None]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    async def add(self, values: list[Any]) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((values, fut))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
+        from arq.constants import job_key_prefix, result_key_prefix
+
+        while self.pending:
+            await asyncio.sleep(0)  # requests handled in this turn of the loop join the batch
+            batch, self.pending = self.pending, []
+            args: list[Any] = [job_key_prefix, result_key_prefix]
+            for values, _ in batch:
+                args.extend(values)
+            try:
+                await self.script(args=args)
+            except BaseException as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+
+
+class ArqQueue:
+    """Enqueue into Redis for arq workers, each job on its lane's queue; concurrent enqueues share one round trip."""
+
+    def __init__(self, pool: Any, *, batched: bool = True) -> None:
+        self.pool = pool
+        self._batch = _Batch(pool) if batched else None
 
     async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
-        await self.pool.enqueue_job(name, *args, _job_id=job_id, _defer_by=defer_by)
+        queue = queue_name(lane_of(name))
+        if self._batch is None:
+            await self.pool.enqueue_job(name, *args, _job_id=job_id, _defer_by=defer_by, _queue_name=queue)
+            return
+        from arq.constants import expires_extra_ms
+        from arq.jobs import serialize_job
+
+        now_ms = int(time.time() * 1000)
+        score = now_ms + int((defer_by or 0) * 1000)
+        expires_ms = score - now_ms + expires_extra_ms
+        job = serialize_job(name, args, {}, None, now_ms, serializer=self.pool.job_serializer)
+        await self._batch.add([job_id or uuid.uuid4().hex, queue, score, expires_ms, job])
 
     async def close(self) -> None:
         await self.pool.aclose()
 
 
 class InProcessQueue:
-    """Run jobs on background tasks of this process (embedded mode and tests)."""
+    """Run jobs on background tasks of this process (embedded mode and tests), each lane on tasks of its own."""
 
-    def __init__(self, functions: dict[str, JobFunc], *, workers: int = 4, ctx: dict[str, Any] | None = None) -> None:
+    def __init__(self, functions: dict[str, JobFunc], *, workers: int = 4, ctx: dict[str, Any] | None = None,
+                 lanes: Mapping[str, int] | None = None) -> None:
         self.functions = functions
         self.workers = workers
         self.ctx: dict[str, Any] = ctx or {}
-        self._queue: asyncio.Queue[tuple[str, tuple[Any, ...], str | None, int]] = asyncio.Queue()
+        #: tasks per lane: the inbound lane gets `workers`, the outbox lane its own (default: half as many, >= 1)
+        self.lanes: dict[str, int] = {INBOUND: workers, OUTBOX: max(1, workers // 2), **(lanes or {})}
+        self._queues: dict[str, asyncio.Queue[tuple[str, tuple[Any, ...], str | None, int]]] = {
+            lane: asyncio.Queue() for lane in self.lanes}
         self._queued_ids: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
@@ -54,7 +155,13 @@ class InProcessQueue:
 
     def start(self) -> None:
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._work(), name=f"gongdan-job-{i}") for i in range(self.workers)]
+            self._tasks = [asyncio.create_task(self._work(lane), name=f"gongdan-job-{lane}-{i}")
+                           for lane, n in self.lanes.items() for i in range(n)]
+
+    def _put(self, item: tuple[str, tuple[Any, ...], str | None, int]) -> None:
+        self._idle.clear()
+        lane = lane_of(item[0])
+        self._queues.get(lane, self._queues[INBOUND]).put_nowait(item)
 
     async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
         if name not in self.functions:
@@ -64,24 +171,29 @@ class InProcessQueue:
         if job_id is not None:
             self._queued_ids.add(job_id)
         if defer_by:
-            loop = asyncio.get_running_loop()
-            handle: asyncio.TimerHandle | None = None
-
-            def _put() -> None:
-                if handle is not None:
-                    self._timers.discard(handle)
-                self._idle.clear()
-                self._queue.put_nowait((name, args, job_id, 1))
-
-            handle = loop.call_later(defer_by, _put)
-            self._timers.add(handle)
+            self._later(defer_by, (name, args, job_id, 1))
         else:
-            self._idle.clear()
-            self._queue.put_nowait((name, args, job_id, 1))
+            self._put((name, args, job_id, 1))
 
-    async def _work(self) -> None:
+    def _later(self, delay: float, item: tuple[str, tuple[Any, ...], str | None, int]) -> None:
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def _fire() -> None:
+            if handle is not None:
+                self._timers.discard(handle)
+            self._put(item)
+
+        handle = loop.call_later(delay, _fire)
+        self._timers.add(handle)
+
+    def _busy(self) -> bool:
+        return self._running > 0 or any(not q.empty() for q in self._queues.values())
+
+    async def _work(self, lane: str) -> None:
+        queue = self._queues[lane]
         while True:
-            name, args, job_id, attempt = await self._queue.get()
+            name, args, job_id, attempt = await queue.get()
             self._running += 1
             if job_id is not None:
                 self._queued_ids.discard(job_id)
@@ -89,8 +201,8 @@ class InProcessQueue:
                 await self.run(name, *args, job_try=attempt, job_id=job_id)
             finally:
                 self._running -= 1
-                self._queue.task_done()
-                if self._queue.empty() and self._running == 0:
+                queue.task_done()
+                if not self._busy():
                     self._idle.set()
 
     async def run(self, name: str, *args: Any, job_try: int = 1, job_id: str | None = None) -> Any:
@@ -104,23 +216,10 @@ class InProcessQueue:
             retry = _retry_defer(exc)
             if retry is not None and job_try < 5:
                 log.info("job.retry", job=name, attempt=job_try, defer=retry)
-                await self._requeue(name, args, job_id, job_try + 1, retry)
+                self._later(retry, (name, args, job_id, job_try + 1))
             else:
                 log.exception("job.failed", job=name, attempt=job_try)
             return None
-
-    async def _requeue(self, name: str, args: tuple[Any, ...], job_id: str | None, attempt: int, defer: float) -> None:
-        loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle | None = None
-
-        def _put() -> None:
-            if handle is not None:
-                self._timers.discard(handle)
-            self._idle.clear()
-            self._queue.put_nowait((name, args, job_id, attempt))
-
-        handle = loop.call_later(defer, _put)
-        self._timers.add(handle)
 
     async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until no job is queued or running (tests); deferred retries may still be waiting."""
@@ -133,9 +232,9 @@ class InProcessQueue:
             handle.cancel()
         self._timers.clear()
         try:
-            await asyncio.wait_for(self._queue.join(), timeout=10)
+            await asyncio.wait_for(asyncio.gather(*(q.join() for q in self._queues.values())), timeout=10)
         except TimeoutError:
-            log.warning("jobs.shutdown_timeout", pending=self._queue.qsize())
+            log.warning("jobs.shutdown_timeout", pending=sum(q.qsize() for q in self._queues.values()))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app import intake
+from app.channels.models import ChannelAccount
 from app.customers import service as customers
 from app.security.scope import SYSTEM
 from app.staff.models import Department, SkillGroup, Staff
@@ -63,8 +64,9 @@ async def ensure_org() -> dict[str, Staff]:
     return people
 
 
-async def seed_demo() -> dict[str, Any]:
-    """Load the demo organisation, customers and tickets; does nothing twice."""
+async def seed_demo(*, month: bool = False) -> dict[str, Any]:
+    """Load the demo organisation, customers and tickets; does nothing twice. ``month``: also a month of traffic
+    through the real flows for the console's dashboards (app.reports.demo; `make run` asks for it)."""
     people = await ensure_org()
     from app.tickets.demo import seed_workflow
 
@@ -86,4 +88,47 @@ async def seed_demo() -> dict[str, Any]:
         await intake.staff_ticket(
             actor=SYSTEM, customer=customer, subject=subject, description=subject, category=category,
             priority=priority, group_id=groups[group].id, order_no=order_no, assign_to_self=False, source="api")
-    return {"created": True, "staff": len(people), "tickets": len(samples)}
+    result: dict[str, Any] = {"created": True, "staff": len(people), "tickets": len(samples)}
+    if month:
+        result["month"] = await _seed_month()
+    return result
+
+
+#: the demo web chat site `gongdan run` embeds on the simulator's shop page (/_sim/shop)
+DEMO_SITE_KEY = "demo-shop"
+DEMO_SITE_NAME = "演示商城"
+DEMO_SITE_GROUP = "一线客服组"
+
+
+async def seed_webchat_site(*, origin: str) -> ChannelAccount:
+    """The demo web chat site, ``origin`` (the simulator's) allowed to embed it, saved through the console's service;
+    on a restart only a new origin is added (a changed simulator port), keeping what the console set."""
+    from app.channels.webchat import service as webchat
+    from app.channels.webchat.accounts import KIND, normalise_origin
+
+    site = await ChannelAccount.get_or_none(key=DEMO_SITE_KEY, kind=KIND)
+    if site is None:
+        # the front line answers the website: its calendar (客服全周) has the chat open every day, not only Mon-Fri
+        group = await SkillGroup.get_or_none(name=DEMO_SITE_GROUP)
+        return await webchat.save_site(actor=SYSTEM, body=webchat.WebchatSiteIn(
+            key=DEMO_SITE_KEY, name=DEMO_SITE_NAME, origins=[origin], group_id=group.id if group else None))
+    config: dict[str, Any] = site.config or {}
+    origins = list(config.get("origins") or [])
+    if normalise_origin(origin) in origins:
+        return site  # nothing to change: no audit row on every restart
+    kept = {name: config[name] for name in ("bot", "group_id", "per_visitor", "per_ip", "max_chars",
+                                           "verify_mailbox") if config.get(name) is not None}
+    return await webchat.save_site(actor=SYSTEM, body=webchat.WebchatSiteIn(
+        key=DEMO_SITE_KEY, name=site.name, origins=[*origins, origin], **kept))
+
+
+async def _seed_month() -> dict[str, Any]:
+    """A month of traffic, with the listeners wired (SLA clocks, assignment, rollups), then the rollups built."""
+    from app.reports import jobs as report_jobs
+    from app.reports.demo import seed_month
+    from app.setup import setup
+
+    setup()
+    summary = await seed_month()
+    await report_jobs.rebuild(since=None)
+    return summary.as_dict()

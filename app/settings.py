@@ -78,6 +78,26 @@ class WeComSettings:
 
 
 @dataclass(frozen=True)
+class SmsSettings:
+    """Tencent Cloud SMS (腾讯云短信) for the web chat's phone verification; unset means no SMS."""
+
+    secret_id: str = ""
+    secret_key: Secret = field(default_factory=lambda: Secret(""))
+    #: the SMS application (短信应用 SdkAppId), the approved signature (签名) and verification-code template
+    sdk_app_id: str = ""
+    sign_name: str = ""
+    template_id: str = ""
+    region: str = "ap-guangzhou"
+    #: where SendSms goes (scheme and host, no path); the simulator in `make run` and tests
+    endpoint: str = "https://sms.tencentcloudapi.com"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.secret_id and str(self.secret_key) and self.sdk_app_id and self.sign_name
+                    and self.template_id)
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str = "development"
     debug: bool = False
@@ -85,6 +105,8 @@ class Settings:
     database_url: str = "sqlite://data/gongdan.sqlite3"
     db_pool_size: int = 64
     redis_url: str | None = None
+    #: a read replica for list and report queries (None: they read the primary)
+    database_replica_url: str | None = None
     secret_key: Secret = field(default_factory=lambda: Secret("dev-insecure-secret-key"))
     #: Fernet keys for fields encrypted at rest; the first encrypts, all decrypt (rotation)
     field_keys: tuple[str, ...] = ()
@@ -93,12 +115,15 @@ class Settings:
     wecom_api_base: str = "https://qyapi.weixin.qq.com/cgi-bin/"
     #: host of the OAuth2 authorize pages (MP snsapi_base and WeCom login); the simulator in `make run`
     wechat_oauth_base: str = "https://open.weixin.qq.com"
+    #: host of WeCom's desktop QR-code login page (wwlogin/sso/login, the /console login); the simulator in `make run`
+    wecom_login_base: str = "https://login.work.weixin.qq.com"
     #: lifetime of an H5 (mobile workbench) login session
     h5_session_hours: int = 12
     #: sensitive H5 actions (reveal, export, erase) need a WeCom login at most this many minutes old
     sensitive_reauth_minutes: int = 10
     wechat: WeChatMPSettings = field(default_factory=WeChatMPSettings)
     wecom: WeComSettings = field(default_factory=WeComSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
     #: callbacks whose timestamp is further than this from our clock are refused (replay protection)
     callback_window_seconds: int = 300
     outbox_max_attempts: int = 8
@@ -190,6 +215,26 @@ def _wecom(config: Config) -> WeComSettings:
     if wecom.agent_id and not wecom.agent_id.isdigit():
         raise ConfigError("WECOM_AGENT_ID must be the numeric AgentId")
     return wecom
+
+
+def _sms(config: Config) -> SmsSettings:
+    sms = SmsSettings(
+        secret_id=config("TENCENT_SMS_SECRET_ID", default=""),
+        secret_key=Secret(config("TENCENT_SMS_SECRET_KEY", default="")),
+        sdk_app_id=config("TENCENT_SMS_SDK_APP_ID", default=""),
+        sign_name=config("TENCENT_SMS_SIGN_NAME", default=""),
+        template_id=config("TENCENT_SMS_TEMPLATE_ID", default=""),
+        region=config("TENCENT_SMS_REGION", default="ap-guangzhou"),
+        endpoint=config("TENCENT_SMS_ENDPOINT", default="https://sms.tencentcloudapi.com").rstrip("/"),
+    )
+    # the SDK posts to "/" on a bare host: a path would be silently dropped
+    if not re.match(r"^https?://[A-Za-z0-9.\-]+(:\d+)?$", sms.endpoint):
+        raise ConfigError("TENCENT_SMS_ENDPOINT must be a scheme and host, like https://sms.tencentcloudapi.com")
+    if sms.secret_id and not str(sms.secret_key):
+        raise ConfigError("TENCENT_SMS_SECRET_KEY is required when TENCENT_SMS_SECRET_ID is set")
+    if sms.sdk_app_id and not sms.sdk_app_id.isdigit():
+        raise ConfigError("TENCENT_SMS_SDK_APP_ID must be the numeric SdkAppId")
+    return sms
 
 
 @dataclass(frozen=True)
@@ -293,9 +338,14 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
     database_url = config("DATABASE_URL", default=f"sqlite://{data_dir}/gongdan.sqlite3")
     if not database_url.startswith(("sqlite://", "mysql://")):
         raise ConfigError("DATABASE_URL must start with sqlite:// or mysql://")
+    database_replica_url = config("DATABASE_REPLICA_URL", default=None) or None
+    if database_replica_url is not None and not database_replica_url.startswith(("sqlite://", "mysql://")):
+        raise ConfigError("DATABASE_REPLICA_URL must start with sqlite:// or mysql://")
     redis_url = config("REDIS_URL", default=None) or None
-    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if redis_url is not None:
+        from app.redisconn import validate as validate_redis_url
+
+        validate_redis_url(redis_url)
 
     secret = config("SECRET_KEY", default=None)
     if not secret:
@@ -338,16 +388,19 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         database_url=database_url,
         db_pool_size=_int(config, "DB_POOL_SIZE", 64, minimum=1),
         redis_url=redis_url,
+        database_replica_url=database_replica_url,
         secret_key=Secret(secret),
         field_keys=field_keys,
         public_url=config("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/"),
         wechat_api_base=config("WECHAT_API_BASE", default="https://api.weixin.qq.com/cgi-bin/"),
         wecom_api_base=config("WECOM_API_BASE", default="https://qyapi.weixin.qq.com/cgi-bin/"),
         wechat_oauth_base=config("WECHAT_OAUTH_BASE", default="https://open.weixin.qq.com").rstrip("/"),
+        wecom_login_base=config("WECOM_LOGIN_BASE", default="https://login.work.weixin.qq.com").rstrip("/"),
         h5_session_hours=_int(config, "H5_SESSION_HOURS", 12, minimum=1),
         sensitive_reauth_minutes=_int(config, "SENSITIVE_REAUTH_MINUTES", 10, minimum=1),
         wechat=wechat,
         wecom=wecom,
+        sms=_sms(config),
         callback_window_seconds=_int(config, "CALLBACK_WINDOW_SECONDS", 300, minimum=1),
         outbox_max_attempts=_int(config, "OUTBOX_MAX_ATTEMPTS", 8, minimum=1),
         inprocess_workers=_int(config, "INPROCESS_WORKERS", 4, minimum=1),

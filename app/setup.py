@@ -32,7 +32,9 @@ def setup() -> None:
 
 
 def _jobs() -> None:
+    from app.assist import jobs as assist_jobs
     from app.channels import inbound_jobs
+    from app.channels.email import idle as email_idle
     from app.channels.email import jobs as email_jobs
     from app.channels.wechat_mp import jobs as mp_jobs
     from app.channels.wecom_kf import sync as kf_sync
@@ -57,7 +59,10 @@ def _jobs() -> None:
     register_job(wecom_sync_jobs.wecom_reconcile, every_seconds=3600)
     register_job(kf_sync.kf_sync_all, every_seconds=60)
     register_job(kf_sync.kf_sync_accounts)
+    register_job(kf_sync.kf_recover)
     register_job(email_jobs.email_poll, every_seconds=email_jobs.POLL_EVERY)
+    # IMAP IDLE watchers (new mail within seconds); the poll above stays as the safety net
+    register_job(email_idle.email_idle_watch, every_seconds=email_jobs.POLL_EVERY)
     # SLA moments are kept to the minute
     register_job(sla_tick, every_seconds=60)
     register_job(assignment_tick, every_seconds=60)
@@ -69,6 +74,15 @@ def _jobs() -> None:
     register_job(retention.privacy_purge, every_seconds=86400)
     register_job(purge_idempotency_keys, every_seconds=86400)
     register_job(understanding.kb_embed_articles, every_seconds=understanding.EMBED_EVERY)
+    register_job(assist_jobs.assist_embed_tickets, every_seconds=assist_jobs.EMBED_EVERY)
+    register_job(assist_jobs.assist_build_index, every_seconds=assist_jobs.INDEX_EVERY)
+    register_job(assist_jobs.assist_train, every_seconds=assist_jobs.TRAIN_EVERY)
+    from app.reports import jobs as report_jobs
+
+    register_job(report_jobs.reports_refresh, every_seconds=report_jobs.REFRESH_EVERY)
+    register_job(report_jobs.reports_channel_tick, every_seconds=report_jobs.CHANNEL_EVERY)
+    # hourly: the card's dedupe key keeps it to one per lead per week
+    register_job(report_jobs.reports_weekly, every_seconds=report_jobs.WEEKLY_EVERY)
 
 
 def _channels() -> None:
@@ -147,6 +161,17 @@ def _listeners() -> None:
     events.listen(events.SLA_BREACHED, webhooks.sla_breached)
     events.listen(events.CSAT_SUBMITTED, webhooks.csat_submitted)
     events.listen(events.APPROVAL_DECIDED, webhooks.approval_decided)
+    _report_listeners()
+
+
+def _report_listeners() -> None:
+    from app.reports import jobs as report_jobs
+
+    # one cheap row per change: the reports_refresh job recomputes the ticket's fact after commit (a customer's
+    # message needs none: the refresh follows new messages by their id)
+    for name in (events.TICKET_CREATED, events.TICKET_STATUS_CHANGED, events.TICKET_UPDATED, events.TICKET_REPLIED,
+                 events.SLA_BREACHED, events.CSAT_SUBMITTED):
+        events.listen(name, report_jobs.mark_ticket)
 
 
 def _models() -> None:
@@ -157,9 +182,12 @@ def _models() -> None:
 
 
 async def shutdown() -> None:
-    """Release what the wired parts hold open (the web chat's Redis subscription) when a process stops."""
+    """Release what the wired parts hold open (the web chat's Redis subscription, IMAP IDLE watchers) when a
+    process stops."""
+    from app.channels.email.idle import stop_watchers
     from app.channels.webchat.hub import hub
 
+    await stop_watchers()
     await hub.close()
 
 

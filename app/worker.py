@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Any, cast
 
 from arq import cron, func
-from arq.connections import RedisSettings, create_pool
+from arq.connections import create_pool
 
 from app import queue as jobqueue
 from app.db import close_db, init_db
 from app.logs import configure_logging, get_logger
 from app.outbox.jobs import deliver_outbox, sweep_outbox
-from app.queue import ArqQueue, InProcessQueue, JobFunc
+from app.queue import INBOUND, LANES, OUTBOX, ArqQueue, InProcessQueue, JobFunc, lane_of, queue_name
+from app.redisconn import redis_settings_from_url
 from app.settings import Settings, get_settings
 
 log = get_logger(__name__)
 
 #: every job, by name; app.setup adds the rest through `register_job`
 JOBS: dict[str, JobFunc] = {"deliver_outbox": deliver_outbox, "sweep_outbox": sweep_outbox}
+LANES.update({"deliver_outbox": OUTBOX, "sweep_outbox": OUTBOX})
 #: (job name, period in seconds) for the in-process runner; arq gets the same as cron entries
 CRONS: list[tuple[str, int]] = [("sweep_outbox", 10)]  # app.outbox.service.SWEEP_EVERY
 
 
-def register_job(fn: JobFunc, *, every_seconds: int | None = None) -> JobFunc:
-    """Add a job function (optionally periodic) to the registry."""
+def register_job(fn: JobFunc, *, every_seconds: int | None = None, lane: str = INBOUND) -> JobFunc:
+    """Add a job function (optionally periodic, on a lane other than the inbound one) to the registry."""
+    queue_name(lane)  # an unknown lane fails here, at setup
     JOBS[fn.__name__] = fn
+    if lane != INBOUND:
+        LANES[fn.__name__] = lane
     if every_seconds and (fn.__name__, every_seconds) not in CRONS:
         CRONS.append((fn.__name__, every_seconds))
     return fn
@@ -73,7 +79,7 @@ class JobRuntime:
     async def start(self) -> jobqueue.JobQueue:
         functions = load_jobs()
         if self.settings.redis_url:
-            pool = await create_pool(RedisSettings.from_dsn(self.settings.redis_url))
+            pool = await create_pool(redis_settings_from_url(self.settings.redis_url))
             self.queue = ArqQueue(pool)
         else:
             q = InProcessQueue(functions, workers=self.settings.inprocess_workers)
@@ -119,27 +125,32 @@ def _cron_schedule(period: int) -> dict[str, Any]:
     return {"second": {0}, "minute": {0}, "hour": set(range(0, 24, max(1, period // 3600)))}
 
 
-def worker_settings(settings: Settings | None = None) -> type:
-    """Build arq's WorkerSettings class for `gongdan worker`."""
+#: jobs one worker process runs at once, per lane (the outbox lane waits on WeChat's API, not on our CPU)
+MAX_JOBS = {INBOUND: 32, OUTBOX: 32}
+
+
+def worker_settings(settings: Settings | None = None, *, lane: str = INBOUND) -> type:
+    """Build arq's WorkerSettings class for one lane of `gongdan worker` (its queue, its jobs, its crons)."""
     s = settings or get_settings()
     if not s.redis_url:
         raise RuntimeError("REDIS_URL is not set: jobs run inside `gongdan serve`, no worker is needed")
     jobs = load_jobs()
     # keep_result=0 lets the sweep reuse a job id once the job has finished
-    job_functions = [func(cast(Any, f), name=n, keep_result=0) for n, f in jobs.items()]
+    job_functions = [func(cast(Any, f), name=n, keep_result=0) for n, f in jobs.items() if lane_of(n) == lane]
     cron_jobs = [
         cron(cast(Any, jobs[n]), name=f"cron:{n}", unique=True, keep_result=0, run_at_startup=False,
              **_cron_schedule(p))
-        for n, p in CRONS
+        for n, p in CRONS if lane_of(n) == lane
     ]
 
     class WorkerSettings:
         functions = job_functions
         cron_jobs: list[Any] = []  # noqa: RUF012
-        redis_settings = RedisSettings.from_dsn(s.redis_url or "")
+        redis_settings = redis_settings_from_url(s.redis_url or "")
+        queue_name = queue_name(lane)
         on_startup = _startup
         on_shutdown = _shutdown
-        max_jobs = 32
+        max_jobs = MAX_JOBS.get(lane, 32)
         job_timeout = 300
         handle_signals = True
         # on SIGTERM, let running jobs finish (they are idempotent anyway, but a finished job is not redone)
@@ -147,3 +158,55 @@ def worker_settings(settings: Settings | None = None) -> type:
 
     WorkerSettings.cron_jobs = cron_jobs
     return WorkerSettings
+
+
+async def run_lanes(settings: Settings, lanes: list[str], *, burst: bool = False,
+                    startup: Any = _startup, shutdown: Any = _shutdown, **overrides: Any) -> list[Any]:
+    """Serve several lanes in this process: one arq Worker per lane, each with its own queue and job slots, so a
+    backlog on one lane never holds up another; SIGTERM lets every lane's running jobs finish. Returns the workers."""
+    import signal
+
+    from arq.worker import Worker, get_kwargs
+
+    if not lanes:
+        raise ValueError("no lane to serve")
+    ctx: dict[str, Any] = {}
+    pool = await create_pool(redis_settings_from_url(settings.redis_url or ""))
+    ctx["redis"] = pool
+    await startup(ctx)
+    workers: list[Worker] = []
+    for lane in dict.fromkeys(lanes):
+        kwargs: dict[str, Any] = dict(get_kwargs(worker_settings(settings, lane=lane)))
+        # the database and the queue are opened once for the process, above
+        kwargs.update(on_startup=None, on_shutdown=None, handle_signals=False, burst=burst, **overrides)
+        workers.append(Worker(**kwargs))
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        for w in workers:
+            w.handle_sig_wait_for_completion(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop, sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            pass
+    tasks = [asyncio.create_task(w.async_run(), name=f"gongdan-lane-{w.queue_name}") for w in workers]
+    try:
+        # a lane that stops (a signal, a lost Redis) stops the process: a worker serving half its lanes would look
+        # alive to the supervisor while the other lane's queue grows
+        await asyncio.wait(tasks, return_when=asyncio.ALL_COMPLETED if burst else asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.error("worker.lane_failed", error=type(outcome).__name__)
+    finally:
+        for w in workers:
+            with warnings.catch_warnings():
+                # arq 0.28 closes its pool with redis-py's deprecated close(); nothing for us to change
+                warnings.simplefilter("ignore", DeprecationWarning)
+                await w.close()
+        await shutdown(ctx)
+        await pool.aclose()
+    return workers

@@ -70,3 +70,18 @@ class ApprovalStep(Model):
     class Meta:
         table = "approval_step"
         unique_together = (("request", "level", "approver"),)
+
+
+class ApprovalPolicy(Model):
+    """The money thresholds as set in the console (one row, id 1), without it the APPROVAL_* settings apply."""
+
+    id = fields.IntField(primary_key=True, generated=False)
+    #: refunds and compensation above this amount (yuan) need approval
+    threshold = fields.DecimalField(max_digits=12, decimal_places=2)
+    #: [[minimum amount, approver levels], ...] sorted by amount
+    levels: list[list[Any]] = fields.JSONField(default=list)
+    timeout_minutes = fields.IntField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "approval_policy"

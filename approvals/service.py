@@ -30,6 +30,7 @@ from app.tickets.fallback import names as fallback_names
 from app.tickets.models import Ticket, TicketEvent
 from app.timeutil import utcnow
 from app.uow import atomic
+from approvals import policy as approval_policy
 from approvals.models import ApprovalRequest, ApprovalStep
 
 log = get_logger(__name__)
@@ -54,12 +55,15 @@ def amount_of(params: dict[str, Any]) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
-def levels_for(*, kind: str, amount: Decimal | None) -> int:
-    """How many approvers the chain has: one, or more for larger amounts (APPROVAL_LEVELS)."""
+def levels_for(*, kind: str, amount: Decimal | None,
+               levels_table: tuple[tuple[Any, int], ...] | None = None) -> int:
+    """How many approvers the chain has: one, or more for larger amounts (``levels_table``, by default
+    APPROVAL_LEVELS; ``approvals.policy`` gives the one in force)."""
     if kind not in MONEY_KINDS or amount is None:
         return 1
     levels = 1
-    for minimum, count in get_settings().workflow.approval_levels:
+    table = levels_table if levels_table is not None else get_settings().workflow.approval_levels
+    for minimum, count in table:
         if amount >= Decimal(str(minimum)):
             levels = count
     return levels
@@ -183,12 +187,14 @@ async def request(*, actor: Actor, ticket_id: int, kind: str, reason: str,
     else:
         amount = amount_of(params)
         params = {"amount": str(amount)}
-        needs = amount > Decimal(str(get_settings().workflow.approval_threshold))
+        needs = amount > (await approval_policy.current()).threshold
     if await ApprovalRequest.filter(ticket_id=ticket.id, kind=kind, status="pending").exists():
         raise InvalidTransition("该工单已有同类审批在进行中", code="approval_pending")
     now = utcnow()
     async with atomic():
-        plan = await plan_chain(requester=requester, levels=levels_for(kind=kind, amount=amount)) if needs else None
+        table = (await approval_policy.current()).levels
+        plan = await plan_chain(requester=requester, levels=levels_for(kind=kind, amount=amount,
+                                                                       levels_table=table)) if needs else None
         chain = plan.approvers if plan else []
         template = oa_template(kind) if needs else None
         req = await ApprovalRequest.create(
@@ -228,7 +234,7 @@ async def _audit(req: ApprovalRequest, kind: str, *, actor: Actor, reason: str =
 async def _open_step(req: ApprovalRequest, *, level: int, approver: Staff, ticket: Ticket) -> None:
     now = utcnow()
     await ApprovalStep.create(request=req, level=level, approver=approver, created_at=now)
-    due = now + timedelta(minutes=get_settings().workflow.approval_timeout_minutes)
+    due = now + timedelta(minutes=(await approval_policy.current()).timeout_minutes)
     await ApprovalRequest.filter(id=req.id).update(level=level, step_due_at=due)
     req.level, req.step_due_at = level, due
     from app.notifications import staff as staff_cards

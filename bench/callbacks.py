@@ -44,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -111,6 +112,12 @@ class Config:
     #: after the events are drained, keep the worker running this long (at most) for the outbox deliveries
     e2e_outbox_wait_s: float = 20.0
     e2e_poll_s: float = 0.25
+    #: workers processing during the busy phase (0: skip it): acknowledgements at AIM_CONCURRENCY while
+    #: `gongdan worker` processes turn the same callbacks into tickets and acknowledgements
+    busy_workers: int = 2
+    #: after migrating, create the tables the models have and the committed migrations do not yet (a tree whose
+    #: migrations are still to be written)
+    fill_schema: bool = False
     #: seconds of py-spy on `gongdan serve` at the highest concurrency (0: no profile)
     profile_s: float = 0.0
     rate_caps: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(RATE_CAPS))
@@ -139,13 +146,14 @@ def openid_for(msg_id: int) -> str:
     return f"oBnch{msg_id % 10**23:023d}"
 
 
-def callback_line(account: Account, msg_id: int, timestamp: int, nonce: str) -> str:
-    """One safe-mode text callback as a bench.load replay line."""
-    openid = openid_for(msg_id)
+def callback_line(account: Account, msg_id: int, timestamp: int, nonce: str, *, openid: str | None = None,
+                  text: str | None = None) -> str:
+    """One safe-mode text callback as a bench.load replay line (by default from a new customer, opening a ticket)."""
+    openid = openid or openid_for(msg_id)
     order = f"2025{msg_id % 10**12:012d}"
     xml = (f"<xml><ToUserName><![CDATA[{account.original_id}]]></ToUserName>"
            f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{timestamp}</CreateTime>"
-           f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{TEXT.format(order=order)}]]></Content>"
+           f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text or TEXT.format(order=order)}]]></Content>"
            f"<MsgId>{msg_id}</MsgId></xml>")
     encrypt = crypto.encrypt(account.aes_key, account.appid, xml.encode("utf-8"))
     ts = str(timestamp)
@@ -245,6 +253,23 @@ def flush_redis(url: str) -> None:
         client.close()
 
 
+async def fill_schema(database_url: str) -> None:
+    """CREATE TABLE IF NOT EXISTS for every model (tables the migrations lack yet; existing ones untouched)."""
+    from tortoise import Tortoise
+
+    from app.db import tortoise_config
+    from app.settings import load_settings
+
+    settings = load_settings({"GONGDAN_ENV": "test", "DATABASE_URL": database_url}, env_file=None)
+    await Tortoise.init(config=tortoise_config(settings))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MariaDB's "table already exists" notes for every migrated table
+            await Tortoise.generate_schemas(safe=True)
+    finally:
+        await Tortoise.close_connections()
+
+
 def prepare(cfg: Config) -> dict[str, Any]:
     """Fresh database (migrated, demo org), Redis db flushed; returns what was done and how long it took."""
     from bench import seed
@@ -253,6 +278,8 @@ def prepare(cfg: Config) -> dict[str, Any]:
     asyncio.run(seed.reset_database(cfg.database_url))
     env = server_env(cfg, DB_POOL_SIZE="8")
     procs.gongdan(["migrate"], env)
+    if cfg.fill_schema:
+        asyncio.run(fill_schema(cfg.database_url))
     procs.gongdan(["seed-demo"], env)
     asyncio.run(_sql(cfg.database_url, minimal_callback.CREATE_TABLE))
     flush_redis(cfg.redis_url)
@@ -667,6 +694,177 @@ def drain(cfg: Config, env: dict[str, str], *, first_event_id: int, tickets_befo
     return result
 
 
+# ---- the whole stack: acknowledgements while the workers process ----------------------------------------------
+
+
+def sim_state_for(openids: list[str]) -> SimulatorState:
+    """The WeChat side of a run: the Official Account, the WeCom app for staff cards, and these followers, each
+    inside their 48-hour customer-service window (they just wrote)."""
+    from simulator.wecom.orggen import add_default_apps, load_demo_org
+
+    state = SimulatorState(template_job_finish=False)
+    state.add_mp_account(APPID, APP_SECRET, TOKEN, AES_KEY, original_id=ORIGINAL_ID, mode="safe")
+    add_default_apps(state.wecom, agent_id=WECOM_AGENT_ID, app_secret=WECOM_AGENT_SECRET)
+    load_demo_org(state.wecom)
+    for openid in openids:
+        state.mp.record_interaction(APPID, openid, "message")
+    return state
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    """The largest peak resident set (VmHWM) among these processes, in MiB."""
+    peak = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return round(peak / 1024, 1)
+
+
+class Stack:
+    """The WeChat simulator (in this process), `gongdan serve --workers web` and `workers` x `gongdan worker`,
+    configured as in production (MariaDB, Redis, the Official Account in safe mode)."""
+
+    def __init__(self, cfg: Config, *, openids: list[str], web: int, workers: int, name: str) -> None:
+        from simulator import SimulatorServer
+
+        self.cfg = cfg
+        self.state = sim_state_for(openids)
+        self.sim = SimulatorServer(self.state)
+        self.web = web
+        self.n_workers = workers
+        self.name = name
+        self.server: procs.Server | None = None
+        self.workers: list[Worker] = []
+        self.port = procs.free_port()
+
+    def __enter__(self) -> Stack:
+        sim = self.sim.__enter__()
+        self.env = server_env(self.cfg, WECHAT_API_BASE=sim.api_base_url, WECOM_API_BASE=sim.wecom_api_base_url,
+                              WECOM_CORP_ID=self.state.wecom.corp_id, WECOM_AGENT_ID=str(WECOM_AGENT_ID),
+                              WECOM_AGENT_SECRET=WECOM_AGENT_SECRET, WECOM_RATE_PER_MINUTE="1000000",
+                              WECOM_RATE_PER_HOUR="10000000")
+        self.server = procs.Server(f"{self.name}-web", api.serve_argv(self.port, self.web), env=self.env,
+                                   port=self.port, log_dir=self.cfg.log_dir)
+        self.server.start()
+        self.workers = [Worker(self.env, self.cfg.log_dir / f"{self.name}-worker{i}.log")
+                        for i in range(self.n_workers)]
+        for w in self.workers:
+            w.start()
+        self.wait_workers_ready()
+        return self
+
+    def wait_workers_ready(self, timeout: float = 90.0) -> None:
+        """Until every worker polls both lanes (arq writes each lane's health-check key when it starts polling):
+        start-up (imports, the text model) is not part of what the phase measures."""
+        import redis
+
+        client = redis.Redis.from_url(self.cfg.redis_url)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if all(w.exited() is None for w in self.workers) and client.exists(
+                        "arq:queue:health-check") and client.exists("gongdan:outbox:health-check"):
+                    return
+                for w in self.workers:
+                    if w.exited() is not None:
+                        raise RuntimeError(f"gongdan worker exited with {w.exited()}: {w.log_tail()}")
+                time.sleep(0.2)
+        finally:
+            client.close()
+        raise RuntimeError("workers not ready in time")
+
+    def __exit__(self, *exc: object) -> None:
+        for w in self.workers:
+            w.stop()
+        if self.server is not None:
+            self.server.stop()
+        self.sim.__exit__(None, None, None)
+
+    def web_pids(self) -> list[int]:
+        return self.server.pids() if self.server is not None else []
+
+    def worker_pids(self) -> list[int]:
+        return [pid for w in self.workers if w.proc is not None for pid in procs.descendants(w.proc.pid)]
+
+    def peak_rss(self) -> dict[str, float]:
+        """Peak RSS of the largest web process and of the largest worker, so far (MiB)."""
+        return {"web_mb": peak_rss_mb(self.web_pids()), "worker_mb": peak_rss_mb(self.worker_pids())}
+
+    def log_failures(self) -> dict[str, int]:
+        crashes = self.server.log_lines("request.crashed") if self.server is not None else 0
+        return {"web_crashes": crashes,
+                "worker_failures": sum(w.log_lines("inbound.failed") + w.log_lines("job.failed")
+                                       for w in self.workers),
+                "deadlocks": sum(w.log_lines("Deadlock") for w in self.workers)}
+
+
+async def _discard_events(cfg: Config) -> None:
+    await _sql(cfg.database_url, "DELETE FROM inbound_event", "DELETE FROM bench_minimal_inbox")
+
+
+def measure_busy(cfg: Config, callbacks: Callbacks, minimal: dict[str, Any] | None) -> dict[str, Any]:
+    """Acknowledgements at AIM_CONCURRENCY while `busy_workers` workers turn the same callbacks into tickets and
+    send their acknowledgements; beside the minimal handler (measured here unless the ack phases did at that
+    concurrency in this run)."""
+    asyncio.run(_discard_events(cfg))
+    flush_redis(cfg.redis_url)
+    concurrency = AIM_CONCURRENCY
+    count = _to_generate(cfg, "gongdan", concurrency, {})
+    first = callbacks.next_msg_id
+    files = callbacks.generate(_replay_dir(cfg) / "callbacks-busy.jsonl", count, parts=cfg.clients)
+    openids = [openid_for(m) for m in range(first, first + count)]
+    first_event_id, = asyncio.run(_sql(cfg.database_url, "SELECT COALESCE(MAX(id), 0) + 1 FROM inbound_event"))
+    out: dict[str, Any] = {"concurrency": concurrency, "web_processes": cfg.workers, "workers": cfg.busy_workers}
+    with Stack(cfg, openids=openids, web=cfg.workers, workers=cfg.busy_workers, name="cb-busy") as stack:
+        meter = Meter({"server": stack.web_pids(), "workers": stack.worker_pids(), "db": _db_pids(),
+                       "redis": _redis_pids()})
+        phase = replay(cfg, port=stack.port, files=files, concurrency=concurrency, meter=meter,
+                       warmup_s=cfg.warmup_s, duration_s=cfg.duration_s)
+        # the workers' progress over the same seconds
+        counts = asyncio.run(_counts_once(cfg, int(first_event_id)))
+        out["peak_rss"] = stack.peak_rss()
+        out["logs"] = stack.log_failures()
+    for f in files:
+        f.unlink(missing_ok=True)
+    out["gongdan"] = phase
+    out["worker_progress_at_end"] = {"events_processed": sum(counts.get(k, 0) for k in ("done", "ignored", "failed")),
+                                     "tickets": counts.get("tickets", 0),
+                                     "outbox_sent": counts.get("outbox_sent", 0)}
+    if minimal is None:
+        port = procs.free_port()
+        mfiles = callbacks.generate(_replay_dir(cfg) / "callbacks-busy-minimal.jsonl",
+                                    _to_generate(cfg, "minimal", concurrency, {}), parts=cfg.clients)
+        with procs.Server("cb-minimal-busy", target_argv("minimal", port, cfg.workers), env=server_env(cfg),
+                          port=port, log_dir=cfg.log_dir) as server:
+            meter = Meter({"server": server.pids(), "db": _db_pids(), "redis": _redis_pids()})
+            minimal = replay(cfg, port=port, files=mfiles, concurrency=concurrency, meter=meter,
+                             warmup_s=cfg.warmup_s, duration_s=cfg.duration_s)
+        for f in mfiles:
+            f.unlink(missing_ok=True)
+        out["minimal_measured_here"] = True
+    out["minimal"] = minimal
+    ratio = _ratio(phase["req_per_s"], minimal["req_per_s"]) or 0.0
+    out["aim"] = {"ratio_vs_minimal": ratio, "target_ratio": AIM_RATIO, "p99_ms": phase["p99_ms"],
+                  "target_p99_ms": AIM_P99_MS,
+                  "pass": ratio >= AIM_RATIO and phase["p99_ms"] < AIM_P99_MS and phase["errors"] == 0}
+    return out
+
+
+async def _counts_once(cfg: Config, first_event_id: int) -> dict[str, int]:
+    from bench import seed
+
+    conn = await seed._connect(cfg.database_url)
+    try:
+        await conn.autocommit(True)
+        return await _db_counts(conn, first_event_id)
+    finally:
+        conn.close()
+
+
 # ---- reporting ------------------------------------------------------------------------------------------------
 
 
@@ -772,8 +970,16 @@ def run(cfg: Config) -> dict[str, Any]:
         setup = prepare(cfg)
         callbacks = Callbacks(Account())
         results, notes = measure_acks(cfg, callbacks)
+        busy = None
+        if cfg.busy_workers > 0:
+            busy = measure_busy(cfg, callbacks, results.get(f"c{AIM_CONCURRENCY}", {}).get("minimal"))
         e2e = measure_e2e(cfg, callbacks) if cfg.e2e_messages > 0 else None
     doc = report(cfg, setup, results, notes, e2e, time.perf_counter() - started)
+    doc["while_processing"] = busy
+    if busy is not None:
+        print(f"acks at c={AIM_CONCURRENCY} while {busy['workers']} workers process: "
+              f"{busy['gongdan']['req_per_s']} req/s (p99 {busy['gongdan']['p99_ms']} ms) vs minimal "
+              f"{busy['minimal']['req_per_s']} req/s: ratio {busy['aim']['ratio_vs_minimal']}", file=sys.stderr)
     if cfg.output is not None:
         cfg.output.parent.mkdir(parents=True, exist_ok=True)
         cfg.output.write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
@@ -799,6 +1005,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--db-pool-size", type=int, default=64)
     p.add_argument("--clients", type=int, default=1, help="load client processes")
     p.add_argument("--e2e-messages", type=int, default=3000, help="end-to-end batch (0 to skip)")
+    p.add_argument("--busy-workers", type=int, default=2,
+                   help=f"workers processing while acks are measured at c={AIM_CONCURRENCY} (0 to skip the phase)")
+    p.add_argument("--fill-schema", action="store_true",
+                   help="after `gongdan migrate`, create tables the models have and the migrations lack yet")
     p.add_argument("--e2e-timeout", type=float, default=150.0, help="seconds to wait for the worker to drain")
     p.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
                    help="py-spy `gongdan serve` this long at the highest concurrency (needs py-spy)")
@@ -815,7 +1025,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     return Config(
         database_url=a.database_url, redis_url=a.redis_url, concurrencies=concurrencies, targets=targets,
         duration_s=a.duration, warmup_s=a.warmup, workers=a.workers, db_pool_size=a.db_pool_size,
-        clients=max(1, a.clients), e2e_messages=a.e2e_messages, e2e_timeout_s=a.e2e_timeout, profile_s=a.profile,
+        clients=max(1, a.clients), e2e_messages=a.e2e_messages, busy_workers=a.busy_workers,
+        fill_schema=a.fill_schema, e2e_timeout_s=a.e2e_timeout, profile_s=a.profile,
         output=Path(a.output) if a.output else None,
     )
 

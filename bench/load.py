@@ -54,6 +54,11 @@ class Spec:
     category: str = "bench-load"
     seed: int = 0
     replay_file: str | None = None
+    #: "replay" only: requests per second this client starts at most (0: as fast as answers come back), the n-th
+    #: request of the file no earlier than start_at + n / rate (a paced burst rather than a closed loop)
+    rate: float = 0.0
+    #: "replay" only: report each request's wall-clock send and answer times, in file order
+    record_times: bool = False
 
 
 @dataclass
@@ -68,12 +73,14 @@ class Result:
     exhausted: bool = False
     #: "replay" only: requests taken from the file (warm-up included)
     sent: int = 0
+    #: "replay" with record_times: [file line, sent at, answered at (0: failed)] wall-clock, per request
+    times: list[list[float]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "latencies_ms": self.latencies_ms, "errors": self.errors, "statuses": self.statuses,
             "error_samples": self.error_samples, "window_s": self.window_s, "cpu_s": self.cpu_s,
-            "exhausted": self.exhausted, "sent": self.sent,
+            "exhausted": self.exhausted, "sent": self.sent, "times": self.times,
         }
 
 
@@ -242,6 +249,10 @@ async def run(spec: Spec) -> Result:
             next_request = request()
             if next_request is None:
                 return
+            line = result.sent - 1
+            if spec.rate > 0:
+                await asyncio.sleep(max(0.0, origin + line / spec.rate - time.perf_counter()))
+                started = time.perf_counter()
             method, path, body, content_type = next_request
             try:
                 status, payload = await send(method, path, body, content_type)
@@ -249,6 +260,10 @@ async def run(spec: Spec) -> Result:
                 status, payload = 0, repr(exc).encode()
                 await reset()
             finished = time.perf_counter()
+            if spec.record_times:
+                wall = time.time() - time.perf_counter()
+                result.times.append([line, round(started + wall, 4),
+                                     round(finished + wall, 4) if ok(status, payload) else 0.0])
             if started < window_start or finished > window_end:
                 continue
             key = str(status)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -30,17 +31,16 @@ from app.channels.wechat_mp import accounts
 from app.customers.models import CustomerIdentity
 from app.logs import get_logger
 from app.settings import Settings
+from app.staff import service as staff_service
 from app.staff.models import Staff
 from h5 import platform
 from h5 import session as sessions
 from h5.web import Ctx, error_page, public_page, redirect, render, safe_next
 
-__all__ = ["dev_login_enabled"]
+__all__ = ["PendingLogin", "dev_login_enabled"]
 
 log = get_logger(__name__)
 
-PENDING_COOKIE = "gd_oauth"
-PENDING_SECONDS = 600
 STAFF_HOME = "/h5/"
 CUSTOMER_HOME = "/h5/my/tickets"
 
@@ -56,41 +56,57 @@ def dev_login_enabled(settings: Settings) -> bool:
     return True
 
 
-def _pending_serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(str(settings.secret_key), salt="gongdan.h5.oauth")
+@dataclass(frozen=True)
+class PendingLogin:
+    """A login away at WeChat or WeCom: a random ``state`` and what to do on return, in a short-lived signed cookie
+    on ``path``. The state must come back (login CSRF), and only once: the cookie is dropped when it does."""
+
+    cookie: str
+    path: str
+    salt: str
+    seconds: int = 600
+
+    def start(self, ctx: Ctx, **data: str) -> str:
+        """Remember ``data`` under a new state (the cookie goes out with the response); the state."""
+        state = secrets.token_urlsafe(16)
+        value = self._signer(ctx.settings).dumps({"n": state, **data})
+        secure = ctx.settings.public_url.startswith("https://")
+        ctx.cookies.append(lambda r: r.set_cookie(self.cookie, value, max_age=self.seconds, path=self.path,
+                                                  httponly=True, samesite="lax", secure=secure))
+        return state
+
+    def take(self, request: Request, ctx: Ctx, **expect: str) -> dict[str, Any] | None:
+        """What was remembered for the ``state`` that came back, when it holds ``expect`` (else None)."""
+        ctx.cookies.append(lambda r: r.delete_cookie(self.cookie, path=self.path))
+        raw = request.cookies.get(self.cookie, "")
+        try:
+            data = self._signer(ctx.settings).loads(raw, max_age=self.seconds) if raw else None
+        except BadSignature:  # also expired
+            data = None
+        state = request.query_params.get("state", "")
+        if not isinstance(data, dict) or not state or any(data.get(k) != v for k, v in expect.items()):
+            return None
+        if not hmac.compare_digest(str(data.get("n", "")).encode(), state.encode()):
+            return None
+        return data
+
+    def _signer(self, settings: Settings) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(str(settings.secret_key), salt=self.salt)
+
+
+PENDING = PendingLogin(cookie="gd_oauth", path="/h5", salt="gongdan.h5.oauth")
 
 
 def _start_oauth(request: Request, ctx: Ctx, *, kind: str, next_url: str, account: Any = None) -> Response:
     """Remember state + deep link in a signed cookie and send the browser to the authorize page."""
-    state = secrets.token_urlsafe(16)
-    value = _pending_serializer(ctx.settings).dumps(
-        {"n": state, "k": kind, "next": next_url, "a": account.key if account else ""})
+    state = PENDING.start(ctx, k=kind, next=next_url, a=account.key if account else "")
     base = ctx.settings.public_url
     if kind == "staff":
         url = platform.wecom_authorize_url(ctx.settings, redirect_uri=f"{base}/h5/auth/wecom/callback", state=state)
     else:
         url = platform.mp_authorize_url(ctx.settings, appid=account.appid, redirect_uri=f"{base}/h5/my/auth/callback",
                                         state=state)
-    secure = ctx.settings.public_url.startswith("https://")
-    ctx.cookies.append(lambda r: r.set_cookie(PENDING_COOKIE, value, max_age=PENDING_SECONDS, path="/h5",
-                                              httponly=True, samesite="lax", secure=secure))
     return RedirectResponse(url, status_code=302)
-
-
-def _take_pending(request: Request, ctx: Ctx, kind: str) -> dict[str, Any] | None:
-    """The pending login matching ``state`` (and the cookie is dropped either way)."""
-    ctx.cookies.append(lambda r: r.delete_cookie(PENDING_COOKIE, path="/h5"))
-    raw = request.cookies.get(PENDING_COOKIE, "")
-    try:
-        data = _pending_serializer(ctx.settings).loads(raw, max_age=PENDING_SECONDS) if raw else None
-    except BadSignature:
-        data = None
-    state = request.query_params.get("state", "")
-    if not isinstance(data, dict) or data.get("k") != kind or not state:
-        return None
-    if not hmac.compare_digest(str(data.get("n", "")).encode(), state.encode()):
-        return None
-    return data
 
 
 def _expired_link(request: Request, ctx: Ctx, login: str) -> Response:
@@ -133,16 +149,12 @@ async def wecom_start(request: Request, ctx: Ctx) -> Response:
 @public_page
 async def wecom_callback(request: Request, ctx: Ctx) -> Response:
     """WeCom came back with a code: find the staff member and start their session."""
-    pending = _take_pending(request, ctx, "staff")
+    pending = PENDING.take(request, ctx, k="staff")
     code = request.query_params.get("code", "")
     if pending is None or not code:
         return _expired_link(request, ctx, "/h5/login")
     identity = await platform.exchange_wecom_code(ctx.settings, code=code)
-    staff = None
-    if identity.userid:
-        staff = await Staff.get_or_none(userid=identity.userid, status="active")
-        if staff is None:  # WeCom may return the userid in another case than the directory sync stored
-            staff = await Staff.filter(userid__iexact=identity.userid, status="active").first()
+    staff = await staff_service.active_by_userid(userid=identity.userid) if identity.userid else None
     if staff is None:
         log.info("h5.login_refused", member=bool(identity.userid))
         return error_page(request, ctx, status=403, title="无法使用工作台",
@@ -219,7 +231,7 @@ async def mp_start(request: Request, ctx: Ctx) -> Response:
 @public_page
 async def mp_callback(request: Request, ctx: Ctx) -> Response:
     """WeChat came back with a code: exchange it for the openid and start the customer's session."""
-    pending = _take_pending(request, ctx, "customer")
+    pending = PENDING.take(request, ctx, k="customer")
     code = request.query_params.get("code", "")
     if pending is None or not code:
         return _expired_link(request, ctx, "/h5/my/login")

@@ -6,10 +6,11 @@ messages open): ``/h5/my/tickets/{number}``. Approval page (the link approval ca
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from h5 import auth, customer_pages, staff_pages
+from h5 import auth, customer_pages, merge_pages, staff_pages, ticket_live
+from h5.console import routes as console_routes
 from h5.web import STATIC_DIR
 
 __all__ = ["routes", "staff_ticket_path"]
@@ -44,6 +45,13 @@ _h5: list[BaseRoute] = [
     Route("/tickets/{number}/approval", staff_pages.request_approval, methods=["POST"]),
     Route("/tickets/{number}/reveal", staff_pages.reveal, methods=["POST"]),
     Route("/tickets/{number}/resend/{outbox_id:int}", staff_pages.resend, methods=["POST"]),
+    Route("/tickets/{number}/assist", staff_pages.assist_decide, methods=["POST"]),
+    Route("/tickets/{number}/bot-verdict", staff_pages.bot_verdict, methods=["POST"]),
+    Route("/merges", merge_pages.suggestions, methods=["GET"]),
+    Route("/merges", merge_pages.merge, methods=["POST"]),
+    Route("/merges/{merge_id:int}", merge_pages.merge_page, methods=["GET"]),
+    Route("/merges/{merge_id:int}/undo", merge_pages.undo, methods=["POST"]),
+    WebSocketRoute("/tickets/{number}/live", ticket_live.ticket_live),
     # customers (WeChat)
     Route("/my/", customer_pages.home, methods=["GET"]),
     Route("/my/login", auth.customer_login, methods=["GET"]),
@@ -60,5 +68,6 @@ _h5: list[BaseRoute] = [
 
 routes: list[BaseRoute] = [
     Mount("/h5", routes=_h5),
+    Mount("/console", routes=console_routes.routes),  # the manager's console (h5/console/)
     Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
 ]

@@ -8,10 +8,12 @@ wx.agentConfig), 获取当前外部联系人userid https://developer.work.weixin
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
+from tortoise.exceptions import OperationalError
 from tortoise.expressions import Q
 
 from app import intake
@@ -48,6 +50,10 @@ NOTICES = {
     "approval_applied": "该申请无需审批，已直接生效。",
     "resent": "已重新发送。",
     "resend_done": "这条消息的发送结果已确定，无需重发。",
+    "assist_accepted": "已采纳建议。",
+    "assist_dismissed": "已记录，谢谢反馈。",
+    "assist_failed": "工单刚被他人修改，建议没有采纳，请刷新后再试。",
+    "bot_verdict": "已记录机器人回答的对错，用于校准机器人。",
 }
 NAV = [("/h5/tickets", "我的工单"), ("/h5/queue", "队列"), ("/h5/search", "搜索"), ("/h5/new", "新建"),
        ("/h5/approvals", "审批")]
@@ -164,6 +170,65 @@ async def _quick_replies(ticket: Ticket) -> list[dict[str, str]]:
     return [{"title": r.article.title, "answer": r.article.body} for r in found if r.article.body]
 
 
+async def _canned_replies(ctx: Ctx, ticket: Ticket, customer: Customer) -> list[dict[str, str]]:
+    """The agent's groups' and shared canned replies (app.replies), placeholders filled for this ticket."""
+    from app.replies import service as replies
+
+    assert ctx.staff is not None
+    values = {"客户称呼": customer.name or "客户", "工单号": ticket.number, "客服姓名": ctx.staff.name}
+    rows = await replies.list_for_reply_box(actor=_actor(ctx), ticket_group_id=ticket.group_id)  # type: ignore[attr-defined]
+    return [{"title": r.title, "category": r.category, "text": replies.fill_placeholders(body=r.body, values=values)}
+            for r in rows]
+
+
+async def _live_chat(ticket: Ticket) -> dict[str, Any] | None:
+    """A web chat ticket's live link (typing and read state both ways) and its read marks, else None."""
+    from app.channels.webchat import live
+
+    chat = await live.chat_of(ticket=ticket)
+    if chat is None:
+        return None
+    return {"url": f"/h5/tickets/{ticket.number}/live", **await live.chat_read_state(chat=chat)}
+
+
+#: how the bot's earlier decisions read on the ticket page
+BOT_OUTCOMES = {"answered": "机器人直接回答", "menu": "机器人推荐的第一个选项"}
+
+
+async def _assist(ctx: Ctx, ticket: Ticket) -> dict[str, Any] | None:
+    """智能助手: suggestions with their reasons (app.assist) and the bot's earlier answers to confirm."""
+    try:
+        return await _assist_card(ctx, ticket)
+    except (DomainError, OperationalError):  # e.g. assistance's tables not migrated yet: the page still works
+        return None
+
+
+async def _assist_card(ctx: Ctx, ticket: Ticket) -> dict[str, Any] | None:
+    from app.assist import service as assist
+    from app.kb.models import Article, BotQuery
+
+    found = await assist.suggestions(actor=_actor(ctx), ticket_id=ticket.id)
+    choices = []
+    for kind, labels in (("category", {}), ("priority", PRIORITY_LABELS)):
+        s = found.get(kind)
+        if s:
+            choices.append({**s, "kind_label": assist.KIND_LABELS[kind],
+                            "current_label": labels.get(s["current"], s["current"])})
+    # the customer's questions the bot answered (or offered first) before this ticket: the agent's verdict is
+    # the calibration's best label
+    since = ticket.created_at - timedelta(days=1)
+    queries = await BotQuery.filter(customer_id=ticket.customer_id, outcome__in=list(BOT_OUTCOMES),  # type: ignore[attr-defined]
+                                    best_article_id__isnull=False, created_at__gte=since,
+                                    created_at__lte=ticket.created_at + timedelta(minutes=1)).order_by("-id").limit(5)
+    titles = dict(await Article.filter(id__in=[q.best_article_id for q in queries]).values_list("id", "title"))
+    bot = [{"id": q.id, "text": q.text, "article_title": titles.get(q.best_article_id, ""), "verdict": q.verdict,
+            "outcome_label": BOT_OUTCOMES[q.outcome]} for q in queries]
+    if not (choices or found["similar"] or found["summary"] or found["emotion"] or bot):
+        return None
+    return {"vector_ready": found["vector_ready"], "choices": choices, "similar": found["similar"],
+            "summary": found["summary"], "emotion": found["emotion"], "bot": bot}
+
+
 async def _ticket_context(ctx: Ctx, ticket: Ticket, *, draft: dict[str, str] | None = None) -> dict[str, Any]:
     actor = _actor(ctx)
     messages = await tickets.list_messages(actor=actor, ticket_id=ticket.id, limit=500)
@@ -186,9 +251,12 @@ async def _ticket_context(ctx: Ctx, ticket: Ticket, *, draft: dict[str, str] | N
         "priorities": [(p, PRIORITY_LABELS[p]) for p in PRIORITIES],
         "assignees": await _assignees(ticket, ctx.staff),
         "quick_replies": await _quick_replies(ticket),
+        "canned_replies": await _canned_replies(ctx, ticket, customer),
+        "assist": await _assist(ctx, ticket),
         "can_reveal": actor.can_reveal,
         "approval": await _approval_form(ticket),
         "rating": views.rating_view(await ratings.current_rating(ticket_id=ticket.id)),
+        "live_chat": await _live_chat(ticket),
         "draft": {
             "text": draft.get("text", ""),
             "status": draft.get("status", ticket.status),
@@ -273,6 +341,46 @@ async def ticket_act(request: Request, ctx: Ctx) -> Response:
         context["conflict"] = await _conflict_text(fresh)
     return _page(request, ctx, "staff/ticket.html", status=409 if conflict is not None else 422, title=fresh.number,
                  error=error, **context)
+
+
+@staff_page
+async def assist_decide(request: Request, ctx: Ctx) -> Response:
+    """采纳 / 忽略 a suggestion of the 智能助手 card (accepting a category or priority changes the ticket)."""
+    from app.assist import service as assist
+    from app.assist.models import Suggestion
+
+    actor = _actor(ctx)
+    ticket = await tickets.get_by_number(actor=actor, number=request.path_params["number"])
+    decision = ctx.field("decision")
+    raw = ctx.field("suggestion_id")
+    row = await Suggestion.get_or_none(id=int(raw), ticket_id=ticket.id) if raw.isdigit() else None
+    if row is None:
+        raise NotFound("建议不存在")
+    try:
+        await assist.decide(actor=actor, suggestion_id=row.id, decision=decision)
+    except (VersionConflict, ValidationFailed):
+        return redirect(f"/h5/tickets/{ticket.number}?notice=assist_failed#assist")
+    notice = "assist_accepted" if decision == "accepted" else "assist_dismissed"
+    return redirect(f"/h5/tickets/{ticket.number}?notice={notice}#assist")
+
+
+@staff_page
+async def bot_verdict(request: Request, ctx: Ctx) -> Response:
+    """答对了 / 答错了: an agent's verdict on the bot's earlier answer to this ticket's customer."""
+    from app.kb import service as kb
+    from app.kb.models import BotQuery
+
+    actor = _actor(ctx)
+    ticket = await tickets.get_by_number(actor=actor, number=request.path_params["number"])
+    raw = ctx.field("query_id")
+    row = await BotQuery.get_or_none(id=int(raw), customer_id=ticket.customer_id) if raw.isdigit() else None  # type: ignore[attr-defined]
+    if row is None:
+        raise NotFound("没有这条机器人记录")
+    try:
+        await kb.set_verdict(actor=actor, query_id=row.id, verdict=ctx.field("verdict"))
+    except ValidationFailed:
+        return redirect(f"/h5/tickets/{ticket.number}#assist")
+    return redirect(f"/h5/tickets/{ticket.number}?notice=bot_verdict#assist")
 
 
 class _Invalid(Exception):

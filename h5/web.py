@@ -61,7 +61,8 @@ ACTOR_CACHE_SECONDS = 10.0
 MAX_UPLOAD_FILES = 6
 
 _actors: dict[int, tuple[float, Actor]] = {}
-_NEXT = re.compile(r"^/h5(/[A-Za-z0-9._~%/=&?+-]*)?$")
+#: post-login targets: the H5 pages and the manager's console
+_NEXT = re.compile(r"^/(h5|console)(/[A-Za-z0-9._~%/=&?+-]*)?$")
 
 
 @dataclass
@@ -173,7 +174,7 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def safe_next(value: str | None, default: str) -> str:
-    """A post-login destination: only our own /h5 pages (no open redirect, no scheme, no //host)."""
+    """A post-login destination: only our own /h5 and /console pages (no open redirect, no scheme, no //host)."""
     if value and len(value) <= 512 and _NEXT.match(value) and "//" not in value and ".." not in value:
         return value
     return default

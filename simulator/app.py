@@ -17,8 +17,11 @@ from simulator.chat import chat_routes
 from simulator.kfchat import kf_chat_routes
 from simulator.mp.routes import mp_routes
 from simulator.oauth import oauth_routes
+from simulator.shop import shop_routes
+from simulator.sms import sms_routes
 from simulator.state import SimulatorState
 from simulator.wecom.routes import wecom_routes
+from simulator.wwlogin import wwlogin_routes
 
 __all__ = ["create_simulator_app"]
 
@@ -37,8 +40,8 @@ def create_simulator_app(state: SimulatorState | None = None) -> Starlette:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    routes: list[BaseRoute] = [*mp_routes(), *wecom_routes(), *oauth_routes(), *admin_routes(), *chat_routes(),
-                               *kf_chat_routes()]
+    routes: list[BaseRoute] = [*mp_routes(), *wecom_routes(), *oauth_routes(), *wwlogin_routes(), *admin_routes(),
+                               *chat_routes(), *kf_chat_routes(), *sms_routes(), *shop_routes()]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.sim = sim
     return app

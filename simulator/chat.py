@@ -33,6 +33,9 @@ _env = jinja2.Environment(
 )
 
 ACTIONS = ("text", "image", "subscribe", "unsubscribe", "click", "view", "location")
+#: the shared phone page's paths and words for an Official Account chat (templates/_phone.html)
+PAGE = {"conversation": "/_sim/mp/conversation", "sendUrl": "/_sim/chat/send", "identity": ["appid", "openid"],
+        "outAvatar": "号", "sending": "投递中…", "failed": "投递：", "failedDefault": "失败", "delivered": "已送达"}
 
 
 def _state(request: Request) -> SimulatorState:
@@ -55,7 +58,9 @@ async def index(request: Request) -> Response:
     kf = kf_state(state)
     with kf.lock:
         kf_accounts = [{"open_kfid": k, "name": v} for k, v in sorted(kf.accounts.items())]
-    return _render("index.html", accounts=accounts, users=users, new_openid=_new_openid(), kf_accounts=kf_accounts)
+    sms = [m.to_json() for m in reversed(state.sms.messages()[-20:])]
+    return _render("index.html", accounts=accounts, users=users, new_openid=_new_openid(), kf_accounts=kf_accounts,
+                   sms=sms)
 
 
 async def chat(request: Request) -> Response:
@@ -76,6 +81,7 @@ async def chat(request: Request) -> Response:
         openid=openid,
         menu_buttons=_click_buttons(menu),
         config={"appid": appid, "openid": openid},
+        page=PAGE,
     )
 
 

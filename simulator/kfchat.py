@@ -30,6 +30,10 @@ from simulator.wecom.store import WeComApp
 __all__ = ["callback_app", "kf_chat_routes", "new_external_userid"]
 
 ACTIONS = ("text", "enter_session")
+#: the shared phone page's paths and words for a 微信客服 chat (templates/_phone.html)
+PAGE = {"conversation": "/_sim/kf/conversation", "sendUrl": "/_sim/kf/chat/send",
+        "identity": ["open_kfid", "external_userid"], "outAvatar": "客服", "sending": "发送中…", "failed": "回调：",
+        "failedDefault": "服务台未应答", "delivered": "已通知服务台"}
 #: kf text messages are at most 2048 bytes (发送消息 path/94677); the customer side is held to the same
 MAX_TEXT_BYTES = 2048
 
@@ -74,6 +78,7 @@ async def chat(request: Request) -> Response:
     html = pages.get_template("kf_chat.html").render(
         name=name, external_userid=external_userid,
         config={"open_kfid": open_kfid, "external_userid": external_userid},
+        page=PAGE,
     )
     return HTMLResponse(html)
 

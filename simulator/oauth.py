@@ -34,7 +34,7 @@ from simulator.state import SimulatorState
 from simulator.wecom.api import WeComCall, wecom_route
 from simulator.wecom.errors import WeComError
 
-__all__ = ["CODE_TTL_SECONDS", "OAuthCodes", "oauth_routes"]
+__all__ = ["CODE_TTL_SECONDS", "Grant", "OAuthCodes", "codes_of", "oauth_page", "oauth_routes"]
 
 CODE_TTL_SECONDS = 300
 _MP_ERRMSG = {40002: "invalid grant_type", 40013: "invalid appid", 40029: "invalid code", 40125: "invalid appsecret",
@@ -71,6 +71,16 @@ class OAuthCodes:
 
 def _codes(state: SimulatorState) -> OAuthCodes:
     return state.wecom.extension("oauth_codes", OAuthCodes)
+
+
+def codes_of(state: SimulatorState) -> OAuthCodes:
+    """The issued codes (shared with the QR-code login of ``simulator.wwlogin``)."""
+    return _codes(state)
+
+
+def oauth_page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    """A platform-looking page (the QR-code login page uses it too)."""
+    return _page(title, body, status)
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:

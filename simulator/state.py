@@ -20,6 +20,7 @@ from simulator.clock import Clock
 from simulator.crypto import random_aes_key
 from simulator.faults import Fault, FaultTable
 from simulator.mp.store import Mode, MPAccount, MPStore, MPUser, ReceivedMessage, SentKind, SentMessage
+from simulator.sms import SentSms, SmsStore
 from simulator.wecom.store import WeComStore
 
 __all__ = ["ApiCall", "SimulatorState"]
@@ -67,8 +68,12 @@ class SimulatorState:
         self.mp.template_job_finish = template_job_finish
         #: the WeCom corp (apps, directory, external contacts, app messages); see simulator.wecom.store
         self.wecom = WeComStore(lock=self.lock, clock=self.clock, next_id=self.next_id)
+        #: Tencent Cloud SMS: the SMS applications and the messages "sent"; see simulator.sms
+        self.sms = SmsStore(lock=self.lock, clock=self.clock, next_id=self.next_id)
         #: where the simulator is reachable (set by SimulatorServer); used for PicUrl links in callbacks
         self.public_base_url = public_base_url
+        #: the web chat embed snippet the demo shop page (/_sim/shop) pastes, as the desk's console gives it out
+        self.shop_snippet: str | None = None
         self.api_calls: deque[ApiCall] = deque(maxlen=10_000)
         #: callbacks scheduled by the API routes (TEMPLATESENDJOBFINISH); kept so they are not garbage-collected
         self.background_tasks: set[asyncio.Task[Any]] = set()
@@ -83,6 +88,7 @@ class SimulatorState:
         with self.lock:
             self.mp.reset(keep_accounts=keep_accounts)
             self.wecom.reset()
+            self.sms.reset()
             self.faults.clear()
             self.api_calls.clear()
             self.clock.reset()
@@ -198,6 +204,14 @@ class SimulatorState:
     def token_fetch_count(self, appid: str) -> int:
         """How many access tokens were issued for ``appid``."""
         return self.mp.token_fetch_count(appid)
+
+    def sms_to(self, phone: str) -> list[SentSms]:
+        """The text messages Tencent Cloud SMS "sent" to a number (E.164 or national), oldest first."""
+        return self.sms.messages(phone)
+
+    def last_sms(self, phone: str) -> SentSms | None:
+        """The last text message "sent" to a number, e.g. to read the verification code the desk sent."""
+        return self.sms.last(phone)
 
     def advance(self, seconds: float) -> float:
         """Move the simulated clock forward."""

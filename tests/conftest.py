@@ -124,12 +124,17 @@ async def _init_sqlite() -> None:
 async def db(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[None]:
     """The test's database: SQLite in memory, or this run's MariaDB database when TEST_DB=mysql (`make test-mysql`
     runs the whole SQLite tier again on MariaDB; tests marked sqlite_only read SQLite's own catalogue or files)."""
-    if TEST_DB == "mysql" and request.node.get_closest_marker("sqlite_only") is None:
+    await fresh_database(settings, sqlite_only=request.node.get_closest_marker("sqlite_only") is not None)
+    yield
+    await Tortoise.close_connections()
+
+
+async def fresh_database(settings: Settings, *, sqlite_only: bool = False) -> None:
+    """An empty database of this run's tier (a test that needs a second fresh start calls it again)."""
+    if TEST_DB == "mysql" and not sqlite_only:
         await _init_mysql(settings)
     else:
         await _init_sqlite()
-    yield
-    await Tortoise.close_connections()
 
 
 # ---- MariaDB tier ---------------------------------------------------------------------------------------------
@@ -245,6 +250,27 @@ async def jobs() -> AsyncIterator[jobqueue.InProcessQueue]:
     jobqueue.set_queue(q)
     yield q
     await q.close()
+    jobqueue.set_queue(None)
+
+
+class RecordingQueue:
+    """A job queue that only remembers what was enqueued, as (name, args, job_id); a job id already waiting is
+    dropped, as arq does."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[str, tuple[Any, ...], str | None]] = []
+
+    async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
+        if job_id is None or all(j[2] != job_id for j in self.jobs):
+            self.jobs.append((name, args, job_id))
+
+
+@pytest.fixture
+def queue() -> Iterator[RecordingQueue]:
+    """The job queue as a RecordingQueue: no job runs, ``queue.jobs`` says what was enqueued."""
+    q = RecordingQueue()
+    jobqueue.set_queue(q)  # type: ignore[arg-type]
+    yield q
     jobqueue.set_queue(None)
 
 

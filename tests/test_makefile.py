@@ -71,3 +71,57 @@ def test_make_test_depends_on_browser_deps_when_it_can_apt(tmp_path: Path) -> No
     assert as_root.rstrip().endswith(".venv/bin/pytest")
     unprivileged = _make(tmp_path, bin_dir, "-n", "test", "CAN_APT=").stdout
     assert "apt-get install" not in unprivileged and "browser tier: missing Debian packages" in unprivileged
+
+
+FAKE_NPM = """#!/bin/sh
+# logs its arguments and "installs" the package the way npm lays it out under --prefix
+echo "$@" >> "$NPM_LOG"
+[ -n "$NPM_FAIL" ] && exit 1
+prefix=""; pkg=""; prev=""
+for a in "$@"; do
+  [ "$prev" = "--prefix" ] && prefix="$a"
+  case "$a" in weui@*|echarts@*) pkg="${a%@*}";; esac
+  prev="$a"
+done
+mkdir -p "$prefix/node_modules/weui/dist/style" "$prefix/node_modules/echarts/dist"
+[ "$pkg" = weui ] && echo css > "$prefix/node_modules/weui/dist/style/weui.min.css"
+[ "$pkg" = echarts ] && echo js > "$prefix/node_modules/echarts/dist/echarts.min.js"
+exit 0
+"""
+
+
+def _assets_tree(tmp_path: Path, *, fail: bool = False) -> tuple[Path, dict[str, str]]:
+    """A copy of the Makefile in an empty tree, and a PATH whose npm is the fake above."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "Makefile").write_text((ROOT / "Makefile").read_text())
+    bin_dir = tmp_path / "npm-bin"
+    bin_dir.mkdir()
+    (bin_dir / "npm").write_text(FAKE_NPM)
+    (bin_dir / "npm").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "NPM_LOG": str(tmp_path / "npm.log"),
+           **({"NPM_FAIL": "1"} if fail else {})}
+    return tree, env
+
+
+def test_make_assets_installs_weui_and_echarts_once(tmp_path: Path) -> None:
+    assert MAKE is not None
+    tree, env = _assets_tree(tmp_path)
+    for _ in range(2):
+        done = subprocess.run([MAKE, "--no-print-directory", "-C", str(tree), "assets"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    assert (tree / "static/vendor/echarts/echarts.min.js").read_text() == "js\n"
+    assert (tree / "static/vendor/weui/weui.min.css").read_text() == "css\n"
+    calls = (tmp_path / "npm.log").read_text().splitlines()
+    assert [c.split()[-1] for c in calls] == ["weui@2", "echarts@5"]  # the second run installed nothing
+    assert all("--no-save" in c and "--prefix static/vendor" in c for c in calls)
+
+
+def test_make_assets_without_npm_leaves_the_fallbacks(tmp_path: Path) -> None:
+    assert MAKE is not None
+    tree, env = _assets_tree(tmp_path, fail=True)
+    done = subprocess.run([MAKE, "--no-print-directory", "-C", str(tree), "assets"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr  # the desk still runs: own CSS, charts as tables
+    assert not (tree / "static/vendor/echarts/echarts.min.js").exists()

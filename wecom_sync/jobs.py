@@ -42,10 +42,17 @@ async def on_change_external_contact(push: WeComPush) -> str:
 
 async def wecom_full_sync(ctx: dict[str, Any], kind: str = "directory") -> dict[str, Any]:
     """Run (or resume) a full sync of ``directory`` or ``external_contacts``."""
-    if kind == "directory":
-        report = await directory.full_sync(api=wecom_api("contacts"))
-    else:
-        report = await external.full_sync(api=wecom_api("customer"))
+    try:
+        if kind == "directory":
+            report = await directory.full_sync(api=wecom_api("contacts"))
+        else:
+            report = await external.full_sync(api=wecom_api("customer"))
+    except Exception as exc:
+        # the interrupted run keeps its cursor (the next sync resumes it); the console shows why it stopped
+        run = await SyncRun.filter(kind=kind, status="running").order_by("-id").first()
+        if run is not None:
+            await SyncRun.filter(id=run.id).update(report={**(run.report or {}), "error": type(exc).__name__})
+        raise
     return report.to_json()
 
 

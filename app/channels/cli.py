@@ -30,48 +30,70 @@ def _add_wechat_mp(args: argparse.Namespace) -> None:
 
 
 def _add_email(args: argparse.Namespace) -> None:
-    from app.channels.email.accounts import upsert_account
+    from pydantic import ValidationError
+
+    from app.channels.email.service import MailboxIn, save_mailbox
     from app.cli import _settings
     from app.db import close_db, init_db
+    from app.errors import ValidationFailed
+    from app.security.scope import SYSTEM
 
     settings = _settings()
+    try:  # the console's form check, so both paths refuse the same input
+        body = MailboxIn(key=args.key, name=args.name or args.address, address=args.address,
+                         imap_host=args.imap_host, imap_port=args.imap_port, imap_security=args.imap_security or "",
+                         smtp_host=args.smtp_host, smtp_port=args.smtp_port,
+                         smtp_security=args.smtp_security or "", username=args.username or args.address,
+                         password=args.password, folder=args.folder, idle=not args.no_idle)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        raise SystemExit(f"invalid mailbox settings: {fields}") from None
 
     async def run() -> Any:
         await init_db(settings)
         try:
-            return await upsert_account(
-                key=args.key, name=args.name or args.address, address=args.address, imap_host=args.imap_host,
-                imap_port=args.imap_port, smtp_host=args.smtp_host, smtp_port=args.smtp_port,
-                username=args.username or args.address, password=args.password,
-                imap_security=args.imap_security or "", smtp_security=args.smtp_security or "",
-                folder=args.folder,
-            )
+            return await save_mailbox(actor=SYSTEM, body=body)
         finally:
             await close_db()
 
-    account = asyncio.run(run())
+    try:
+        account = asyncio.run(run())
+    except ValidationFailed as exc:
+        raise SystemExit(f"invalid mailbox settings: {exc.message}") from None
     print(f"added email account {account.key!r} ({account.config['address']}); the worker polls it every minute")
 
 
 def _add_webchat(args: argparse.Namespace) -> None:
-    from app.channels.webchat.accounts import upsert_account
+    from pydantic import ValidationError
+
+    from app.channels.webchat.service import WebchatSiteIn, save_site, snippet
     from app.cli import _settings
     from app.db import close_db, init_db
+    from app.errors import ValidationFailed
+    from app.security.scope import SYSTEM
 
     settings = _settings()
+    given = {k: getattr(args, k) for k in ("per_visitor", "per_ip", "max_chars") if getattr(args, k) is not None}
+    try:  # the console's form check, so both paths refuse the same input
+        body = WebchatSiteIn(key=args.key, name=args.name, origins=list(args.origin), bot=not args.no_bot,
+                             group_id=args.group_id, verify_mailbox=args.verify_mailbox or "", **given)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        raise SystemExit(f"invalid webchat site settings: {fields}") from None
 
     async def run() -> Any:
         await init_db(settings)
         try:
-            return await upsert_account(key=args.key, name=args.name, origins=list(args.origin),
-                                        bot=not args.no_bot, group_id=args.group_id)
+            return await save_site(actor=SYSTEM, body=body)
         finally:
             await close_db()
 
-    account = asyncio.run(run())
-    base = settings.public_url.rstrip("/")
+    try:
+        account = asyncio.run(run())
+    except ValidationFailed as exc:
+        raise SystemExit(f"invalid webchat site settings: {exc.message}") from None
     print(f"added webchat site {account.key!r} ({', '.join(account.config['origins'])}); embed:")
-    print(f'<script src="{base}/static/webchat/widget.js" data-site="{account.key}" async></script>')
+    print(snippet(account, public_url=settings.public_url))
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -122,6 +144,8 @@ def add_channel_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     em.add_argument("--username", default="", help="the login (default: the address)")
     em.add_argument("--password", required=True, help="the password or the client authorisation code (授权码)")
     em.add_argument("--folder", default="INBOX")
+    em.add_argument("--no-idle", action="store_true",
+                    help="poll every minute only, even where the server offers IMAP IDLE")
     em.set_defaults(func=_add_email)
     wc = asub.add_parser("webchat", help="a website chat widget; WebSocket /webchat/ws?site=KEY")
     wc.add_argument("--key", required=True, help="the site key in the embed snippet")
@@ -130,6 +154,11 @@ def add_channel_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
                     help="an origin allowed to embed the widget, e.g. https://shop.example.com (repeatable)")
     wc.add_argument("--group-id", type=int, default=None, help="the group whose calendar says when we are open")
     wc.add_argument("--no-bot", action="store_true", help="people answer first (the bot stays out)")
+    wc.add_argument("--verify-mailbox", default="",
+                    help="the key of the mailbox that sends verification codes (default: the first mailbox)")
+    wc.add_argument("--per-visitor", type=int, default=None, help="messages per visitor a minute (default 10)")
+    wc.add_argument("--per-ip", type=int, default=None, help="messages per IP address a minute (default 30)")
+    wc.add_argument("--max-chars", type=int, default=None, help="the longest message (default 2000)")
     wc.set_defaults(func=_add_webchat)
     ls = csub.add_parser("list", help="list channel accounts")
     ls.set_defaults(func=_list)

@@ -20,10 +20,10 @@ from typing import Any
 
 from tortoise.expressions import F, Q
 
+from app.channels import inbox
 from app.channels.models import ChannelAccount, InboundEvent
 from app.lease import renewed
 from app.logs import get_logger
-from app.queue import enqueue
 from app.timeutil import utcnow
 
 log = get_logger(__name__)
@@ -67,8 +67,30 @@ def register_processor(kind: str, processor: Processor) -> None:
     PROCESSORS[kind] = processor
 
 
-async def process_inbound_event(ctx: dict[str, Any], event_id: int) -> str:
-    """Turn one stored callback into messages, tickets and notifications."""
+async def process_inbound_event(ctx: dict[str, Any], event_id: int, sender_key: str | None = None) -> str:
+    """Turn one stored callback into messages, tickets and notifications; with a sender key, under the sender's
+    lease, followed by that sender's events that arrived meanwhile, in order (``app.channels.inbox``)."""
+    if sender_key is None:
+        return await _process_one(event_id)
+    leases = inbox.leases_for(ctx)
+    token = inbox.new_token()
+    if not await leases.acquire(sender_key, token, event_id):
+        return "queued"  # the holder takes it from the waiting list before it lets go
+    result = "error"
+    try:
+        result = await _process_one(event_id, sender_key)
+        while waiting := await leases.release(sender_key, token):
+            for one in sorted(set(waiting)):
+                await _process_one(one, sender_key)
+    except BaseException:
+        # the waiting list stays for the next holder; the events are pending in the database for the sweep too
+        await leases.abandon(sender_key, token)
+        raise
+    return result
+
+
+async def _process_one(event_id: int, sender_key: str | None = None) -> str:
+    """Claim one stored event and run its channel's processor."""
     now = utcnow()
     claimed = await InboundEvent.filter(
         Q(status="pending") | Q(status="processing", processed_at__lt=now - LEASE), id=event_id
@@ -98,8 +120,8 @@ async def process_inbound_event(ctx: dict[str, Any], event_id: int) -> str:
             processed_at=utcnow())
         log.exception("inbound.failed", event_id=event_id, attempt=event.attempts)
         if not failed:
-            await enqueue("process_inbound_event", event_id, job_id=f"inbound:{event_id}:{event.attempts}",
-                          defer_by=retry_delay(event.attempts))
+            await inbox.enqueue_event(event_id, sender_key, job_id=f"inbound:{event_id}:{event.attempts}",
+                                      defer_by=retry_delay(event.attempts))
         return "error"
     await InboundEvent.filter(**ours).update(status=result, processed_at=utcnow(), error=None)
     return result
@@ -120,7 +142,8 @@ async def sweep_inbound(ctx: dict[str, Any]) -> int:
         if status == "pending" and attempts and processed_at is not None and (
                 processed_at + timedelta(seconds=retry_delay(attempts)) + LOST_AFTER > now):
             continue  # a failed attempt's retry is scheduled and not late yet
-        await enqueue("process_inbound_event", event_id, job_id=f"inbound:{event_id}:{attempts}:lost:{minute}")
+        # without the sender key: the lease lives in Redis for a live holder only, and a lost event is rare
+        await inbox.enqueue_event(event_id, None, job_id=f"inbound:{event_id}:{attempts}:lost:{minute}")
         enqueued += 1
     if enqueued:
         log.info("inbound.sweep", enqueued=enqueued)

@@ -63,3 +63,35 @@ class InboundEvent(Model):
 
     class Meta:
         table = "inbound_event"
+
+
+class CallbackHealth(Model):
+    """The newest verification outcome of one callback URL, written by ``app.channels.health`` (throttled)."""
+
+    id = fields.IntField(primary_key=True)
+    #: ``wechat_mp:{account key}``, ``wecom_app`` (also every 微信客服 account) or ``wecom_contacts``
+    scope = fields.CharField(max_length=96, unique=True)
+    #: ``verified`` or the rejection reason (``bad_signature``, ``replayed``, ``decrypt_failed``, ...)
+    outcome = fields.CharField(max_length=32)
+    #: when that outcome was seen (to the throttle's precision, about a minute)
+    seen_at = fields.DatetimeField()
+    verified_at = fields.DatetimeField(null=True)
+    rejected_at = fields.DatetimeField(null=True)
+    rejected_reason = fields.CharField(max_length=32, default="")
+
+    class Meta:
+        table = "callback_health"
+
+
+class CallbackRejectionCount(Model):
+    """Rejected callbacks of one callback URL per hour (each process adds its own count)."""
+
+    id = fields.IntField(primary_key=True)
+    scope = fields.CharField(max_length=96)
+    #: the start of the hour, UTC
+    hour = fields.DatetimeField()
+    count = fields.IntField(default=0)
+
+    class Meta:
+        table = "callback_rejection_count"
+        unique_together = (("scope", "hour"),)

@@ -20,7 +20,7 @@ from tortoise.functions import Count
 
 from app.conversations.models import Conversation, Message
 from app.customers.models import ContactVerification, Customer, CustomerIdentity, CustomerMerge
-from app.customers.service import _verify, _visible, get, scope_filter, verified_kinds
+from app.customers.service import _verify, _visible, get, scope_filter, set_contact, verified_kinds
 from app.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from app.logs import get_logger
 from app.security.scope import Actor
@@ -169,6 +169,43 @@ async def verify_contact(*, actor: Actor, customer_id: int, field: str) -> Custo
         await _audit(actor=actor, action="verify", customer_id=customer.id, field=field,
                      reason=f"确认{CONTACT_LABELS[field]}")
     return customer
+
+
+async def _holder(customer_id: int) -> Customer:
+    customer = await Customer.get(id=customer_id)
+    while customer.merged_into_id is not None:  # type: ignore[attr-defined]
+        customer = await Customer.get(id=customer.merged_into_id)  # type: ignore[attr-defined]
+    return customer
+
+
+async def claim_proven_contact(*, customer: Customer, kind: str, value: str) -> Customer:
+    """The customer proved a phone or e-mail (a code sent to it came back): it is verified on them, and whoever
+    already holds it proven (a verified contact, or for e-mail the address they write from) is the same person:
+    merged, the older record surviving. Returns the survivor.
+
+    A contact someone merely typed is never matched: merging with it would show that person's history to another.
+    """
+    if kind not in CONTACTS:
+        raise ValidationFailed("只能验证手机号或邮箱", code="invalid_field")
+    value = value.strip().lower() if kind == "email" else value.strip()
+    if kind == "email":
+        await set_contact(customer=customer, email=value, verified=True)
+    else:
+        await set_contact(customer=customer, phone=value, verified=True)
+    value_hash = getattr(customer, f"{kind}_hash")
+    ids: set[int] = {int(row.customer_id) for row in  # type: ignore[attr-defined]
+                     await ContactVerification.filter(kind=kind, value_hash=value_hash)}
+    if kind == "email":
+        ids |= {int(row.customer_id) for row in  # type: ignore[attr-defined]
+                await CustomerIdentity.filter(kind="email", value=value)}
+    holders = {h.id: h for h in [await _holder(i) for i in ids]}
+    holders.setdefault(customer.id, customer)
+    people = sorted(holders.values(), key=lambda c: c.id)
+    survivor = people[0]
+    for other in people[1:]:
+        await merge_records(survivor=survivor, other=other, reason=kind, actor=None)
+        survivor = await Customer.get(id=survivor.id)
+    return survivor
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tortoise.exceptions import IntegrityError
 
+from app.assist import text as assist_text
 from app.channels.base import IDENTITY_KIND, InboundMessage
 from app.channels.models import ChannelAccount
 from app.conversations import service as conversations
@@ -281,10 +282,14 @@ async def handoff(ctx: Context, *, outcome: bot.BotOutcome, trigger: Message) ->
     custom: dict[str, Any] = {}
     if fields.get("address"):
         custom["address"] = fields["address"]
+    # the person taking over reads a short extractive summary (the messages stay on the ticket); extraction and
+    # routing still read every message
+    summary = assist_text.summarize(texts, rules=load_rules()).text
     ticket = await open_ticket(ctx, NewTicket(
         source=ctx.account.kind if ctx.account else "bot", reason=f"bot:{outcome.reason}",
         subject=(trigger.text or (texts[-1] if texts else "")).strip().replace("\n", " "),
-        description="\n".join(texts), category=fields.get("category", ""), order_no=fields.get("order_no"),
+        description=summary or "\n".join(texts), extra_text="\n".join(texts) if summary else "",
+        category=fields.get("category", ""), order_no=fields.get("order_no"),
         phone=fields.get("phone"), custom_fields=custom, messages=history))
     await bot.record_handoff(ticket=ticket, outcome=outcome, customer=ctx.customer,
                              account=ctx.account, text=trigger.text)
@@ -310,12 +315,14 @@ async def staff_ticket(*, actor: Actor, customer: Customer, subject: str, descri
 
 async def customer_ticket(*, customer: Customer, account: ChannelAccount | None, subject: str, description: str,
                           order_no: str | None = None, phone: str | None = None,
-                          media: list[dict[str, Any]] | None = None) -> Ticket:
-    """A ticket the customer submits on the H5 page: routed like a message on their channel."""
+                          media: list[dict[str, Any]] | None = None, via: Literal["h5", "webchat"] = "h5") -> Ticket:
+    """A ticket the customer submits on the H5 page (or the web chat's offline form): routed like a message on
+    their channel."""
     async with atomic():
         ticket = await open_ticket(Context(customer=customer, account=account), NewTicket(
-            source="customer_h5", reason="customer", subject=subject, description=description,
-            actor=customer_actor(), order_no=order_no, phone=phone, custom_fields={"source": "h5"}))
+            source="customer_h5" if via == "h5" else "webchat_offline", reason="customer", subject=subject,
+            description=description, actor=customer_actor(), order_no=order_no, phone=phone,
+            custom_fields={"source": via}))
         if media:
             await Message.create(ticket_id=ticket.id, customer_id=customer.id,
                                  channel_account_id=account.id if account else None, direction="in",

@@ -11,6 +11,7 @@ from typing import Any
 from app import intake
 from app.channels.base import IDENTITY_KIND
 from app.channels.models import ChannelAccount
+from app.customers import service as customers
 from app.customers.models import Customer, CustomerIdentity
 from app.errors import NotFound, PermissionDenied
 from app.integrations import customers as integration_customers
@@ -19,6 +20,7 @@ from app.integrations.schemas import EventIn, EventRuleIn, EventRulePatch
 from app.logs import get_logger
 from app.notifications.service import send_text_to_customer
 from app.security.scope import Actor
+from app.security.service import record_audit
 from app.uow import atomic
 
 log = get_logger(__name__)
@@ -53,7 +55,11 @@ async def get_rule(*, actor: Actor, rule_id: int) -> EventRule:
 async def create_rule(*, actor: Actor, body: EventRuleIn) -> EventRule:
     """Add an event rule."""
     _require_admin(actor)
-    return await EventRule.create(**body.model_dump(mode="json"))
+    async with atomic():
+        rule = await EventRule.create(**body.model_dump(mode="json"))
+        await record_audit(actor=actor, action="event_rule_create", object_type="event_rule", object_id=str(rule.id),
+                           reason=f"{rule.name}（{rule.event_type} → {rule.action}）")
+    return rule
 
 
 async def update_rule(*, actor: Actor, rule_id: int, body: EventRulePatch) -> EventRule:
@@ -65,14 +71,20 @@ async def update_rule(*, actor: Actor, rule_id: int, body: EventRulePatch) -> Ev
         if name in changes and changes[name] is None:
             changes.pop(name)  # a column that cannot be empty keeps its value
     if changes:
-        await EventRule.filter(id=rule.id).update(**changes)
+        async with atomic():
+            await EventRule.filter(id=rule.id).update(**changes)
+            await record_audit(actor=actor, action="event_rule_update", object_type="event_rule",
+                               object_id=str(rule.id), reason=f"{rule.name}：{', '.join(sorted(changes))}")
     return await EventRule.get(id=rule.id)
 
 
 async def delete_rule(*, actor: Actor, rule_id: int) -> None:
     """Remove an event rule."""
     rule = await get_rule(actor=actor, rule_id=rule_id)
-    await rule.delete()
+    async with atomic():
+        await rule.delete()
+        await record_audit(actor=actor, action="event_rule_delete", object_type="event_rule", object_id=str(rule.id),
+                           reason=rule.name)
 
 
 def serialize_rule(rule: EventRule) -> dict[str, Any]:
@@ -148,8 +160,9 @@ def render(template: str, data: dict[str, Any]) -> str:
 # ---- receiving an event ------------------------------------------------------------------------------------------
 
 
-async def customer_channel(customer: Customer) -> ChannelAccount | None:
-    """The active channel account the customer can be reached on (their newest identity that has one)."""
+async def customer_channel(customer: Customer, *, by_email: bool = False) -> ChannelAccount | None:
+    """The active channel account the customer can be reached on (their newest identity that has one; with
+    ``by_email``, else the desk's mailbox when the customer has an e-mail address)."""
     idents = await CustomerIdentity.filter(customer_id=customer.id).order_by("-id").values_list("kind", "scope")
     for kind, scope in idents:
         if not scope:
@@ -157,7 +170,23 @@ async def customer_channel(customer: Customer) -> ChannelAccount | None:
         account = await ChannelAccount.get_or_none(key=scope, active=True)
         if account is not None and IDENTITY_KIND.get(account.kind) == kind:
             return account
-    return None
+    return await _by_email(customer) if by_email else None
+
+
+async def _by_email(customer: Customer) -> ChannelAccount | None:
+    """A customer the caller named only by e-mail is written to from the desk's first mailbox: their address
+    becomes their identity there, so their answer finds them (never when another customer already holds it)."""
+    address = customers.email_of(customer)
+    mailbox = await ChannelAccount.filter(kind="email", active=True).order_by("id").first() if address else None
+    if address is None or mailbox is None:
+        return None
+    address = address.strip().lower()
+    holder = await CustomerIdentity.get_or_none(kind="email", scope=mailbox.key, value=address)
+    if holder is None:
+        await customers.add_identity(customer=customer, kind="email", scope=mailbox.key, value=address)
+    elif holder.customer_id != customer.id:  # type: ignore[attr-defined]
+        return None
+    return mailbox
 
 
 async def receive(*, actor: Actor, body: EventIn) -> dict[str, Any]:
@@ -165,7 +194,8 @@ async def receive(*, actor: Actor, body: EventIn) -> dict[str, Any]:
     customer = await integration_customers.upsert(actor=actor, ref=body.customer)
     rules = [r for r in await EventRule.filter(event_type=body.type, active=True).order_by("id")
              if matches(r, body.data)]
-    account = await customer_channel(customer) if rules else None
+    writes = any(r.action in ("message", "both") for r in rules)
+    account = await customer_channel(customer, by_email=writes) if rules else None
     results: list[dict[str, Any]] = []
     async with atomic():
         event = await BusinessEvent.create(event_type=body.type, customer_id=customer.id, staff_id=actor.staff_id,

@@ -22,9 +22,9 @@ from app.conversations.config import load_rules
 from app.conversations.extract import extract
 from app.conversations.models import Conversation, Message
 from app.customers.models import Customer, CustomerIdentity
-from app.kb import sentiment
+from app.kb import calibration, sentiment
 from app.kb import service as kb
-from app.kb.config import BotConfig, load_bot_config
+from app.kb.config import BotConfig
 from app.kb.models import Article, BotSession, Survey
 from app.logs import get_logger
 from app.outbox import service as outbox
@@ -53,7 +53,11 @@ FIELD_LABELS = {"order_no": "订单号", "address": "地址", "phone": "联系�
 MAX_INVALID = 3
 HANDOFF_TEXT = "正在为您转接人工客服，请稍候。之前的对话客服都能看到，不需要重复描述。"
 NO_MATCH_TEXT = "抱歉，我没有找到相关答案。请换个说法描述您的问题，或回复“人工”联系客服。"
-ANSWER_TAIL = "如果还有问题，请直接回复；需要人工请回复“人工”。"
+ANSWER_TAIL = "问题解决了吗？回复“解决了”或“没解决”；还有其他问题请直接回复，需要人工请回复“人工”。"
+SOLVED_TEXT = "很高兴帮到您！还有其他问题可以随时问我。"
+#: a customer's word on the bot's last answer (the calibration's labels): solved, or not
+SOLVED_WORDS = ("解决了", "已解决", "好了", "可以了", "明白了", "懂了", "谢谢")
+NOT_SOLVED_WORDS = ("没解决", "未解决", "没有解决", "不对", "答非所问", "没用", "不是这个")
 MENU_HEAD = "您想问的是下面哪个问题？"
 MENU_TAIL = "都不是？请回复“人工”。"
 SURVEY_RATING = "请为本次服务打分：回复 1-5（5 分为非常满意）。"
@@ -92,7 +96,7 @@ async def on_message(*, inbound: InboundMessage, account: ChannelAccount, custom
                      message: Message, tickets: list[Ticket]) -> BotOutcome | None:
     """Answer, ask, or hand off; None leaves the message to the conversion rules. `tickets` are the customer's
     live and resolved tickets (the intake flow read them already)."""
-    cfg = load_bot_config()
+    cfg = await calibration.bot_config()
     text = inbound.text.strip()
     survey = await _pending_survey(customer_id=customer.id) if inbound.msg_type == "text" else None
     if survey is not None:
@@ -130,6 +134,9 @@ class _Turn:
         self.sent = 0
 
     async def run(self, *, text: str, menu_id: str) -> BotOutcome:
+        feedback = await self._feedback(text)
+        if feedback is not None:
+            return feedback
         choice = self._menu_choice(text, menu_id)
         if choice == "handoff":
             return await self.handoff("human_request")
@@ -152,6 +159,23 @@ class _Turn:
         if sentiment.is_angry(text):
             return await self.handoff("angry")
         return await self._search(text)
+
+    async def _feedback(self, text: str) -> BotOutcome | None:
+        """解决了 / 没解决 right after an answer: the answer's verdict (calibration reads it); not solved hands off."""
+        last = (self.session.attempts or [{}])[-1]
+        if last.get("outcome") not in ("answered", "chosen") or len(text) > 12:
+            return None
+        negative = any(w in text for w in NOT_SOLVED_WORDS)
+        if not negative and not any(w in text for w in SOLVED_WORDS):
+            return None
+        await kb.record_verdict(customer_id=self.customer.id, article_id=last.get("article_id"),
+                                right=not negative)
+        self.session.attempts = [*self.session.attempts, {"q": text, "outcome": "not_solved" if negative
+                                                          else "solved"}]
+        if negative:
+            return await self.handoff("not_solved")
+        await self.say({"type": "text", "text": SOLVED_TEXT})
+        return BotOutcome(action="solved")
 
     # ---- decisions --------------------------------------------------------------------------------------------
 
@@ -178,7 +202,7 @@ class _Turn:
         best = results[0] if results else None
         runner_up = results[1].score if len(results) > 1 else 0.0
         if best is not None and self.cfg.decide(best=best.score, runner_up=runner_up, fused=best.fused) == "answer":
-            await self._log(text, best.article.id, best.score, "answered")
+            await self._log(text, best.article.id, best.score, "answered", runner_up=runner_up, fused=best.fused)
             self.session.failures = 0
             self.session.menu = []
             return await self._answer_article(best.article, question=text, outcome="answered")
@@ -191,7 +215,8 @@ class _Turn:
             return answered
         best = results[0] if results else None
         if best is not None and self.cfg.decide(best=best.score, runner_up=best.score, fused=best.fused) != "none":
-            await self._log(text, best.article.id, best.score, "menu")
+            await self._log(text, best.article.id, best.score, "menu",
+                            runner_up=results[1].score if len(results) > 1 else 0.0, fused=best.fused)
             choices = [{"id": f"kb:{r.article.id}", "content": r.article.title[:60]} for r in results]
             self.session.menu = [*choices, {"id": "handoff", "content": "以上都不是，转人工"}]
             self.session.attempts = [*self.session.attempts, {"q": text, "outcome": "menu",
@@ -199,7 +224,8 @@ class _Turn:
             await self.say({"type": "menu", "head": MENU_HEAD, "choices": self.session.menu, "tail": MENU_TAIL,
                             "text": _menu_text(MENU_HEAD, self.session.menu, MENU_TAIL)})
             return BotOutcome(action="menu")
-        await self._log(text, best.article.id if best else None, best.score if best else 0.0, "no_match")
+        await self._log(text, best.article.id if best else None, best.score if best else 0.0, "no_match",
+                        runner_up=results[1].score if len(results) > 1 else 0.0, fused=bool(best and best.fused))
         self.session.failures += 1
         self.session.attempts = [*self.session.attempts, {"q": text, "outcome": "no_match"}]
         if self.session.failures >= self.cfg.max_failures:
@@ -213,6 +239,7 @@ class _Turn:
         self.session.menu = []
         if article is None:
             return await self._search(self.message.text)
+        await kb.label_menu_choice(customer_id=self.customer.id, article_id=article_id)
         await self._log(self.message.text, article_id, 1.0, "chosen")
         self.session.failures = 0
         return await self._answer_article(article, question=article.title, outcome="chosen")
@@ -295,9 +322,11 @@ class _Turn:
         await send(account=self.account, customer=self.customer, conv=self.conv, payload=payload,
                    dedupe_key=f"bot:{self.message.id}:{self.sent}", deliver=deliver)
 
-    async def _log(self, text: str, article_id: int | None, score: float, outcome: str) -> None:
+    async def _log(self, text: str, article_id: int | None, score: float, outcome: str, *, runner_up: float = 0.0,
+                   fused: bool = False) -> None:
         await kb.record_query(channel=self.account.kind, customer_id=self.customer.id, text=text,
-                              best_article_id=article_id, score=score, outcome=outcome)
+                              best_article_id=article_id, score=score, outcome=outcome, runner_up=runner_up,
+                              fused=fused)
 
 
 def validate(field: str, text: str) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from app.errors import BadRequest, DomainError, ValidationFailed
 from app.http import DbId, Version, api, path_int, query_int, read_json, require_actor
-from app.kb import service
+from app.kb import calibration, service, topics
 from app.kb.models import Article
 from app.security.scope import Actor, actor_for
 from app.staff.models import Staff
@@ -181,6 +181,50 @@ async def knowledge_gaps(request: Request, actor: Actor) -> Response:
     return JSONResponse({"items": groups})
 
 
+class VerdictIn(BaseModel):
+    #: was the bot's best match right for this question
+    verdict: Literal["right", "wrong"]
+    #: the article that answers it (when the bot's was wrong); naming the bot's own article means right
+    article_id: DbId | None = None
+
+
+@api
+async def bot_query_verdict(request: Request, actor: Actor) -> Response:
+    """An agent confirms or corrects the bot's choice for one question (calibration reads these)."""
+    body = await read_json(request, VerdictIn)
+    row = await service.set_verdict(actor=actor, query_id=path_int(request, "query_id"), verdict=body.verdict,
+                                    article_id=body.article_id)
+    return JSONResponse(service.serialize_query(row))
+
+
+@api
+async def bot_report(request: Request, actor: Actor) -> Response:
+    """The bot per day: questions decided, answered share, labelled answers and the precision among them."""
+    return JSONResponse(await calibration.report(days=query_int(request, "days", 30) or 30))
+
+
+class HotTopicDraftIn(BaseModel):
+    #: the topic's resolved tickets (hot_topics' ticket_ids)
+    ticket_ids: list[DbId] = Field(min_length=1, max_length=20)
+    title: str | None = Field(default=None, max_length=200)
+
+
+@api
+async def hot_topics(request: Request, actor: Actor) -> Response:
+    """Recent topics without a good article, by volume and growth (?days=7)."""
+    days = query_int(request, "days", 7)
+    items = await topics.hot_topics(days=7 if days is None else days, limit=query_int(request, "limit", 20) or 20)
+    return JSONResponse({"items": items})
+
+
+@api
+async def hot_topic_draft(request: Request, actor: Actor) -> Response:
+    """A draft article from a topic's best-resolved tickets."""
+    body = await read_json(request, HotTopicDraftIn)
+    article = await topics.draft_from_tickets(actor=actor, ticket_ids=list(body.ticket_ids), title=body.title)
+    return JSONResponse(service.serialize(article), status_code=201)
+
+
 # ---- admin page ------------------------------------------------------------------------------------------------
 
 
@@ -232,6 +276,10 @@ routes = [
     Route("/kb/export", export_articles, methods=["GET"]),
     Route("/kb/import", import_articles, methods=["POST"]),
     Route("/kb/gaps", knowledge_gaps, methods=["GET"]),
+    Route("/kb/bot-queries/{query_id:int}/verdict", bot_query_verdict, methods=["POST"]),
+    Route("/kb/bot-report", bot_report, methods=["GET"]),
+    Route("/kb/hot-topics", hot_topics, methods=["GET"]),
+    Route("/kb/hot-topics/draft", hot_topic_draft, methods=["POST"]),
     Route("/tickets/{ticket_id:int}/kb-draft", draft_from_ticket, methods=["POST"]),
 ]
 page_routes = [Route("/kb/admin", admin_page, methods=["GET"])]

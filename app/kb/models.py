@@ -76,6 +76,16 @@ class BotQuery(Model):
     score = fields.FloatField(default=0.0)
     #: answered | menu | no_match | chosen (a menu choice) | handoff
     outcome = fields.CharField(max_length=16, db_index=True)
+    #: the second-best article's score (the bot answers on the margin best - runner_up)
+    runner_up = fields.FloatField(default=0.0)
+    #: whether the scores fused the sentence model (the fused and the lexical thresholds are calibrated apart)
+    fused = fields.BooleanField(default=False)
+    #: was best_article_id the right answer: right | wrong (None: nobody said)
+    verdict = fields.CharField(max_length=8, null=True, db_index=True)
+    #: who said so: agent (confirmed or corrected in H5) | customer (解决了 / 没解决)
+    verdict_source = fields.CharField(max_length=16, default="")
+    #: the article an agent named as the right one (when the bot's was wrong)
+    correct_article_id = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -159,3 +169,45 @@ class ArticleVector(Model):
 
     class Meta:
         table = "kb_article_vector"
+
+
+class BotCalibration(Model):
+    """Bot thresholds fitted on this desk's own labelled answers by `gongdan kb calibrate` (the newest active row
+    is used; explicit KB_* environment settings still win)."""
+
+    id = fields.IntField(primary_key=True)
+    #: fused | lexical (the two kinds of score have their own thresholds)
+    kind = fields.CharField(max_length=8)
+    answer_score = fields.FloatField()
+    answer_margin = fields.FloatField()
+    #: precision among the labelled questions the thresholds answer, and the share of labelled questions answered
+    precision = fields.FloatField()
+    answered_share = fields.FloatField()
+    labelled = fields.IntField()
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "kb_bot_calibration"
+
+
+class EmbeddingAdapter(Model):
+    """A linear map on top of the frozen sentence vectors, fitted by `gongdan kb train` on the desk's confirmed
+    pairs; kept (active) only when it beat the plain model on the held-out pairs."""
+
+    id = fields.IntField(primary_key=True)
+    #: the embedder it adapts (app.kb.understanding.Embedder.name)
+    base_model = fields.CharField(max_length=64)
+    dim = fields.IntField()
+    #: base64 float32 (dim x dim)
+    weights = fields.TextField()
+    pairs = fields.IntField(default=0)
+    held_out = fields.IntField(default=0)
+    #: top-1 accuracy on the held-out pairs without and with the adapter
+    before = fields.FloatField(default=0.0)
+    after = fields.FloatField(default=0.0)
+    active = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "kb_embedding_adapter"

@@ -51,3 +51,28 @@ def anger_score(text: str) -> float:
 def is_angry(text: str) -> bool:
     """Whether the customer sounds angry enough to hand over to a person."""
     return anger_score(text) >= CUT_OFF
+
+
+#: worry and urgency (the ticket page's anxiety hint; the bot does not hand off on these): one is enough
+ANXIOUS: tuple[str, ...] = (
+    "着急", "急死", "很急", "急用", "赶紧", "尽快", "马上", "快点", "担心", "害怕", "等了", "催", "来不及", "耽误",
+    "能不能快",
+)
+#: words plain questions use too ("忘记密码怎么办"): two of them are needed (4.3% of neutral ATEC questions showed
+#: a hint when one was enough, bench/kb_eval.py)
+ANXIOUS_WEAK: tuple[str, ...] = ("怎么办", "还没", "一直没", "万一", "会不会", "什么时候能", "多久才")
+
+
+def anger_phrases(text: str) -> list[str]:
+    """The lexicon's anger and complaint markers found in a text (the "why" of an anger hint)."""
+    found = [w for w in STRONG if w in text] + [w for w in WEAK if w in text]
+    if _INTENSE.search(text):
+        found.append(_INTENSE.search(text).group(0))  # type: ignore[union-attr]
+    return found
+
+
+def anxiety_phrases(text: str) -> list[str]:
+    """Worry and urgency markers found in a text (empty unless a strong one or two weak ones show)."""
+    strong = [w for w in ANXIOUS if w in text]
+    weak = [w for w in ANXIOUS_WEAK if w in text]
+    return strong + weak if strong or len(weak) >= 2 else []

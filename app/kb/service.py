@@ -409,10 +409,11 @@ async def draft_from_ticket(*, actor: Actor, ticket_id: int) -> Article:
 
 
 async def record_query(*, channel: str, customer_id: int | None, text: str, best_article_id: int | None,
-                       score: float, outcome: str) -> None:
-    """Log one question the bot handled (the gap report reads the unanswered ones)."""
+                       score: float, outcome: str, runner_up: float = 0.0, fused: bool = False) -> None:
+    """Log one question the bot handled (the gap report reads the unanswered ones; calibration the scores)."""
     await BotQuery.create(channel=channel, customer_id=customer_id, text=text[:500],
-                          best_article_id=best_article_id, score=score, outcome=outcome)
+                          best_article_id=best_article_id, score=score, outcome=outcome, runner_up=runner_up,
+                          fused=fused)
 
 
 async def knowledge_gaps(*, since: datetime | None = None, limit: int = 50,
@@ -453,3 +454,49 @@ async def knowledge_gaps(*, since: datetime | None = None, limit: int = 50,
 def _count(group: dict[str, Any]) -> int:
     value = group["count"]
     return value if isinstance(value, int) else 0
+
+
+# ---- the bot's labelled answers (calibration reads them) -------------------------------------------------------
+
+VERDICTS = ("right", "wrong")
+
+
+async def record_verdict(*, customer_id: int, article_id: int | None, right: bool) -> None:
+    """A customer's 解决了 / 没解决 after the bot's answer: the verdict of that answer (the newest one unlabelled)."""
+    row = await BotQuery.filter(customer_id=customer_id, outcome__in=["answered", "chosen"], verdict__isnull=True,
+                                **({"best_article_id": article_id} if article_id else {})).order_by("-id").first()
+    if row is not None:
+        await BotQuery.filter(id=row.id).update(verdict="right" if right else "wrong", verdict_source="customer")
+
+
+async def label_menu_choice(*, customer_id: int, article_id: int) -> None:
+    """A customer picked an article from the bot's menu: the menu's question is labelled (its best match was right
+    if it is the one picked)."""
+    row = await BotQuery.filter(customer_id=customer_id, outcome="menu", verdict__isnull=True).order_by("-id").first()
+    if row is not None:
+        right = row.best_article_id == article_id
+        await BotQuery.filter(id=row.id).update(verdict="right" if right else "wrong", verdict_source="menu_choice",
+                                                correct_article_id=None if right else article_id)
+
+
+async def set_verdict(*, actor: Actor, query_id: int, verdict: str, article_id: int | None = None) -> BotQuery:
+    """An agent confirms or corrects the bot's choice for a question (optionally naming the right article)."""
+    if verdict not in VERDICTS:
+        raise ValidationFailed("verdict 必须是 right 或 wrong", code="invalid_verdict")
+    row = await BotQuery.get_or_none(id=query_id)
+    if row is None or row.best_article_id is None:
+        raise NotFound("没有这条机器人记录")
+    if article_id is not None:
+        await get(article_id=article_id)
+        verdict = "right" if article_id == row.best_article_id else "wrong"
+    await BotQuery.filter(id=row.id).update(verdict=verdict, verdict_source="agent",
+                                            correct_article_id=article_id if verdict == "wrong" else None)
+    return await BotQuery.get(id=row.id)
+
+
+def serialize_query(row: BotQuery) -> dict[str, Any]:
+    """The API shape of one logged bot question."""
+    return {"id": row.id, "text": row.text, "outcome": row.outcome, "best_article_id": row.best_article_id,
+            "score": round(row.score, 4), "runner_up": round(row.runner_up, 4), "fused": row.fused,
+            "verdict": row.verdict, "verdict_source": row.verdict_source,
+            "correct_article_id": row.correct_article_id, "created_at": row.created_at.isoformat()}

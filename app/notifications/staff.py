@@ -112,7 +112,12 @@ async def ticket_assigned(*, ticket: Ticket, actor_staff_id: int | None = None) 
     staff = await Staff.get_or_none(id=assignee_id, status="active")
     if staff is None:
         return
-    card = _text_notice(ticket, title="新工单分配给你", desc=ticket.subject, rows=_rows(ticket))
+    rows = _rows(ticket)
+    # a bot hand-off's description is the conversation's extractive summary (app.assist.text): worth a glance
+    summary = (ticket.description or "").strip().replace("\n", " ")
+    if summary and summary != ticket.subject.strip():
+        rows.append(("摘要", summary))
+    card = _text_notice(ticket, title="新工单分配给你", desc=ticket.subject, rows=rows)
     await _card(staff=staff, ticket=ticket, payload={"msgtype": "template_card", "template_card": card},
                 dedupe_key=f"card:assigned:{ticket.id}:{assignee_id}:{ticket.version}")
 

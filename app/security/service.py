@@ -8,12 +8,13 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
-from app.errors import NotFound, PermissionDenied, ValidationFailed
+from app.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from app.security import chain
 from app.security.models import ApiToken, AuditLog
 from app.security.reauth import require_recent_login
 from app.security.scope import Actor, actor_for
 from app.staff.models import Staff
+from app.uow import atomic
 
 if TYPE_CHECKING:
     from app.tickets.models import Ticket
@@ -74,6 +75,53 @@ async def revoke_token(*, prefix: str) -> int:
     """Revoke tokens by their shown prefix; returns how many."""
     _cache.clear()
     return await ApiToken.filter(prefix=prefix).update(revoked=True)
+
+
+def _require_admin(actor: Actor) -> None:
+    if not actor.is_admin:
+        raise PermissionDenied("只有管理员可以管理 API 令牌", code="admin_only")
+
+
+async def list_tokens(*, actor: Actor) -> list[ApiToken]:
+    """Every API token with its owner, newest first (admins only; the raw tokens are never stored)."""
+    _require_admin(actor)
+    return await ApiToken.all().order_by("-id").select_related("staff")
+
+
+async def issue_token(*, actor: Actor, staff_id: int, name: str, scopes: tuple[str, ...]) -> tuple[ApiToken, str]:
+    """Create a token for an active staff member (admins only, audited); the raw token is returned this once."""
+    _require_admin(actor)
+    staff = await Staff.get_or_none(id=staff_id, status="active")
+    if staff is None:
+        raise ValidationFailed("员工不存在或已停用", code="no_such_staff",
+                               details={"fields": [{"field": "staff_id", "message": "员工不存在或已停用"}]})
+    try:
+        wanted = parse_scopes(scopes)
+    except ValueError as exc:
+        message = "请选择令牌的权限（读取、写入、业务事件、管理）"
+        raise ValidationFailed(message, code="invalid_scopes",
+                               details={"fields": [{"field": "scopes", "message": message}]}) from exc
+    async with atomic():
+        raw = await create_token(staff=staff, name=name, scopes=wanted)
+        token = await ApiToken.get(token_hash=_hash(raw))
+        await record_audit(actor=actor, action="token_create", object_type="api_token", object_id=str(token.id),
+                           reason=f"{token.prefix}… 给 {staff.name}，权限 {token.scopes}")
+    return token, raw
+
+
+async def revoke_token_by_id(*, actor: Actor, token_id: int) -> ApiToken:
+    """Revoke one token (admins only, audited); 409 when it is revoked already."""
+    _require_admin(actor)
+    token = await ApiToken.get_or_none(id=token_id)
+    if token is None:
+        raise NotFound("令牌不存在")
+    async with atomic():
+        if not await ApiToken.filter(id=token.id, revoked=False).update(revoked=True):
+            raise InvalidTransition("该令牌已吊销", code="already_revoked")
+        await record_audit(actor=actor, action="token_revoke", object_type="api_token", object_id=str(token.id),
+                           reason=f"{token.prefix}…")
+    _cache.clear()
+    return await ApiToken.get(id=token.id)
 
 
 REVEAL_FIELDS = ("phone", "email")

@@ -78,8 +78,10 @@ class Ticket(Model):
     class Meta:
         table = "ticket"
         indexes = (
-            ("assignee_id", "status", "last_activity_at"),
-            ("group_id", "status", "last_activity_at"),
+            # "my open tickets" and a group's queue: the filter (assignee or group, status) then the list's exact
+            # order (last_activity_at DESC, id DESC), so each status is one ordered range and LIMIT stops early
+            ("assignee_id", "status", "last_activity_at", "id"),
+            ("group_id", "status", "last_activity_at", "id"),
             ("customer_id", "status"),
             ("last_activity_at", "id"),
             ("status", "resolved_at"),

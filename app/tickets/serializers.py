@@ -155,4 +155,5 @@ def decision(data: dict[str, Any]) -> dict[str, Any]:
 SOURCE_LABELS = {
     "wechat_mp": "公众号", "wecom_kf": "微信客服", "wecom_app": "企业微信", "email": "邮件", "webchat": "网页",
     "staff_h5": "客服新建", "sidebar": "聊天工具栏", "customer_h5": "客户自助提交", "api": "接口", "event": "业务事件",
+    "webchat_offline": "网页留言",
 }

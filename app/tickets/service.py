@@ -86,9 +86,15 @@ async def list_tickets(
     cursor: str | None = None,
     limit: int = 50,
     light: bool = False,
+    replica: bool = False,
 ) -> Page:
-    """List tickets in the actor's scope, newest activity first, with cursor pagination (light: list columns only)."""
+    """List tickets in the actor's scope, newest activity first, with cursor pagination (light: list columns only;
+    replica: read from DATABASE_REPLICA_URL when configured)."""
     query = Ticket.filter(actor.ticket_filter())
+    if replica:
+        from app.db import reader
+
+        query = query.using_db(reader())
     if status:
         query = query.filter(status__in=status)
     if group_id is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time as _time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -44,8 +45,6 @@ CLOCK_LABELS = {FIRST: "首次响应", NEXT: "下次响应", RESOLUTION: "解决
 PRIORITIES = ("low", "normal", "high", "urgent")
 #: how many due tickets one cron run takes (the rest wait for the next run, oldest first)
 BATCH = 500
-#: tickets checked at once in a run (each holds one pooled connection)
-CONCURRENCY = 8
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -397,15 +396,16 @@ async def department_head(*, department_id: int | None, skip_levels: int = 0,
     return None
 
 
-async def _escalate(ticket: Ticket, *, step: int, clock: str, due: datetime) -> None:
+async def _escalate(ticket: Ticket, *, step: int, clock: str, due: datetime, bulk: _Bulk | None = None) -> None:
     key = f"sla:{ticket.id}:{clock}:{due.isoformat()}:escalation_{step}"
     label = CLOCK_LABELS[clock]
     title = f"工单超时升级（第{step}级）：{label}"
     body = f"工单 {ticket.number}「{ticket.subject[:30]}」的{label}已于 {_local(due)} 超时，请立即处理。"
     if step == 1:
-        target = await _responsible(ticket)
+        target = await (bulk.responsible(ticket) if bulk is not None else _responsible(ticket))
     elif step == 2:
-        target = await group_lead(group_id=ticket.group_id)  # type: ignore[attr-defined]
+        target = await (bulk.group_lead(ticket.group_id) if bulk is not None  # type: ignore[attr-defined]
+                        else group_lead(group_id=ticket.group_id))  # type: ignore[attr-defined]
     else:
         group = await SkillGroup.get_or_none(id=ticket.group_id) if ticket.group_id else None  # type: ignore[attr-defined]
         lead = await group_lead(group_id=ticket.group_id)  # type: ignore[attr-defined]
@@ -413,9 +413,13 @@ async def _escalate(ticket: Ticket, *, step: int, clock: str, due: datetime) -> 
             department_id=group.department_id if group else None,  # type: ignore[attr-defined]
             skip_levels=0, exclude={lead.id} if lead else set())
         await raise_priority(ticket=ticket, reason=f"{label}超时，升级至部门负责人")
-    await TicketEvent.create(ticket_id=ticket.id, kind="sla_escalated", actor_kind="system", new=str(step),
-                             reason=f"{label}超时升级第{step}级", data={"clock": clock,
-                                                                    "notified": target.userid if target else None})
+    row = TicketEvent(ticket_id=ticket.id, kind="sla_escalated", actor_kind="system", new=str(step),
+                      reason=f"{label}超时升级第{step}级", data={"clock": clock,
+                                                              "notified": target.userid if target else None})
+    if bulk is not None:
+        bulk.ticket_events.append(row)
+    else:
+        await row.save()
     await _card_to(ticket, target, title=title, body=body, key=key)
 
 
@@ -444,63 +448,173 @@ async def _card_to(ticket: Ticket, staff: Staff | None, *, title: str, body: str
     await staff_cards.ticket_card(staff=staff, ticket=ticket, title=title, description=body, dedupe_key=key)
 
 
+Record = Callable[..., Awaitable[bool]]
+
+
+async def _plan(ticket: Ticket, *, now: datetime, record: Record) -> None:
+    """Walk the ticket's clocks and record what is due (warnings, breaches, escalation steps) through `record`,
+    then save the clocks; the ticket's row lock is held by the caller."""
+    policy = await _policy(ticket.sla_policy_id)  # type: ignore[attr-defined]
+    steps = list(policy.escalation_minutes if policy else [0, 30, 60])[:3]
+    cal = await bizcal.for_group(group_id=ticket.group_id)  # type: ignore[attr-defined]
+    state = {k: dict(v) for k, v in (ticket.sla_state or {}).items()}
+    for clock in CLOCKS:
+        st = state.get(clock)
+        if not st or not st.get("due"):
+            continue
+        due = _dt(st["due"])
+        assert due is not None
+        done: list[str] = st.setdefault("done", [])
+        warn_at = _dt(st.get("warn_at"))
+        if warn_at is not None and warn_at <= now < due and "warning" not in done:
+            await record(ticket, clock=clock, due=due, kind="warning", now=now)
+            done.append("warning")
+        if due <= now and "breach" not in done:
+            await record(ticket, clock=clock, due=due, kind="breach", now=now)
+            done.append("breach")
+            st["esc"] = [_iso(cal.add(due, float(m) * 60)) for m in steps]
+        if "breach" in done:
+            for k, at in enumerate(st.get("esc", []), 1):
+                kind = f"escalation_{k}"
+                if kind in done:
+                    continue
+                if _dt(at) > now:  # type: ignore[operator]
+                    break
+                await record(ticket, clock=clock, due=due, kind=kind, now=now)
+                done.append(kind)
+    ticket.sla_state = state
+
+
 async def check_ticket(*, ticket_id: int, now: datetime | None = None) -> list[str]:
     """Do what is due for one ticket: warnings, breaches, escalation steps. Returns what it recorded."""
     now = now or utcnow()
     recorded: list[str] = []
+
+    async def record(ticket: Ticket, *, clock: str, due: datetime, kind: str, now: datetime) -> bool:
+        if await _record(ticket, clock=clock, due=due, kind=kind, now=now):
+            recorded.append(f"{clock}:{kind}")
+        return True
+
     async with atomic():
         ticket = await _locked(ticket_id)
         if ticket.sla_next_check_at is None or ticket.sla_next_check_at > now or ticket.sla_paused_at is not None:
             return recorded
-        policy = await _policy(ticket.sla_policy_id)  # type: ignore[attr-defined]
-        steps = list(policy.escalation_minutes if policy else [0, 30, 60])[:3]
-        cal = await bizcal.for_group(group_id=ticket.group_id)  # type: ignore[attr-defined]
-        state = {k: dict(v) for k, v in (ticket.sla_state or {}).items()}
-        for clock in CLOCKS:
-            st = state.get(clock)
-            if not st or not st.get("due"):
-                continue
-            due = _dt(st["due"])
-            assert due is not None
-            done: list[str] = st.setdefault("done", [])
-            warn_at = _dt(st.get("warn_at"))
-            if warn_at is not None and warn_at <= now < due and "warning" not in done:
-                if await _record(ticket, clock=clock, due=due, kind="warning", now=now):
-                    recorded.append(f"{clock}:warning")
-                done.append("warning")
-            if due <= now and "breach" not in done:
-                if await _record(ticket, clock=clock, due=due, kind="breach", now=now):
-                    recorded.append(f"{clock}:breach")
-                done.append("breach")
-                st["esc"] = [_iso(cal.add(due, float(m) * 60)) for m in steps]
-            if "breach" in done:
-                for k, at in enumerate(st.get("esc", []), 1):
-                    kind = f"escalation_{k}"
-                    if kind in done:
-                        continue
-                    if _dt(at) > now:  # type: ignore[operator]
-                        break
-                    if await _record(ticket, clock=clock, due=due, kind=kind, now=now):
-                        recorded.append(f"{clock}:{kind}")
-                    done.append(kind)
-        await _save(ticket, state)
+        await _plan(ticket, now=now, record=record)
+        await _save(ticket, ticket.sla_state)
     return recorded
 
 
+#: due tickets handled in one transaction of a cron run (their row locks are held together, taken in id order)
+CHUNK = 50
+#: chunks of a run in flight at once (each holds one pooled connection)
+CONCURRENCY = 5
+
+
+class _Bulk:
+    """What a cron chunk writes, gathered while its tickets are planned and written in a few statements: one
+    INSERT of SLA events, one of ticket events, one UPDATE of the tickets' clocks; the lookups escalation needs
+    (assignees, group leads) once per chunk."""
+
+    def __init__(self, existing: set[tuple[int, str, datetime, str]]) -> None:
+        self.existing = existing
+        self.sla_events: list[SlaEvent] = []
+        self.ticket_events: list[TicketEvent] = []
+        self.after: list[Callable[[], Awaitable[None]]] = []
+        self.recorded = 0
+        self._staff: dict[int, Staff | None] = {}
+        self._leads: dict[int | None, Staff | None] = {}
+
+    async def responsible(self, ticket: Ticket) -> Staff | None:
+        """The assignee while active, else the group's lead (each looked up once per chunk)."""
+        assignee_id = ticket.assignee_id  # type: ignore[attr-defined]
+        if assignee_id is not None:
+            if assignee_id not in self._staff:
+                self._staff[assignee_id] = await Staff.get_or_none(id=assignee_id, status="active")
+            if self._staff[assignee_id] is not None:
+                return self._staff[assignee_id]
+        return await self.group_lead(ticket.group_id)  # type: ignore[attr-defined]
+
+    async def group_lead(self, group_id: int | None) -> Staff | None:
+        """`group_lead`, once per group per chunk."""
+        if group_id not in self._leads:
+            self._leads[group_id] = await group_lead(group_id=group_id)
+        return self._leads[group_id]
+
+    async def record(self, ticket: Ticket, *, clock: str, due: datetime, kind: str, now: datetime) -> bool:
+        if (ticket.id, clock, due, kind) in self.existing:
+            return False
+        self.existing.add((ticket.id, clock, due, kind))
+        self.recorded += 1
+        self.sla_events.append(SlaEvent(ticket_id=ticket.id, clock=clock, due_at=due, kind=kind, at=now,
+                                        group_id=ticket.group_id, data={}))  # type: ignore[attr-defined]
+        if kind == "breach":
+            ticket.sla_breached = True
+            self.ticket_events.append(TicketEvent(ticket_id=ticket.id, kind="sla_breached", actor_kind="system",
+                                                  new=clock, reason=f"{CLOCK_LABELS[clock]}超时",
+                                                  data={"due": due.isoformat()}))
+            log.info(events.SLA_BREACHED, ticket_id=ticket.id, clock=clock)
+        if kind in ("breach", "warning") or kind.startswith("escalation_"):
+            # cards (the outbox) and listeners run after the bulk writes, in the same transaction, in order
+            self.after.append(lambda: self._effects(ticket, clock=clock, due=due, kind=kind))
+        return True
+
+    async def _effects(self, ticket: Ticket, *, clock: str, due: datetime, kind: str) -> None:
+        if kind == "warning":
+            from app.notifications import staff as staff_cards
+
+            await staff_cards.sla_warning(ticket=ticket, clock=CLOCK_LABELS[clock], due_label=_local(due))
+        elif kind.startswith("escalation_"):
+            await _escalate(ticket, step=int(kind.rsplit("_", 1)[1]), clock=clock, due=due, bulk=self)
+        if kind in ("breach", "warning"):
+            await events.emit(events.SLA_BREACHED if kind == "breach" else events.SLA_WARNING, ticket=ticket,
+                              clock=clock, due=due)
+
+
+async def _run_chunk(ids: list[int], *, now: datetime) -> int:
+    async with atomic():
+        # every SLA writer takes the row lock; in id order, so two runs never wait on each other in a cycle
+        locked = await Ticket.filter(id__in=ids).select_for_update().order_by("id")
+        due = [t for t in locked if t.sla_next_check_at is not None and t.sla_next_check_at <= now
+               and t.sla_paused_at is None]
+        if not due:
+            return 0
+        rows = await SlaEvent.filter(ticket_id__in=[t.id for t in due]).values_list("ticket_id", "clock", "due_at",
+                                                                                   "kind")
+        bulk = _Bulk({(int(r[0]), str(r[1]), r[2], str(r[3])) for r in rows})  # type: ignore[misc]
+        for ticket in due:
+            await _plan(ticket, now=now, record=bulk.record)
+            state = ticket.sla_state
+            for clock in CLOCKS:
+                setattr(ticket, DUE_COLUMN[clock], _dt((state.get(clock) or {}).get("due")))
+            ticket.sla_next_check_at = next_check(state)
+        # cards and listeners first: escalation adds its ticket events to the bulk
+        for effect in bulk.after:
+            await effect()
+        if bulk.sla_events:
+            await SlaEvent.bulk_create(bulk.sla_events)
+        if bulk.ticket_events:
+            await TicketEvent.bulk_create(bulk.ticket_events)
+        await Ticket.bulk_update(due, fields=["sla_state", "sla_next_check_at", "sla_breached",
+                                              *DUE_COLUMN.values()], batch_size=CHUNK)
+    return len(due)
+
+
 async def run_due(*, now: datetime | None = None, limit: int = BATCH) -> int:
-    """One cron pass: the tickets whose next SLA moment has come (an index range, never a scan)."""
+    """One cron pass: the tickets whose next SLA moment has come (an index range, never a scan), in chunks whose
+    writes are bulk statements; nothing due is one query."""
     now = now or utcnow()
-    ids = await Ticket.filter(sla_next_check_at__lte=now).order_by("sla_next_check_at").limit(limit).values_list(
+    rows = await Ticket.filter(sla_next_check_at__lte=now).order_by("sla_next_check_at").limit(limit).values_list(
         "id", flat=True)
-    # tickets are independent (each under its own row lock), so a batch runs a few at a time: the run is bound
-    # by commit latency, not CPU
+    ids: list[int] = [int(t) for t in rows]  # type: ignore[call-overload]
+    # chunks hold disjoint tickets, each locked in id order: a few run at once (a run waits on round trips)
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(ticket_id: int) -> None:
+    async def chunk(part: list[int]) -> None:
         async with gate:
-            await check_ticket(ticket_id=ticket_id, now=now)
+            await _run_chunk(part, now=now)
 
-    await asyncio.gather(*(one(int(t)) for t in ids))  # type: ignore[call-overload]
+    ordered = sorted(ids)
+    await asyncio.gather(*(chunk(ordered[i:i + CHUNK]) for i in range(0, len(ordered), CHUNK)))
     return len(ids)
 
 

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.errors import InvalidTransition, NotFound, PermissionDenied
 from app.logs import get_logger
@@ -23,6 +24,7 @@ from app.notifications import staff as staff_cards
 from app.outbox import service as outbox
 from app.security.crypto import decrypt_field, encrypt_field
 from app.security.scope import Actor
+from app.security.service import record_audit
 from app.staff.models import Staff
 from app.timeutil import utcnow
 from app.uow import atomic
@@ -71,10 +73,18 @@ async def create(*, actor: Actor, url: str, events: list[str], description: str 
     """Subscribe a URL to events; returns the subscription and its secret (shown this once)."""
     _require_admin(actor)
     secret = new_secret()
-    sub = await WebhookSubscription.create(owner_id=actor.staff_id, url=url, description=description,
-                                           events=sorted(set(events)), secret_enc=encrypt_field(secret))
+    async with atomic():
+        sub = await WebhookSubscription.create(owner_id=actor.staff_id, url=url, description=description,
+                                               events=sorted(set(events)), secret_enc=encrypt_field(secret))
+        await record_audit(actor=actor, action="webhook_create", object_type="webhook", object_id=str(sub.id),
+                           reason=f"{_host(url)}：{', '.join(sub.events)}")
     invalidate()
     return sub, secret
+
+
+def _host(url: str) -> str:
+    """The URL's host, for audit reasons (a query string may carry a receiver's key)."""
+    return urlsplit(url).netloc[:100]
 
 
 async def get(*, actor: Actor, subscription_id: int) -> WebhookSubscription:
@@ -95,7 +105,10 @@ async def list_subscriptions(*, actor: Actor) -> list[WebhookSubscription]:
 async def delete(*, actor: Actor, subscription_id: int) -> None:
     """Remove a subscription and its delivery log."""
     sub = await get(actor=actor, subscription_id=subscription_id)
-    await sub.delete()
+    async with atomic():
+        await sub.delete()
+        await record_audit(actor=actor, action="webhook_delete", object_type="webhook", object_id=str(sub.id),
+                           reason=_host(sub.url))
     invalidate()
 
 
@@ -107,7 +120,10 @@ async def set_active(*, actor: Actor, subscription_id: int, active: bool) -> Web
                                    "consecutive_failures": 0, "failing_since": None}
     else:
         changes = {"active": False, "disabled_reason": "管理员停用", "disabled_at": utcnow()}
-    await WebhookSubscription.filter(id=sub.id).update(**changes)
+    async with atomic():
+        await WebhookSubscription.filter(id=sub.id).update(**changes)
+        await record_audit(actor=actor, action="webhook_enable" if active else "webhook_disable",
+                           object_type="webhook", object_id=str(sub.id), reason=_host(sub.url))
     invalidate()
     return await WebhookSubscription.get(id=sub.id)
 
@@ -182,6 +198,8 @@ async def replay(*, actor: Actor, subscription_id: int, delivery_id: int) -> Web
             raise InvalidTransition("这条投递仍在进行中，无需重发", code="delivery_in_progress")
         replays = await WebhookDelivery.filter(id=delivery.id).values_list("attempts", flat=True)
         await _queue(delivery, dedupe_key=f"webhook:{delivery.id}:replay:{replays[0]}:{uuid.uuid4().hex[:8]}")
+        await record_audit(actor=actor, action="webhook_replay", object_type="webhook", object_id=str(sub.id),
+                           reason=f"重发投递 #{delivery.id}（{delivery.event_type}）")
     return await WebhookDelivery.get(id=delivery.id)
 
 

@@ -260,7 +260,9 @@ def make_token_store(settings: Settings) -> TokenStore:
         store = _stores.get(url)
         if store is None:
             if url:
-                store = RedisTokenStore(redis.Redis.from_url(url))
+                from app.redisconn import sync_client
+
+                store = RedisTokenStore(sync_client(url))  # sentinel-aware
             else:
                 store = MemoryTokenStore()
             _stores[url] = store

@@ -40,7 +40,10 @@
   var close = el("button", "gdwc-close", "×");
   close.type = "button";
   close.setAttribute("aria-label", "关闭");
-  head.appendChild(title); head.appendChild(status); head.appendChild(close);
+  var recover = el("button", "gdwc-link gdwc-recover", "找回记录");
+  recover.type = "button";
+  recover.setAttribute("aria-label", "验证邮箱，找回以往的咨询记录");
+  head.appendChild(title); head.appendChild(status); head.appendChild(recover); head.appendChild(close);
   var list = el("div", "gdwc-list");
   list.setAttribute("aria-live", "polite");
   var typing = el("div", "gdwc-typing", "客服正在输入…");
@@ -57,6 +60,19 @@
   form.appendChild(formIntro); form.appendChild(nameIn); form.appendChild(contactIn); form.appendChild(textIn);
   form.appendChild(formOk); form.appendChild(formSkip);
 
+  // proving an e-mail address (or, where the desk sends SMS, a mobile number) brings back the visitor's earlier
+  // conversations (the same customer)
+  var verify = el("form", "gdwc-form gdwc-verify");
+  var verifyIntro = el("p", "gdwc-intro", "验证邮箱后，可找回您以往的咨询记录");
+  var verifyMail = el("input"); verifyMail.name = "verify_contact"; verifyMail.placeholder = "您的邮箱"; verifyMail.maxLength = 128;
+  var verifySend = el("button", "gdwc-link", "发送验证码"); verifySend.type = "button";
+  var verifyCode = el("input"); verifyCode.name = "verify_code"; verifyCode.placeholder = "验证码"; verifyCode.maxLength = 12;
+  verifyCode.inputMode = "numeric"; verifyCode.autocomplete = "one-time-code";
+  var verifyOk = el("button", "gdwc-primary", "验证"); verifyOk.type = "submit";
+  var verifyBack = el("button", "gdwc-link", "返回"); verifyBack.type = "button";
+  verify.appendChild(verifyIntro); verify.appendChild(verifyMail); verify.appendChild(verifySend);
+  verify.appendChild(verifyCode); verify.appendChild(verifyOk); verify.appendChild(verifyBack);
+
   var bar = el("form", "gdwc-bar");
   var input = el("textarea", "gdwc-input");
   input.rows = 1; input.maxLength = 2000; input.placeholder = "请输入消息，回车发送";
@@ -64,7 +80,7 @@
   bar.appendChild(input); bar.appendChild(send);
 
   panel.appendChild(head); panel.appendChild(notice); panel.appendChild(list); panel.appendChild(typing);
-  panel.appendChild(form); panel.appendChild(bar);
+  panel.appendChild(form); panel.appendChild(verify); panel.appendChild(bar);
   root.appendChild(panel); root.appendChild(launcher);
   document.body.appendChild(root);
 
@@ -73,10 +89,13 @@
   var pending = {};
   // a fresh page shows the whole recent conversation (last id 0); a reconnect asks only for what it missed
   var lastId = 0;
+  // the newest message from our side the visitor has on screen (told to staff as read when the panel opens)
+  var lastTheirs = 0;
 
   function show(which) {
     mode = which;
-    form.style.display = which === "chat" ? "none" : "";
+    form.style.display = which === "chat" || which === "verify" ? "none" : "";
+    verify.style.display = which === "verify" ? "" : "none";
     bar.style.display = which === "chat" ? "" : "none";
     textIn.style.display = which === "offline" ? "" : "none";
     formSkip.style.display = which === "prechat" ? "" : "none";
@@ -95,6 +114,7 @@
     if (m.id) {
       seen[m.id] = row;
       if (m.id > lastId) { lastId = m.id; }
+      if (!mine && m.id > lastTheirs) { lastTheirs = m.id; }
       if (!mine && ready && panel.classList.contains("gdwc-open")) { ws.send(JSON.stringify({type: "read", id: m.id})); }
     }
     scroll();
@@ -119,6 +139,11 @@
         saved.visitor = f.visitor; save();
         online = f.online;
         if (f.site) { title.textContent = f.site; }
+        if (f.verify_sms) {
+          verifyIntro.textContent = "验证手机号或邮箱后，可找回您以往的咨询记录";
+          verifyMail.placeholder = "您的手机号或邮箱";
+          recover.setAttribute("aria-label", "验证手机号或邮箱，找回以往的咨询记录");
+        }
         // messages sent while the connection dropped go again (the server keeps one per client id)
         Object.keys(pending).forEach(function (cid) {
           ws.send(JSON.stringify({type: "message", text: pending[cid].getAttribute("data-text"), client_id: cid}));
@@ -144,7 +169,7 @@
           if (f.id > lastId) { lastId = f.id; }
         } else if (row) { row.parentNode.removeChild(row); }
       } else if (f.type === "typing") {
-        typing.style.display = "";
+        typing.style.display = "block";  // the stylesheet hides it by default
         clearTimeout(typingTimer);
         typingTimer = setTimeout(function () { typing.style.display = "none"; }, 4000);
       } else if (f.type === "read") {
@@ -156,6 +181,13 @@
         show("chat");
         bar.style.display = "none";
         say("留言已提交，工单号 " + f.ticket + "。" + (f.opens_at ? "我们将于 " + f.opens_at + " 上班后尽快联系您。" : "我们会尽快联系您。"));
+      } else if (f.type === "verify_sent") {
+        say("验证码已发送至 " + f.to + (f.by === "phone" ? "，请查收短信" : "，请查收邮件"));
+      } else if (f.type === "verify_ok") {
+        // the conversation comes again, now with the earlier one of the same customer
+        list.textContent = ""; seen = {}; lastId = 0; lastTheirs = 0;
+        say("验证成功，已为您找回以往的咨询记录");
+        show("chat");
       } else if (f.type === "error") {
         say(f.message);
       }
@@ -172,6 +204,7 @@
     panel.classList.add("gdwc-open");
     launcher.style.display = "none";
     if (!ws) { connect(); }
+    else if (ready && lastTheirs) { ws.send(JSON.stringify({type: "read", id: lastTheirs})); }
     setTimeout(function () { input.focus(); }, 0);
   }
   launcher.addEventListener("click", open);
@@ -190,6 +223,17 @@
     }
   });
   formSkip.addEventListener("click", function () { saved.prechat = true; save(); show("chat"); });
+  recover.addEventListener("click", function () { say(""); show(mode === "verify" ? "chat" : "verify"); });
+  verifyBack.addEventListener("click", function () { say(""); show("chat"); });
+  verifySend.addEventListener("click", function () {
+    if (!ready) { say("网络连接中，请稍后再试"); return; }
+    ws.send(JSON.stringify({type: "verify_start", contact: verifyMail.value.trim()}));
+  });
+  verify.addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (!ready) { say("网络连接中，请稍后再试"); return; }
+    ws.send(JSON.stringify({type: "verify_code", code: verifyCode.value.trim()}));
+  });
 
   var counter = 0;
   bar.addEventListener("submit", function (e) {

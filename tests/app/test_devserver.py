@@ -111,6 +111,7 @@ URLS = [
     "http://127.0.0.1:8000/api/v1/openapi.json",
     "http://127.0.0.1:8001/_sim/chat?appid=wx5ee1d0b5a1d2c3f4&openid=oDemoCustomer001",
     f"http://127.0.0.1:8001/_sim/kf/chat?open_kfid={DEMO_OPEN_KFID}&external_userid={DEMO_KF_CUSTOMER}",
+    "http://127.0.0.1:8001/_sim/shop",
     "http://127.0.0.1:8001/_sim/",
 ]
 
@@ -125,6 +126,8 @@ def test_the_banner_prints_every_link_whole_on_its_own_line() -> None:
     warning = next(i for i, line in enumerate(lines) if line.startswith("仅限开发环境 / DEVELOPMENT ONLY"))
     assert warning < lines.index(token)
     assert "Other gongdan commands in this folder (a second shell) use these settings from data/dev.env, e.g.:" in lines
+    shop = lines.index("模拟网站访客 / chat as a website visitor (web chat widget):")
+    assert lines[shop + 1] == "http://127.0.0.1:8001/_sim/shop"
 
 
 def test_the_banner_never_prints_a_secret_outside_development() -> None:

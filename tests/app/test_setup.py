@@ -23,24 +23,25 @@ def test_setup_registers_every_listener_job_adapter_and_hook_once() -> None:
     assert events.registered() == {
         "ticket.created": ["app.notifications.listeners.ticket_created", "app.tickets.flows.start_sla",
                            "app.tickets.flows.auto_assign", "app.channels.wecom_kf.listeners.ticket_created",
-                           "app.webhooks.listeners.ticket_created"],
+                           "app.webhooks.listeners.ticket_created", "app.reports.jobs.mark_ticket"],
         "ticket.status_changed": ["app.notifications.listeners.status_changed", "app.tickets.flows.sla_on_status",
                                   "app.channels.wecom_kf.listeners.status_changed",
-                                  "app.webhooks.listeners.status_changed"],
+                                  "app.webhooks.listeners.status_changed", "app.reports.jobs.mark_ticket"],
         "ticket.updated": ["app.notifications.listeners.ticket_updated",
-                           "app.channels.wecom_kf.listeners.ticket_updated", "app.webhooks.listeners.ticket_updated"],
+                           "app.channels.wecom_kf.listeners.ticket_updated", "app.webhooks.listeners.ticket_updated",
+                           "app.reports.jobs.mark_ticket"],
         "ticket.replied": ["app.notifications.listeners.staff_replied", "app.tickets.flows.sla_on_reply",
-                           "app.webhooks.listeners.staff_replied"],
+                           "app.webhooks.listeners.staff_replied", "app.reports.jobs.mark_ticket"],
         "ticket.customer_message": ["app.tickets.flows.sla_on_customer_message",
                                     "app.notifications.listeners.customer_wrote",
                                     "app.webhooks.listeners.customer_message"],
         "sla.warning": ["app.webhooks.listeners.sla_warning"],
-        "sla.breached": ["app.webhooks.listeners.sla_breached"],
-        "csat.submitted": ["app.webhooks.listeners.csat_submitted"],
+        "sla.breached": ["app.webhooks.listeners.sla_breached", "app.reports.jobs.mark_ticket"],
+        "csat.submitted": ["app.webhooks.listeners.csat_submitted", "app.reports.jobs.mark_ticket"],
         "approval.decided": ["app.webhooks.listeners.approval_decided"],
     }
     assert {"deliver_outbox", "sweep_outbox", "process_inbound_event", "sweep_inbound", "sync_mp_user",
-            "download_mp_media", "wecom_full_sync", "wecom_reconcile", "kf_sync_all", "kf_sync_accounts",
+            "download_mp_media", "wecom_full_sync", "wecom_reconcile", "kf_sync_all", "kf_sync_accounts", "kf_recover",
             "sla_tick", "assignment_tick", "close_resolved_tick", "approvals_tick",
             "calendar_notice_check", "purge_revoked", "privacy_purge",
             "purge_idempotency_keys", "kb_embed_articles"} <= set(JOBS)
@@ -99,3 +100,13 @@ def test_no_module_registers_anything_on_import() -> None:
                 if isinstance(node, ast.Expr) and any(ast.unparse(node).startswith(c) for c in calls):
                     offenders.append(f"{rel}: {ast.unparse(node)}")
     assert offenders == []
+
+
+def test_events_only_runs_one_listener_and_gives_the_wired_table_back() -> None:
+    from app import events
+    from app.reports import jobs
+
+    wired = events.registered()
+    with events.only(events.TICKET_CREATED, jobs.mark_ticket):
+        assert events.registered() == {"ticket.created": ["app.reports.jobs.mark_ticket"]}
+    assert events.registered() == wired

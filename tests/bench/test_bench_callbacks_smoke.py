@@ -55,7 +55,7 @@ def test_bench_callbacks_runs_every_phase_without_errors(tmp_path: Path) -> None
         database_url=SMOKE_DB, redis_url=SMOKE_REDIS, concurrencies=(4,), duration_s=0.8, warmup_s=0.2, workers=1,
         db_pool_size=8, client_start_s=0.4, e2e_messages=20, e2e_concurrency=4, e2e_timeout_s=30.0,
         e2e_outbox_wait_s=2.0, rate_caps={"bare": (12000, 12000), "minimal": (3000, 3000), "gongdan": (3000, 3000)},
-        output=tmp_path / "callbacks.json", log_dir=tmp_path,
+        output=tmp_path / "callbacks.json", log_dir=tmp_path, busy_workers=1, fill_schema=True,
     )
     try:
         doc = callbacks.run(cfg)
@@ -76,6 +76,13 @@ def test_bench_callbacks_runs_every_phase_without_errors(tmp_path: Path) -> None
     assert {"gongdan_vs_minimal_req_per_s", "minimal_vs_bare_req_per_s"} <= set(doc["ratios"]["c4"])
     assert doc["aim"] == {"evaluated": False, "reason": "needs gongdan and minimal at concurrency 64"}
     assert doc["server_logs"] == {"gongdan_log_crashes": 0, "gongdan_log_rejected": 0}
+
+    busy = doc["while_processing"]
+    assert busy["workers"] == 1 and busy["minimal_measured_here"] is True
+    assert busy["gongdan"]["errors"] == 0 and busy["gongdan"]["requests"] > 0, busy["gongdan"]["error_samples"]
+    assert busy["minimal"]["errors"] == 0 and busy["minimal"]["requests"] > 0
+    assert set(busy["aim"]) == {"ratio_vs_minimal", "target_ratio", "p99_ms", "target_p99_ms", "pass"}
+    assert busy["logs"]["web_crashes"] == 0 and busy["peak_rss"]["worker_mb"] > 0
 
     e2e = doc["end_to_end"]
     assert e2e["post"]["errors"] == 0 and e2e["post"]["requests"] == 20

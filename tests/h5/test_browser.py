@@ -8,14 +8,9 @@ or Playwright fails the run instead of skipping it.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,86 +19,32 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator import SimulatorServer, SimulatorState, WeChatDriver
+from simulator import SimulatorState, WeChatDriver
 from simulator.wecom.store import WeComApp
-from tests.conftest import IN_CI
+from tests.browser import (
+    PHONE,
+    chromium,
+    cli,
+    create_schema,
+    desk_env,
+    free_port,
+    oauth_login,
+    require_browser,
+    screenshots,
+    send_text,
+    serve,
+    simulator,
+    simulator_env,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "_artifacts" / "h5"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 APPID, SECRET, TOKEN = "wxh5browser000001", "h5-browser-secret-0123456789", "h5browser"
 AES_KEY = "H5BrowserAesKey0123456789abcdefghijklmnopqr"
 AGENT_ID, AGENT_SECRET = 1000002, "h5-agent-secret-0123456789abcdef"
 OPENID, OTHER_OPENID = "oH5Customer00000000000001", "oH5Customer00000000000002"
-PHONE = {"viewport": {"width": 375, "height": 812}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True,
-         "locale": "zh-CN"}
-
-
-def browser_tier_missing() -> list[str]:
-    """What the browser tier lacks, each item naming how to get it (empty: everything is there)."""
-    missing: list[str] = []
-    packages = []
-    if not Path(CHROMIUM).exists():
-        packages.append("chromium")
-    fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout \
-        if shutil.which("fc-list") else ""
-    if not fonts.strip():
-        packages.append("fonts-noto-cjk")
-    if packages:
-        missing.append(f"Debian packages {' '.join(packages)} (Chromium at {CHROMIUM}, a CJK font): `make test` "
-                       f"installs them when run as root with apt-get; otherwise run `sudo make browser-deps` or "
-                       f"`apt-get install -y {' '.join(packages)}`")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        missing.append("the Python package playwright (`make install` installs the dev dependencies)")
-    return missing
-
-
-def _require_browser() -> None:
-    missing = browser_tier_missing()
-    if missing:
-        problem = "; ".join(missing)
-        if IN_CI:
-            pytest.fail(f"the browser tier is required under CI=true and this machine lacks: {problem}")
-        pytest.skip(f"browser tier skipped, missing: {problem}")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-c", "from app.cli import main; main()", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120, check=True)
-    return done.stdout.strip()
-
-
-SCHEMA = """
-import asyncio
-import concurrent.futures
-from tortoise import Tortoise
-from app.db import tortoise_config
-from app.settings import load_settings
-
-async def main():
-    await Tortoise.init(config=tortoise_config(load_settings()))
-    await Tortoise.generate_schemas()
-    await Tortoise.close_connections()
-
-asyncio.run(main())
-"""
-
-
-def _create_schema(env: dict[str, str]) -> None:
-    # the tables straight from the models: this tier tests pages, not migrations (tests/e2e covers `migrate`)
-    subprocess.run([sys.executable, "-c", SCHEMA], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
+_shot = screenshots("h5")
 
 
 @dataclass
@@ -120,98 +61,47 @@ class Desk:
             return int(conn.execute("SELECT id FROM staff WHERE userid = ?", (userid,)).fetchone()[0])
 
     def wait_for(self, predicate: Any, timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError("condition not met; desk log:\n" + self.log.read_text(errors="replace")[-3000:])
+        return wait_for(predicate, self.log, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
-    _require_browser()
+    require_browser()
     tmp = tmp_path_factory.mktemp("h5-browser")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     sim = SimulatorState(template_job_finish=False)
     account = sim.add_mp_account(APPID, SECRET, TOKEN, AES_KEY, callback_url=f"{url}/callbacks/wechat", mode="safe")
     sim.wecom.add_app(WeComApp(name="工单", secret=AGENT_SECRET, agent_id=AGENT_ID))
     for userid, name in (("lina", "李娜"), ("zhangwei", "张伟"), ("outsider", "访客")):
         sim.wecom.set_user(userid, name=name)
-    server = SimulatorServer(sim).start()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "DATABASE_", "REDIS_"))},
-        "GONGDAN_ENV": "production", "SECRET_KEY": "h5-browser-secret-key-0123456789-abcdefghij",
-        "DATA_DIR": str(tmp / "data"), "DATABASE_URL": f"sqlite://{tmp}/gongdan.sqlite3", "PUBLIC_URL": url,
-        "LOG_FORMAT": "json", "PYTHONPATH": str(ROOT),
-        "WECHAT_API_BASE": server.api_base_url, "WECHAT_OAUTH_BASE": server.url, "WECHAT_APP_ID": APPID,
-        "WECHAT_APP_SECRET": SECRET, "WECHAT_TOKEN": TOKEN, "WECHAT_AES_KEY": AES_KEY,
-        "WECOM_API_BASE": server.wecom_api_base_url, "WECOM_CORP_ID": sim.wecom.corp_id,
-        "WECOM_AGENT_ID": str(AGENT_ID), "WECOM_AGENT_SECRET": AGENT_SECRET,
-    }
-    _create_schema(env)
-    _cli(env, "seed-demo")
-    token = _cli(env, "token", "create", "--staff", "admin")
-    log = tmp / "serve.log"
-    proc = subprocess.Popen([sys.executable, "-c", "from app.cli import main; main()", "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("desk did not start:\n" + log.read_text(errors="replace")[-3000:])
-            time.sleep(0.2)
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
+    with simulator(sim) as server:
+        env = desk_env(tmp, url, secret_key="h5-browser-secret-key-0123456789-abcdefghij",
+                       **simulator_env(server, sim, agent_id=AGENT_ID, agent_secret=AGENT_SECRET,
+                                       mp=(APPID, SECRET, TOKEN, AES_KEY)))
+        create_schema(env)
+        cli(env, "seed-demo")
+        token = cli(env, "token", "create", "--staff", "admin")
+        log = tmp / "serve.log"
+        with serve(env, port=port, log=log), \
+                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
             yield Desk(url=url, sim=sim, driver=WeChatDriver(sim, account, f"{url}/callbacks/wechat"), api=api,
                        log=log, database=tmp / "gongdan.sqlite3")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def browser(desk: Desk) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM,
-                                      args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        yield chromium
-        chromium.close()
-
-
-def _shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    with chromium() as launched:
+        yield launched
 
 
 def _customer_ticket(desk: Desk, openid: str, text: str) -> dict[str, Any]:
     """A customer writes to the Official Account; the conversion rules open a ticket."""
     before = {t["number"] for t in desk.api.get("/api/v1/tickets").json()["items"]}
-    # Playwright's sync API owns this thread's event loop: drive WeChat from another thread
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, desk.driver.send_text(openid, text)).result(timeout=30)
+    send_text(desk.driver, openid, text)
     new = desk.wait_for(lambda: [t for t in desk.api.get("/api/v1/tickets").json()["items"]
                                  if t["number"] not in before])
     return dict(new[0])
-
-
-def _staff_login(page: Any, desk: Desk, path: str, name: str) -> None:
-    """Open a deep link, go through the simulated WeCom OAuth page, land back on the deep link."""
-    page.goto(desk.url + path)
-    page.get_by_role("link", name=name).click()  # the simulator's authorize page: pick who is in the WebView
-    page.wait_for_url(desk.url + path)
 
 
 def test_staff_reply_conflict_and_customer_rating(desk: Desk, browser: Any) -> None:
@@ -225,7 +115,7 @@ def test_staff_reply_conflict_and_customer_rating(desk: Desk, browser: Any) -> N
     a = browser.new_context(**PHONE)
     b = browser.new_context(**PHONE)
     page = a.new_page()
-    _staff_login(page, desk, card_link, "李娜")
+    oauth_login(page, desk.url, card_link, "李娜")
     assert page.get_by_text("我要投诉，快递三天没送到").first.is_visible()
     _shot(page, "staff-ticket")
 
@@ -240,7 +130,7 @@ def test_staff_reply_conflict_and_customer_rating(desk: Desk, browser: Any) -> N
 
     # a second browser changes the ticket first
     page_b = b.new_page()
-    _staff_login(page_b, desk, card_link, "张伟")
+    oauth_login(page_b, desk.url, card_link, "张伟")
     page_b.select_option("select[name=status]", "pending")
     page_b.get_by_role("button", name="仅保存修改").click()
     page_b.wait_for_url("**notice=saved")
@@ -325,7 +215,7 @@ def test_staff_create_tickets_in_h5_and_in_the_chat_sidebar_routed_like_a_messag
     finance = _group_id(desk, "财务组")
     lina = desk.staff_id("lina")
     page = browser.new_context(**PHONE).new_page()
-    _staff_login(page, desk, "/h5/new", "李娜")
+    oauth_login(page, desk.url, "/h5/new", "李娜")
     page.fill("input[name=customer]", "13800001111")
     page.fill("input[name=subject]", "客户来电：发票抬头开错了")
     page.fill("textarea[name=description]", "客户要求重开增值税发票")

@@ -34,6 +34,8 @@ class MailAccount:
     folder: str
     auto_cap_sender_hour: int
     auto_cap_ticket_hour: int
+    #: hold an IMAP IDLE connection where the server offers it (off: the minute poll only)
+    idle: bool = True
 
     @property
     def domain(self) -> str:
@@ -51,8 +53,9 @@ def default_security(port: int, *, imap: bool) -> str:
 
 async def upsert_account(*, key: str, name: str, address: str, imap_host: str, imap_port: int, smtp_host: str,
                          smtp_port: int, username: str, password: str, imap_security: str = "",
-                         smtp_security: str = "", folder: str = "INBOX") -> ChannelAccount:
-    """Create or update a mailbox channel (every mail becomes a ticket, the bot stays out)."""
+                         smtp_security: str = "", folder: str = "INBOX", idle: bool = True) -> ChannelAccount:
+    """Create or update a mailbox channel (every mail becomes a ticket, the bot stays out; ``idle`` False leaves
+    it to the minute poll even where the server offers IDLE)."""
     address = address.strip().lower()
     if "@" not in address:
         raise ConfigError("the mailbox address must be an e-mail address")
@@ -63,7 +66,7 @@ async def upsert_account(*, key: str, name: str, address: str, imap_host: str, i
     config: dict[str, Any] = {
         "address": address, "imap_host": imap_host, "imap_port": int(imap_port), "imap_security": imap_security,
         "smtp_host": smtp_host, "smtp_port": int(smtp_port), "smtp_security": smtp_security,
-        "username": username or address, "folder": folder or "INBOX",
+        "username": username or address, "folder": folder or "INBOX", "idle": bool(idle),
         # channel policy: every email conversation is a ticket, and the chat bot does not answer mail
         "every_message": True, "bot": False,
         "auto_cap_sender_hour": AUTO_CAP_SENDER_HOUR, "auto_cap_ticket_hour": AUTO_CAP_TICKET_HOUR,
@@ -91,6 +94,7 @@ def from_row(row: ChannelAccount) -> MailAccount:
         folder=str(c.get("folder") or "INBOX"),
         auto_cap_sender_hour=int(c.get("auto_cap_sender_hour", AUTO_CAP_SENDER_HOUR)),
         auto_cap_ticket_hour=int(c.get("auto_cap_ticket_hour", AUTO_CAP_TICKET_HOUR)),
+        idle=bool(c.get("idle", True)),
     )
 
 

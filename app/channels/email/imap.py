@@ -33,7 +33,8 @@ class Fetched:
     more: bool = False
 
 
-def _connect(account: MailAccount) -> IMAPClient:
+def connect(account: MailAccount) -> IMAPClient:
+    """A logged-in client of the mailbox's IMAP server (blocking)."""
     context = ssl.create_default_context()
     client = IMAPClient(account.imap_host, port=account.imap_port, ssl=account.imap_security == "ssl",
                         ssl_context=context, timeout=TIMEOUT)
@@ -43,11 +44,15 @@ def _connect(account: MailAccount) -> IMAPClient:
     return client
 
 
+#: the former private name (kept for callers written before it was public)
+_connect = connect
+
+
 def fetch_new(account: MailAccount, *, uidvalidity: int | None, last_uid: int, since: date,
               batch: int = BATCH) -> Fetched:
     """The mail above ``last_uid`` (or, for a new or changed UIDVALIDITY, the mail since ``since``), at most
     ``batch`` of them, oldest first. Blocking: call it in a thread."""
-    client = _connect(account)
+    client = connect(account)
     try:
         info = client.select_folder(account.folder, readonly=True)
         current = int(info[b"UIDVALIDITY"])

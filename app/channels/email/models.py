@@ -1,4 +1,4 @@
-"""What the desk keeps per mailbox: where reading stopped (UIDVALIDITY and the last UID read)."""
+"""What the desk keeps per mailbox: where reading stopped (UIDVALIDITY and the last UID read), who watches it."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ class MailboxCursor(Model):
     last_uid = fields.BigIntField(default=0)
     #: a poller holds the lease until this time (two pollers on one mailbox would read the same mail)
     lease_until = fields.DatetimeField(null=True)
+    #: a process holds the mailbox's IMAP IDLE watch until this time (one watcher per mailbox across processes)
+    idle_until = fields.DatetimeField(null=True)
+    #: how new mail is noticed: "idle" (the server offers IDLE), "poll" (it does not), "" (not known yet)
+    mode = fields.CharField(max_length=8, default="")
     polled_at = fields.DatetimeField(null=True)
     last_error = fields.CharField(max_length=255, null=True)
 

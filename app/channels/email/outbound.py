@@ -97,7 +97,7 @@ async def build(row: Row, account: accounts.MailAccount, latest: Message | None)
             subject = await detokenise(ticket.subject)
         if f"[{ticket.number}]" not in subject:
             subject = f"{subject} [{ticket.number}]".strip()
-    subject = subject or DEFAULT_SUBJECT
+    subject = subject or str(row.payload.get("subject") or "") or DEFAULT_SUBJECT
     if theirs and not subject.lower().startswith(("re:", "答复:", "回复:")):
         subject = f"Re: {subject}"
     mail = EmailMessage()
@@ -115,7 +115,9 @@ async def build(row: Row, account: accounts.MailAccount, latest: Message | None)
         mail["Auto-Submitted"] = "auto-replied"
         mail["X-Auto-Response-Suppress"] = "All"
     text = str(row.payload.get("text") or "")
-    mail.set_content(f"{text}\n\n{FOOTER}\n", charset="utf-8")
+    # a mail that is no conversation (a verification code) does not ask to be answered
+    body = f"{text}\n" if row.payload.get("plain") else f"{text}\n\n{FOOTER}\n"
+    mail.set_content(body, charset="utf-8")
     return mail
 
 

@@ -6,5 +6,7 @@ through ``app.intake.receive`` like any other channel. Staff replies leave throu
 ``outbound.WebchatAdapter``, which publishes them on the ``hub`` (Redis pub/sub when REDIS_URL is set, so any web
 process holding the visitor's socket delivers them; in-process otherwise). A reconnecting widget re-syncs the
 stored messages after the last id it saw. Visitors are identified by a server-signed visitor id (itsdangerous,
-SECRET_KEY) kept in the browser's localStorage.
+SECRET_KEY) kept in the browser's localStorage; one who proves an e-mail address with a code (``verify``) becomes
+the customer who holds it. The staff side (the H5 ticket page) sees the visitor typing, their read state and new
+messages, and shows them staff typing and 已读 (``live``), through the same hub.
 """

@@ -1,10 +1,13 @@
 """The widget's WebSocket, ``/webchat/ws?site=KEY``: JSON frames both ways.
 
 From the widget: ``hello`` {visitor, last_id, name, contact} first, then ``message`` {text, client_id},
-``profile`` {name, contact} (the pre-chat form), ``typing``, ``read`` {id}, ``offline`` {name, contact, text}.
-To the widget: ``welcome`` {visitor, online, opens_at, site}, the missed ``message``s, ``ack`` {client_id, id},
-``profile_ok``, live ``message``/``typing``/``read`` events from the hub, ``offline_ok`` {ticket, opens_at} and
-``error`` {code, message} (Chinese, shown to the visitor).
+``profile`` {name, contact} (the pre-chat form), ``typing``, ``read`` {id}, ``offline`` {name, contact, text},
+``verify_start`` {contact} and ``verify_code`` {code} (``verify``: a proven e-mail or mobile number makes the
+returning customer).
+To the widget: ``welcome`` {visitor, online, opens_at, site, verify_sms}, the missed ``message``s,
+``ack`` {client_id, id}, ``profile_ok``, the staff read mark ``read`` {who, id}, live ``message``/``typing``/``read``
+events from the hub, ``verify_sent`` {to, by: email|phone}, ``verify_ok`` (then the customer's conversation again),
+``offline_ok`` {ticket, opens_at} and ``error`` {code, message} (Chinese, shown to the visitor).
 A socket whose Origin is not on the site's allow-list, or for an unknown site, is refused before it is accepted.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from datetime import datetime
 from typing import Any
 
@@ -21,13 +25,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.channels.base import InboundMessage
 from app.channels.models import ChannelAccount
-from app.channels.webchat import accounts, visitors
+from app.channels.webchat import accounts, live, verify, visitors
 from app.channels.webchat.hub import hub, topic
 from app.channels.webchat.outbound import message_event
+from app.channels.webchat.service import limits as site_limits
 from app.conversations.models import Message
 from app.customers import service as customers
 from app.customers.models import Customer
-from app.errors import DomainError
+from app.errors import DomainError, ValidationFailed
 from app.logs import get_logger
 from app.security.tokens import detokenise
 from app.staff.models import Staff
@@ -39,8 +44,10 @@ log = get_logger(__name__)
 KIND = accounts.KIND
 #: the most missed messages one re-sync sends
 RESYNC_LIMIT = 200
-PHONE = re.compile(r"^\+?\d[\d\- ]{5,19}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: the least seconds between two typing events of one socket passed on
+TYPING_EVERY = 1.0
+PHONE = visitors.PHONE
+EMAIL = visitors.EMAIL
 ERRORS = {
     "rate_limited": "发送太频繁，请稍后再试",
     "too_long": f"消息太长，请控制在 {visitors.MAX_CHARS} 字以内",
@@ -49,17 +56,8 @@ ERRORS = {
     "bad_frame": "无法识别的消息",
     "hello_first": "连接尚未就绪，请刷新页面",
     "failed": "消息未能提交，请稍后再试",
+    **verify.ERRORS,
 }
-
-
-def staff_topic(*, account_id: int, visitor_id: str) -> str:
-    """Where the visitor's typing and read state go (the staff side listens here)."""
-    return topic(account_id=account_id, visitor_id=visitor_id) + "#staff"
-
-
-async def publish_staff_typing(*, account_id: int, visitor_id: str) -> None:
-    """Show the visitor that staff are typing (the H5 reply box calls this)."""
-    await hub.publish(topic(account_id=account_id, visitor_id=visitor_id), {"type": "typing", "who": "staff"})
 
 
 async def opening(account: ChannelAccount) -> tuple[bool, datetime | None]:
@@ -67,7 +65,10 @@ async def opening(account: ChannelAccount) -> tuple[bool, datetime | None]:
     cal = await calendar.for_group(group_id=(account.config or {}).get("group_id"))
     now = utcnow()
     if not cal.is_open(now):
-        return False, cal.next_open(now)
+        try:
+            return False, cal.next_open(now)
+        except ValidationFailed:  # a calendar with no working time ahead: closed, opening unknown
+            return False, None
     if await Staff.filter(status="active", on_duty=True).exists():
         return True, None
     return False, None
@@ -98,8 +99,9 @@ async def save_contact(*, customer: Customer, contact: str) -> bool:
 async def missed(*, account: ChannelAccount, customer: Customer, after: int) -> list[dict[str, object]]:
     """The visitor's stored messages on this site after message id ``after`` (staff notes never)."""
     rows = await Message.filter(customer_id=customer.id, channel_account_id=account.id, id__gt=after,
-                                direction__in=("in", "out")).order_by("id").limit(RESYNC_LIMIT)
-    return [message_event(m, text=await detokenise(m.text)) for m in rows]
+                                direction__in=("in", "out")).order_by("-id").limit(RESYNC_LIMIT)
+    # the newest ones when more were missed than one re-sync sends (the widget shows a conversation's end)
+    return [message_event(m, text=await detokenise(m.text)) for m in reversed(rows)]
 
 
 class Session:
@@ -114,9 +116,11 @@ class Session:
         #: the hub queue of this visitor's live events (subscribed before the re-sync reads, so nothing falls between)
         self.queue: asyncio.Queue[dict[str, Any]] | None = None
         self.topic = ""
+        self._typing_at = 0.0
+        self.challenge: verify.Challenge | None = None
 
-    async def error(self, code: str) -> None:
-        await self.ws.send_json({"type": "error", "code": code, "message": ERRORS[code]})
+    async def error(self, code: str, message: str | None = None) -> None:
+        await self.ws.send_json({"type": "error", "code": code, "message": message or ERRORS[code]})
 
     async def hello(self, frame: dict[str, Any]) -> None:
         token = str(frame.get("visitor") or "")
@@ -134,13 +138,21 @@ class Session:
         self.queue = hub.subscribe(self.topic)
         online, opens = await opening(self.account)
         await self.ws.send_json({"type": "welcome", "visitor": token, "online": online,
-                                 "opens_at": describe_opening(opens), "site": self.account.name})
+                                 "opens_at": describe_opening(opens), "site": self.account.name,
+                                 "verify_sms": verify.sms_available()})
         try:
             last = max(0, int(frame.get("last_id") or 0))
         except (TypeError, ValueError):
             last = 0
         for event in await missed(account=self.account, customer=self.customer, after=last):
             await self.ws.send_json(event)
+        await self.send_read_mark()
+
+    async def send_read_mark(self) -> None:
+        """How far staff have read (the widget marks its messages 已读 up to it)."""
+        mark = (await live.read_state(account=self.account, visitor_id=self.visitor_id)).get("staff")
+        if mark:
+            await self.ws.send_json({"type": "read", "who": "staff", "id": mark})
 
     async def _text(self, frame: dict[str, Any]) -> str | None:
         """The frame's text, or None after telling the visitor why it cannot be taken (empty, too long)."""
@@ -148,14 +160,17 @@ class Session:
         if not text:
             await self.error("empty")
             return None
-        if len(text) > visitors.MAX_CHARS:
-            await self.error("too_long")
+        max_chars = site_limits(self.account).max_chars
+        if len(text) > max_chars:
+            await self.error("too_long", f"消息太长，请控制在 {max_chars} 字以内")
             return None
         return text
 
     def _limited(self) -> bool:
-        return not (visitors.visitor_limiter.allow(f"{self.account.id}:{self.visitor_id}")
-                    and visitors.ip_limiter.allow(self.ip))
+        # the site's own limits (set in the console), else the defaults
+        lim = site_limits(self.account)
+        return not (visitors.visitor_limiter.allow(f"{self.account.id}:{self.visitor_id}", limit=lim.per_visitor)
+                    and visitors.ip_limiter.allow(self.ip, limit=lim.per_ip))
 
     async def message(self, frame: dict[str, Any]) -> None:
         from app import intake
@@ -175,6 +190,8 @@ class Session:
         outcome = await intake.receive(inbound=inbound, account=self.account, customer=self.customer)
         if outcome.message is not None:
             await self.ws.send_json({"type": "ack", "client_id": client_id, "id": outcome.message.id})
+            if not outcome.duplicate:
+                await live.visitor_message(account=self.account, visitor_id=self.visitor_id, message=outcome.message)
 
     async def profile(self, frame: dict[str, Any]) -> None:
         """The pre-chat form sent after the socket opened: the name and contact join the customer."""
@@ -207,20 +224,54 @@ class Session:
             await Customer.filter(id=self.customer.id).update(name=name)
         phone = re.sub(r"[\s\-]", "", contact) if PHONE.match(contact.strip()) else None
         ticket = await intake.customer_ticket(customer=self.customer, account=self.account,
-                                              subject=text.replace("\n", " ")[:60], description=text, phone=phone)
+                                              subject=text.replace("\n", " ")[:60], description=text, phone=phone,
+                                              via="webchat")
         _, opens = await opening(self.account)
         await self.ws.send_json({"type": "offline_ok", "ticket": ticket.number,
                                  "opens_at": describe_opening(opens)})
 
     async def relay(self, frame: dict[str, Any]) -> None:
         """Typing and read state go to the staff side."""
-        event: dict[str, Any] = {"type": frame["type"], "who": "visitor"}
-        if frame["type"] == "read":
-            try:
-                event["id"] = int(frame.get("id") or 0)
-            except (TypeError, ValueError):
+        assert self.customer is not None
+        if frame["type"] == "typing":
+            now = time.monotonic()
+            if now - self._typing_at < TYPING_EVERY:  # the widget sends one per 3 s; more is noise on the hub
                 return
-        await hub.publish(staff_topic(account_id=self.account.id, visitor_id=self.visitor_id), event)
+            self._typing_at = now
+            await live.visitor_typing(account=self.account, visitor_id=self.visitor_id)
+            return
+        try:
+            mark = int(frame.get("id") or 0)
+        except (TypeError, ValueError):
+            return
+        await live.visitor_read(account=self.account, visitor_id=self.visitor_id, customer_id=self.customer.id,
+                                message_id=mark)
+
+    async def verify_start(self, frame: dict[str, Any]) -> None:
+        """Send a code to the e-mail address or mobile number the visitor gave."""
+        try:
+            self.challenge, masked = await verify.start(
+                site=self.account, visitor_key=f"{self.account.id}:{self.visitor_id}", ip=self.ip,
+                contact=str(frame.get("contact") or ""))
+        except verify.VerifyError as exc:
+            await self.error(exc.code)
+            return
+        await self.ws.send_json({"type": "verify_sent", "to": masked, "by": self.challenge.kind})
+
+    async def verify_code(self, frame: dict[str, Any]) -> None:
+        """The code came back: the visitor is the customer holding the address, with their earlier conversation."""
+        assert self.customer is not None
+        try:
+            self.customer = await verify.check(challenge=self.challenge, code=str(frame.get("code") or "")[:12],
+                                               customer=self.customer)
+        except verify.VerifyError as exc:
+            await self.error(exc.code)
+            return
+        self.challenge = None
+        await self.ws.send_json({"type": "verify_ok"})
+        for event in await missed(account=self.account, customer=self.customer, after=0):
+            await self.ws.send_json(event)
+        await self.send_read_mark()
 
     async def handle(self, frame: Any) -> None:
         kind = frame.get("type") if isinstance(frame, dict) else None
@@ -236,6 +287,10 @@ class Session:
             await self.profile(frame)
         elif kind in ("typing", "read"):
             await self.relay(frame)
+        elif kind == "verify_start":
+            await self.verify_start(frame)
+        elif kind == "verify_code":
+            await self.verify_code(frame)
         else:
             await self.error("bad_frame")
 

@@ -32,9 +32,12 @@ class Hub:
         self._redis: Any = None
         self._listener: asyncio.Task[None] | None = None
 
-    def subscribe(self, name: str) -> asyncio.Queue[dict[str, Any]]:
-        """A queue receiving every event published on ``name`` from now on."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=200)
+    def subscribe(self, name: str, queue: asyncio.Queue[dict[str, Any]] | None = None
+                  ) -> asyncio.Queue[dict[str, Any]]:
+        """A queue receiving every event published on ``name`` from now on (``queue``: one already listening to
+        other topics, so a page watching several visitors reads one queue)."""
+        if queue is None:
+            queue = asyncio.Queue(maxsize=200)
         self._subs.setdefault(name, set()).add(queue)
         return queue
 
@@ -66,9 +69,9 @@ class Hub:
 
     async def _ensure_redis(self, url: str) -> None:
         if self._redis is None:
-            import redis.asyncio as aioredis
+            from app.redisconn import async_client
 
-            self._redis = aioredis.Redis.from_url(url)
+            self._redis = async_client(url)  # sentinel-aware
         if self._listener is None or self._listener.done():
             ready = asyncio.Event()
             self._listener = asyncio.create_task(self._listen(ready))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections import deque
@@ -17,6 +18,9 @@ PER_IP = 30
 WINDOW_SECONDS = 60.0
 #: the longest message a visitor may send
 MAX_CHARS = 2000
+#: what the forms accept as a phone number or an e-mail address
+PHONE = re.compile(r"^\+?\d[\d\- ]{5,19}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _serializer() -> URLSafeSerializer:
@@ -47,13 +51,14 @@ class RateLimiter:
         self.window = window
         self._hits: dict[str, deque[float]] = {}
 
-    def allow(self, key: str, *, now: float | None = None) -> bool:
-        """Count one hit for ``key``; False when the window is full (the hit is not counted)."""
+    def allow(self, key: str, *, now: float | None = None, limit: int | None = None) -> bool:
+        """Count one hit for ``key``; False when the window is full (the hit is not counted). ``limit``: the
+        site's own limit instead of the default."""
         at = time.monotonic() if now is None else now
         hits = self._hits.setdefault(key, deque())
         while hits and hits[0] <= at - self.window:
             hits.popleft()
-        if len(hits) >= self.limit:
+        if len(hits) >= (self.limit if limit is None else limit):
             return False
         hits.append(at)
         return True

@@ -2,7 +2,8 @@
 
 Follows 接入指南 / 消息加解密说明 (https://developers.weixin.qq.com/doc/offiaccount/Basic_Information/Access_Overview.html,
 https://developers.weixin.qq.com/doc/oplatform/developers/dev/push/encryption.md). WeChat gives up after 5 s and
-retries 3 times, so nothing here calls an API or runs ticket logic: one INSERT and one enqueue.
+retries 3 times, so nothing here calls an API or runs ticket logic: one plain INSERT and one enqueue, batched
+with the other requests in flight (``app.channels.inbox.store``).
 
 An account with an EncodingAESKey accepts only encrypted pushes (see ``app.wecom.callback``); a second POST of the
 same signed (timestamp, nonce, signature) inside the window is refused (403 ``replayed``, ``app.wecom.replay``).
@@ -13,14 +14,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from tortoise.exceptions import IntegrityError
 
-from app.channels.models import InboundEvent
+from app.channels import inbox
 from app.channels.wechat_mp import accounts
 from app.channels.wechat_mp.inbound import KNOWN_EVENTS, KNOWN_MSG_TYPES, dedupe_key
 from app.errors import CallbackRejected
 from app.logs import get_logger
-from app.queue import enqueue
 from app.settings import get_settings
 from app.timeutil import utcnow
 from app.wecom.callback import MAX_BODY_BYTES, open_mp_callback, verify_mp_echo
@@ -81,15 +80,15 @@ async def receive(request: Request) -> Response:
         log.info("callback.ignored", channel="wechat_mp", account=key, msg_type=msg_type, mp_event=event)
         return SUCCESS
     try:
-        row = await InboundEvent.create(channel_account_id=account.account_id, payload=envelope.xml,
-                                        dedupe_key=dedupe_key(account.appid, fields))
-    except IntegrityError:
-        log.info("callback.duplicate", channel="wechat_mp", account=key)
-        return SUCCESS
+        # the same sender key as the processor's in_order: one follower of one account, in order
+        stored = await inbox.store(channel_account_id=account.account_id, payload=envelope.xml,
+                                   dedupe_key=dedupe_key(account.appid, fields),
+                                   sender_key=f"mp:{account.account_id}:{fields['FromUserName']}")
     except BaseException:
         await guard.forget(seen)  # not stored: WeChat's retry must pass
         raise
-    await enqueue("process_inbound_event", row.id, job_id=f"inbound:{row.id}:0")
+    if stored is None:
+        log.info("callback.duplicate", channel="wechat_mp", account=key)
     return SUCCESS
 
 

@@ -25,18 +25,17 @@ import hashlib
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from tortoise.exceptions import IntegrityError
 
-from app.channels.models import InboundEvent, bounded_dedupe_key
+from app.channels import inbox
+from app.channels.models import bounded_dedupe_key
 from app.errors import CallbackRejected, ConfigError
 from app.logs import get_logger
-from app.queue import enqueue
 from app.settings import Settings, get_settings
 from app.timeutil import utcnow
 from app.wecom.callback import MAX_BODY_BYTES, CallbackCredentials, open_wecom_callback, verify_wecom_echo
 from app.wecom.replay import check_not_replayed, replay_guard_for
 
-__all__ = ["APP_KIND", "CONTACTS_KIND", "credentials", "dedupe_key", "routes"]
+__all__ = ["APP_KIND", "CONTACTS_KIND", "credentials", "dedupe_key", "routes", "sender_key"]
 
 log = get_logger(__name__)
 APP_KIND = "wecom_app"
@@ -62,6 +61,12 @@ def dedupe_key(kind: str, fields: dict[str, str], xml: str, *, corp_id: str, age
     if msg_id and fields.get("MsgType") != "event":
         return bounded_dedupe_key(f"{kind}:{corp_id}:{agent_id or ''}:{msg_id}")
     return f"{kind}:{hashlib.sha256(xml.encode('utf-8')).hexdigest()}"
+
+
+def sender_key(kind: str, fields: dict[str, str]) -> str:
+    """Whose events run one at a time, in order: a kf account's (its sync_msg cursor), else the sender's (a member,
+    or ``sys`` for directory and approval events, whose order matters too)."""
+    return f"{kind}:{fields.get('OpenKfId') or fields.get('FromUserName') or ''}"
 
 
 def _reject(exc: CallbackRejected, request: Request, kind: str) -> Response:
@@ -100,14 +105,13 @@ def _endpoints(kind: str) -> tuple[Route, Route]:
             return _reject(exc, request, kind)
         key = dedupe_key(kind, envelope.fields, envelope.xml, corp_id=creds.receive_id, agent_id=envelope.agent_id)
         try:
-            row = await InboundEvent.create(channel_account_id=None, payload=envelope.xml, dedupe_key=key)
-        except IntegrityError:
-            log.info("callback.duplicate", channel=kind)
-            return Response(b"", status_code=200)
+            stored = await inbox.store(channel_account_id=None, payload=envelope.xml, dedupe_key=key,
+                                       sender_key=sender_key(kind, envelope.fields))
         except BaseException:
             await replay_guard_for(request, settings).forget(seen)  # not stored: the platform's retry must pass
             raise
-        await enqueue("process_inbound_event", row.id, job_id=f"inbound:{row.id}:0")
+        if stored is None:
+            log.info("callback.duplicate", channel=kind)
         return Response(b"", status_code=200)
 
     path = "/callbacks/wecom/app" if kind == APP_KIND else "/callbacks/wecom/contacts"

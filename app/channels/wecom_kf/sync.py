@@ -135,6 +135,15 @@ async def kf_sync_all(ctx: dict[str, Any]) -> int:
     return done
 
 
+async def kf_recover(ctx: dict[str, Any], open_kfid: str) -> str:
+    """A recovery pull of one kf account asked for from the console (a token-less ``sync_msg`` from its cursor)."""
+    try:
+        counts = await pull(open_kfid=open_kfid, token=None)
+    except PullBusy:
+        return "busy"  # a pull of this account is running: it reads the same messages
+    return f"pages={counts['pages']} handled={counts['handled']}"
+
+
 async def kf_sync_accounts(ctx: dict[str, Any]) -> int:
     """Mirror kf/account/list into channel accounts (each can then be routed to its own groups)."""
     items = await api.list_accounts()

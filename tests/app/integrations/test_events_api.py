@@ -171,3 +171,33 @@ async def test_erasing_a_customer_erases_the_events_sent_about_them(api: httpx.A
     actor = await factories.actor(data["people"]["admin"])
     await privacy.erase(actor=actor, customer_id=r.json()["customer_id"], confirm=True)
     assert (await BusinessEvent.get()).data == {}
+
+
+async def test_a_customer_known_only_by_email_is_written_to_from_the_desk_mailbox(api: httpx.AsyncClient) -> None:
+    from app.channels.email import accounts as mail_accounts
+
+    admin = await _admin()
+    rule = {**PAYMENT_RULE, "action": "message"}
+    assert (await api.post("/api/v1/event-rules", headers=admin, json=rule)).status_code == 201
+    event = {"type": "payment_failed", "customer": {"email": "Zhou@Example.cn"},
+             "data": {"amount": 300, "order_no": "B-7"}}
+    r = await api.post("/api/v1/events", headers=admin, json=event)
+    assert [x["message"] for x in r.json()["results"]] == ["no_channel"]  # no mailbox yet
+
+    mailbox = await mail_accounts.upsert_account(
+        key="support", name="客服中心", address="support@example.com", imap_host="127.0.0.1", imap_port=993,
+        smtp_host="127.0.0.1", smtp_port=465, username="support@example.com", password="x")
+    r = await api.post("/api/v1/events", headers=admin, json=event)
+    assert [x["message"] for x in r.json()["results"]] == ["queued"]
+    [row] = await OutboxMessage.filter(channel="email")
+    assert (row.recipient, row.channel_account_id) == ("zhou@example.cn", mailbox.id)  # type: ignore[attr-defined]
+    # their answer from that address finds the same customer
+    identity = await CustomerIdentity.get(kind="email", scope="support", value="zhou@example.cn")
+    assert identity.customer_id == r.json()["customer_id"]  # type: ignore[attr-defined]
+
+    # an address another customer already writes from is theirs: nobody is merged, nothing is sent
+    other = await Customer.create(name="别人")
+    await CustomerIdentity.filter(id=identity.id).update(customer_id=other.id)
+    r = await api.post("/api/v1/events", headers=admin, json=event)
+    assert [x["message"] for x in r.json()["results"]] == ["no_channel"]
+    assert await OutboxMessage.filter(channel="email").count() == 1

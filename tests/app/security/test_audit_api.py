@@ -87,5 +87,6 @@ async def test_bad_parameters_are_4xx(api: httpx.AsyncClient) -> None:
 async def test_the_audit_reader_is_in_the_openapi_document(api: httpx.AsyncClient) -> None:
     doc = (await api.get("/api/v1/openapi.json")).json()
     op = doc["paths"]["/audit"]["get"]
-    assert [p["name"] for p in op["parameters"]] == ["ticket_id", "actor_id", "action", "cursor", "limit"]
+    assert [p["name"] for p in op["parameters"]] == ["ticket_id", "actor_id", "action", "object_type", "since",
+                                                     "until", "cursor", "limit"]
     assert "403" in op["responses"]

@@ -7,8 +7,10 @@ install dovecot-imapd) or when not running as root (dovecot drops privileges to 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -24,6 +26,8 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
+# the process title names the session's user and its current command ("IDLE"): kill_sessions finds it by that
+verbose_proctitle = yes
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
@@ -65,6 +69,40 @@ class Dovecot:
     user: str
     password: str
     root: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def restart(self) -> None:
+        """Stop the server (every connection drops) and start it again on the same port with the same mail."""
+        if self.proc is not None:
+            _stop(self.proc)
+        self.proc = _start(self.root, self.port)
+
+    def sessions(self, command: str) -> int:
+        """How many IMAP sessions of the user are in ``command`` now (e.g. "IDLE"), by their process titles."""
+        return len(self._session_pids(command))
+
+    def kill_sessions(self, command: str) -> int:
+        """Kill (SIGKILL: no BYE, the socket just closes) the IMAP sessions in ``command``, as a crashed server
+        process or a dropped link would; how many were killed."""
+        killed = 0
+        for pid in self._session_pids(command):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        return killed
+
+    def _session_pids(self, command: str) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # the process ended meanwhile
+                continue
+            if title.startswith("dovecot/imap ") and f"[{self.user} " in title and f" {command}]" in title:
+                pids.append(int(entry.name))
+        return pids
 
 
 def unavailable() -> str | None:
@@ -83,8 +121,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running(user: str, password: str) -> Iterator[Dovecot]:
-    """Start dovecot in the foreground for one user; stop it and remove its directory afterwards."""
+def running(user: str, password: str, *, extra: str = "") -> Iterator[Dovecot]:
+    """Start dovecot in the foreground for one user; stop it and remove its directory afterwards. ``extra``:
+    more configuration lines (``imap_capability = ...`` makes a server without IDLE)."""
     import pwd
 
     root = Path(tempfile.mkdtemp(prefix="gongdan-dovecot-"))
@@ -97,28 +136,57 @@ def running(user: str, password: str) -> Iterator[Dovecot]:
     (root / "passwd").write_text(f"{user}:{{PLAIN}}{password}\n")
     port = _free_port()
     conf = root / "dovecot.conf"
-    conf.write_text(CONFIG.format(root=root, port=port, uid=owner.pw_uid, gid=owner.pw_gid))
-    proc = subprocess.Popen(["dovecot", "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    conf.write_text(CONFIG.format(root=root, port=port, uid=owner.pw_uid, gid=owner.pw_gid) + extra)
+    server = Dovecot(port=port, user=user, password=password, root=root)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-                    out = proc.stdout.read().decode() if proc.stdout and proc.poll() is not None else ""
-                    raise RuntimeError(f"dovecot did not start: {out}{log}") from None
-                time.sleep(0.05)
-        yield Dovecot(port=port, user=user, password=password, root=root)
+        server.proc = _start(root, port)
+        yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        if server.proc is not None:
+            _stop(server.proc)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _start(root: Path, port: int) -> subprocess.Popen[bytes]:
+    """Run dovecot in the foreground with the config in ``root``; returns once it accepts connections."""
+    # a process group of its own: its session processes outlive the master, and _stop ends them with it
+    proc = subprocess.Popen(["dovecot", "-F", "-c", str(root / "dovecot.conf")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
+                _stop(proc)
+                raise RuntimeError(f"dovecot did not start: {log}") from None
+            time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the master and every process it started: the sessions say BYE and close, as a server shutting down
+    does (left to dovecot alone, they would live on with their connections after the master is gone)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 1  # the sessions have said BYE by then; the log process may linger
+    while time.monotonic() < deadline and _group_alive(proc.pid):
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.stdout:
+        proc.stdout.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

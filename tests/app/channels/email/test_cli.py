@@ -33,3 +33,20 @@ def test_channel_add_email(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
         assert "added email account 'support' (support@example.com)" in capsys.readouterr().out
     finally:
         set_settings(None)
+
+
+def test_channel_add_email_refuses_what_the_console_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite://{tmp_path}/cli.sqlite3")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    try:
+        main(["migrate"])
+        with pytest.raises(SystemExit) as exc:
+            main(["channel", "add", "email", "--key", "Bad Key", "--address", "not-an-address",
+                  "--imap-host", "imap.example.com", "--smtp-host", "smtp.example.com", "--password", "x"])
+        assert str(exc.value) == "invalid mailbox settings: key, address"
+        with sqlite3.connect(tmp_path / "cli.sqlite3") as conn:
+            assert conn.execute("SELECT COUNT(*) FROM channel_account").fetchone() == (0,)
+    finally:
+        set_settings(None)

@@ -13,7 +13,7 @@ from app.errors import ConfigError
 from app.outbox.models import OutboxMessage
 from app.security.scope import SYSTEM
 from app.tickets import service as tickets
-from app.tickets.models import Ticket
+from app.tickets.models import Ticket, TicketEvent
 from tests.app.channels.webchat.conftest import Desk, Refused, Socket
 
 
@@ -155,6 +155,32 @@ async def test_offline_form_opens_a_ticket_and_says_when_we_open(desk: Desk, mon
     done = await ws.receive_until("offline_ok")
     ticket = await Ticket.get()
     assert (done["ticket"], done["opens_at"], ticket.subject) == (ticket.number, "12月10日 09:00", "退货怎么寄")
+    created = await TicketEvent.get(ticket_id=ticket.id, kind="created")
+    assert (ticket.custom_fields["source"], created.data["source"]) == ("webchat", "webchat_offline")
+    await ws.close()
+
+
+async def test_a_calendar_without_working_time_ahead_still_greets_the_visitor(
+        desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.channels.webchat import endpoint
+    from app.errors import ValidationFailed
+    from tests.app.channels.webchat.conftest import EVENING
+
+    class NeverOpen:
+        def is_open(self, at: object) -> bool:
+            return False
+
+        def next_open(self, at: object) -> object:
+            raise ValidationFailed("日历 x 在 400 天内没有工作时间", code="calendar_never_open")
+
+    async def never_open(*, group_id: object) -> NeverOpen:
+        return NeverOpen()
+
+    monkeypatch.setattr(endpoint, "utcnow", lambda: EVENING)
+    monkeypatch.setattr(endpoint.calendar, "for_group", never_open)
+    ws = await desk.socket()
+    welcome = await ws.hello()
+    assert (welcome["online"], welcome["opens_at"]) == (False, None)
     await ws.close()
 
 

@@ -1,0 +1,1 @@
+"""Repair tools: replay failed outbox messages and stored callbacks."""

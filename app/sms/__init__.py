@@ -1,0 +1,1 @@
+"""Text messages to customers' mobiles (today: verification codes, through Tencent Cloud SMS)."""

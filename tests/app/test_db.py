@@ -1,0 +1,57 @@
+"""app.db: DATABASE_REPLICA_URL gives list and report queries a connection of their own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tortoise import Tortoise, connections
+from tortoise.utils import get_schema_sql
+
+from app.customers.models import Customer
+from app.db import REPLICA, reader, tortoise_config
+from app.security.scope import SYSTEM
+from app.tickets import service as tickets
+from app.tickets.models import Ticket
+from app.timeutil import utcnow
+from tests.conftest import make_settings
+
+
+def test_the_replica_is_a_second_connection_only_when_configured(tmp_path: Path) -> None:
+    plain = tortoise_config(make_settings(database_url="sqlite://:memory:"))
+    assert list(plain["connections"]) == ["default"]
+    both = tortoise_config(make_settings(database_url="mysql://root:@db1:3306/gd",
+                                         database_replica_url="mysql://ro:@db2:3306/gd", db_pool_size=7))
+    assert both["connections"][REPLICA].startswith("mysql://ro:@db2:3306/gd?")
+    assert "maxsize=7" in both["connections"][REPLICA]
+    assert both["apps"]["gongdan"]["default_connection"] == "default"
+
+
+@pytest.fixture
+async def two_databases(tmp_path: Path) -> AsyncIterator[None]:
+    settings = make_settings(database_url=f"sqlite://{tmp_path}/primary.db",
+                             database_replica_url=f"sqlite://{tmp_path}/replica.db")
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+    await Tortoise.generate_schemas()
+    replica = connections.get(REPLICA)
+    # the same schema in the "replica" (a replica gets it by replication)
+    await replica.execute_script(get_schema_sql(connections.get("default"), safe=True))
+    yield
+    await Tortoise.close_connections()
+
+
+async def test_the_ticket_list_reads_the_replica_when_asked_and_the_primary_otherwise(two_databases: None) -> None:
+    replica = connections.get(REPLICA)
+    assert reader() is replica
+    customer = await Customer.create(name="只在副本", using_db=replica)
+    await Ticket.create(number="GD-20261204-0001", subject="副本里的工单", customer_id=customer.id,
+                        last_activity_at=utcnow(), using_db=replica)
+    from_replica = await tickets.list_tickets(actor=SYSTEM, replica=True, light=True)
+    from_primary = await tickets.list_tickets(actor=SYSTEM)
+    assert [t.subject for t in from_replica.items] == ["副本里的工单"]
+    assert from_primary.items == []
+
+
+async def test_without_a_replica_the_reader_is_the_primary(db: None) -> None:
+    assert reader() is connections.get("default")

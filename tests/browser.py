@@ -1,0 +1,219 @@
+"""The browser tier's harness: `gongdan serve` as a real uvicorn process (production mode, SQLite in a temporary
+folder, the simulator playing WeChat and WeCom), Debian's Chromium driven by Playwright, the simulated logins and the
+screenshots that land in tests/_artifacts/<folder>/ (git-ignored) for a person to look at. It builds on the
+end-to-end tier's process helpers (tests/e2e/conftest.py).
+
+A missing Chromium, CJK font or Playwright skips a browser test with how to get it; under CI=true it fails instead.
+
+Use it from a module-scoped fixture::
+
+    require_browser()
+    sim = SimulatorState()
+    with simulator(sim) as server:
+        env = desk_env(tmp, url, secret_key="...", **simulator_env(server, sim, agent_id=..., agent_secret=...))
+        create_schema(env)
+        cli(env, "seed-demo")
+        with serve(env, port=port, log=tmp / "serve.log"):
+            yield ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator import SimulatorServer, SimulatorState, WeChatDriver
+from tests.conftest import IN_CI
+from tests.e2e.conftest import _wait_ready, gongdan, poll_until, spawn
+from tests.e2e.conftest import free_port as free_port  # re-exported: the tests pick their ports with it
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "_artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# a container has no user namespaces for the sandbox, no GPU and a small /dev/shm
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+PHONE: dict[str, Any] = {"viewport": {"width": 375, "height": 812}, "device_scale_factor": 2, "is_mobile": True,
+                         "has_touch": True, "locale": "zh-CN"}
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1440, "height": 900}, "locale": "zh-CN"}
+
+
+def browser_tier_missing() -> list[str]:
+    """What the browser tier lacks, each item naming how to get it (empty: everything is there)."""
+    missing: list[str] = []
+    packages = []
+    if not Path(CHROMIUM).exists():
+        packages.append("chromium")
+    fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout \
+        if shutil.which("fc-list") else ""
+    if not fonts.strip():
+        packages.append("fonts-noto-cjk")
+    if packages:
+        missing.append(f"Debian packages {' '.join(packages)} (Chromium at {CHROMIUM}, a CJK font): `make test` "
+                       f"installs them when run as root with apt-get; otherwise run `sudo make browser-deps` or "
+                       f"`apt-get install -y {' '.join(packages)}`")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("the Python package playwright (`make install` installs the dev dependencies)")
+    return missing
+
+
+def require_browser() -> None:
+    """Skip the test (fail it under CI=true) when the browser tier lacks something."""
+    missing = browser_tier_missing()
+    if missing:
+        problem = "; ".join(missing)
+        if IN_CI:
+            pytest.fail(f"the browser tier is required under CI=true and this machine lacks: {problem}")
+        pytest.skip(f"browser tier skipped, missing: {problem}")
+
+
+def desk_env(tmp: Path, url: str, *, secret_key: str, **extra: str) -> dict[str, str]:
+    """The environment of a production-mode desk at ``url`` on SQLite in ``tmp``, without the runner's own WeChat,
+    WeCom, database and Redis settings (the development login is off in production)."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "DATABASE_", "REDIS_",
+                                                                        "TENCENT_SMS_"))},
+        "GONGDAN_ENV": "production", "SECRET_KEY": secret_key,
+        "DATA_DIR": str(tmp / "data"), "DATABASE_URL": f"sqlite://{tmp}/gongdan.sqlite3", "PUBLIC_URL": url,
+        "LOG_FORMAT": "json", "PYTHONPATH": str(ROOT), **extra,
+    }
+
+
+def simulator_env(server: SimulatorServer, sim: SimulatorState, *, agent_id: int, agent_secret: str,
+                  mp: tuple[str, str, str, str] | None = None) -> dict[str, str]:
+    """The settings that point the desk's WeChat and WeCom calls, OAuth and QR login at the simulator; ``mp`` is
+    the Official Account's (app id, secret, token, AES key)."""
+    env = {"WECHAT_API_BASE": server.api_base_url, "WECHAT_OAUTH_BASE": server.url,
+           "WECOM_API_BASE": server.wecom_api_base_url, "WECOM_LOGIN_BASE": server.url,
+           "WECOM_CORP_ID": sim.wecom.corp_id, "WECOM_AGENT_ID": str(agent_id), "WECOM_AGENT_SECRET": agent_secret}
+    if mp is not None:
+        appid, secret, token, aes_key = mp
+        env |= {"WECHAT_APP_ID": appid, "WECHAT_APP_SECRET": secret, "WECHAT_TOKEN": token,
+                "WECHAT_AES_KEY": aes_key}
+    return env
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """Run `gongdan <args>` in ``env``; its standard output."""
+    return gongdan(env, *args).stdout.strip()
+
+
+SCHEMA = """
+import asyncio
+from tortoise import Tortoise
+from app.db import tortoise_config
+from app.settings import load_settings
+
+async def main():
+    await Tortoise.init(config=tortoise_config(load_settings()))
+    await Tortoise.generate_schemas()
+    await Tortoise.close_connections()
+
+asyncio.run(main())
+"""
+
+
+def create_schema(env: dict[str, str]) -> None:
+    """The desk's tables, in the database ``env`` names."""
+    # straight from the models: this tier tests pages, not migrations (tests/e2e covers `migrate`)
+    subprocess.run([sys.executable, "-c", SCHEMA], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
+
+
+def wait_for(predicate: Callable[[], Any], log: Path, *, timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """The first truthy value of ``predicate``, polled; on timeout fail with the tail of the desk's log."""
+    return poll_until(predicate, timeout=timeout, interval=interval, logs=[log])
+
+
+@contextmanager
+def simulator(sim: SimulatorState) -> Iterator[SimulatorServer]:
+    """The simulator serving ``sim`` over HTTP while the block runs."""
+    server = SimulatorServer(sim).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def serve(env: dict[str, str], *, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`gongdan serve` on ``port`` (output to ``log``), ready (/readyz answers 200) when the block starts."""
+    proc = spawn(env, "serve", "--port", str(port), log=log)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", proc, log)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def launch_chromium(pw: Any) -> Any:
+    """Debian's Chromium, headless, from a started Playwright."""
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Playwright (sync API) and Debian's Chromium for the block."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def screenshots(folder: str) -> Callable[[Any, str], None]:
+    """``shot(page, name)``: a full-page screenshot to tests/_artifacts/<folder>/<name>.png."""
+    target = ARTIFACTS / folder
+
+    def shot(page: Any, name: str) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(target / f"{name}.png"), full_page=True)
+
+    return shot
+
+
+def send_text(driver: WeChatDriver, openid: str, text: str) -> None:
+    """A customer writes ``text`` to the Official Account (the simulator posts the callback)."""
+    # Playwright's sync API owns this thread's event loop: drive WeChat from another thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, driver.send_text(openid, text)).result(timeout=30)
+
+
+def oauth_login(page: Any, url: str, path: str, name: str) -> None:
+    """Open an H5 deep link, go through the simulated WeCom OAuth page as ``name``, land back on the deep link."""
+    page.goto(url + path)
+    page.get_by_role("link", name=name).click()  # the simulator's authorize page: pick who is in the WebView
+    page.wait_for_url(url + path)
+
+
+def qr_login(page: Any, url: str, path: str, member: str, *,
+             shot: Callable[[Any, str], None] | None = None) -> None:
+    """Open a console page, press 企业微信扫码登录, "scan" as ``member`` on the simulator's page, land back; with
+    ``shot``, screenshot the login and the simulator's QR page on the way."""
+    page.goto(url + path)
+    page.wait_for_url("**/console/login?next=*")
+    if shot is not None:
+        shot(page, "console-login")
+    page.get_by_role("link", name="企业微信扫码登录").click()
+    page.wait_for_url("**/wwlogin/sso/login?*")
+    if shot is not None:
+        shot(page, "console-wwlogin")
+    page.get_by_role("link", name=member).click()
+    page.wait_for_url(url + path)
