@@ -139,6 +139,16 @@ async def stored_vector(*, ticket: Ticket) -> np.ndarray | None:
     return vec
 
 
+async def ticket_vectors(*, ticket_ids: list[int]) -> dict[int, np.ndarray]:
+    """The stored vectors of these tickets made by the model in force (tickets without one are left out)."""
+    embedder = understanding.get_embedder()
+    if embedder is None or not ticket_ids:
+        return {}
+    rows = await TicketVector.filter(ticket_id__in=ticket_ids, model=embedder.name).values_list(
+        "ticket_id", "vector", "dim")
+    return {int(tid): understanding.from_text(str(raw), dim=int(dim))[0] for tid, raw, dim in rows}
+
+
 # ---- the nearest-neighbour index of resolved tickets ------------------------------------------------------------
 
 _index: dict[str, Any] = {"stamp": None, "index": None, "checked": 0.0}

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from app.assist import service as assist_service
 from app.errors import BadRequest, DomainError, ValidationFailed
 from app.http import DbId, Version, api, path_int, query_int, read_json, require_actor
 from app.kb import calibration, service, topics
@@ -213,7 +214,8 @@ class HotTopicDraftIn(BaseModel):
 async def hot_topics(request: Request, actor: Actor) -> Response:
     """Recent topics without a good article, by volume and growth (?days=7)."""
     days = query_int(request, "days", 7)
-    items = await topics.hot_topics(days=7 if days is None else days, limit=query_int(request, "limit", 20) or 20)
+    items = await topics.hot_topics(days=7 if days is None else days, limit=query_int(request, "limit", 20) or 20,
+                                    vectors_for=assist_service.ticket_vectors)
     return JSONResponse({"items": items})
 
 

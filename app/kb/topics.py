@@ -2,14 +2,18 @@
 and tickets that no published article answers well, ranked by volume and growth, each with a one-click draft
 article from its best-resolved tickets.
 
-Clustering reads the stored texts only (no sentence model at request time): the lexical matcher's fused TF-IDF
-cosine, one pass of leader clustering over at most ``MAX_ITEMS`` texts, newest first. A cluster is left out when a
-published article already matches its lead text at ``GOOD_ARTICLE`` or better.
+Clustering never runs the sentence model at request time: it reads the stored texts and, where the caller hands
+them in, the tickets' stored vectors (app.assist keeps them; the kb domain does not import it). Two texts that both
+have a vector are compared the way the text-understanding service fuses its views (the lexical score and the
+rescaled dense cosine, weighted by ``FUSION_WEIGHT``); any other pair by the lexical score alone. One pass of leader
+clustering over at most ``MAX_ITEMS`` texts, newest first. A cluster is left out when a published article already
+matches its lead text at ``GOOD_ARTICLE`` or better.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,6 +37,9 @@ SIMILARITY = 0.45
 GOOD_ARTICLE = 0.6
 MAX_ITEMS = 3000
 RESOLVED = ("resolved", "closed")
+
+#: the stored vectors of some tickets (app.assist.service.ticket_vectors), handed in by the caller
+VectorsFor = Callable[..., Awaitable[dict[int, np.ndarray]]]
 
 
 @dataclass
@@ -62,10 +69,16 @@ async def _items(days: int) -> list[_Item]:
     return items[:MAX_ITEMS]
 
 
-def cluster(texts: list[str], *, similarity: float = SIMILARITY) -> list[list[int]]:
-    """Leader clustering: each text joins the first earlier leader it resembles at `similarity`, else leads."""
+def cluster(texts: list[str], *, similarity: float = SIMILARITY, vectors: Sequence[np.ndarray | None] | None = None,
+            weight: float = understanding.FUSION_WEIGHT, floor: float = understanding.DENSE_FLOOR) -> list[list[int]]:
+    """Leader clustering: each text joins the earlier leader it resembles best at `similarity` or more, else leads
+    (a pair with two vectors is scored fused, any other pair lexically)."""
     if not texts:
         return []
+    units: list[np.ndarray | None] = [None] * len(texts)
+    for i, vec in enumerate(vectors or ()):
+        if vec is not None and (length := float(np.linalg.norm(vec))) > 0:
+            units[i] = vec / length
     matcher = kbsearch.Matcher([kbsearch.Doc(article_id=i, texts=(t,)) for i, t in enumerate(texts)])
     # duplicates collapse inside the matcher: map its rows back to texts
     col_of = {aid: c for c, (aid, _) in enumerate(matcher.rows)}
@@ -82,6 +95,10 @@ def cluster(texts: list[str], *, similarity: float = SIMILARITY) -> list[list[in
         for g, lead in enumerate(leaders):
             c = col_of.get(lead)
             s = float(scores[i, c]) if c is not None else 0.0
+            a, b = units[i], units[lead]
+            if a is not None and b is not None:
+                dense = float(understanding.rescale(np.asarray(a @ b), floor=floor))
+                s = (1.0 - weight) * s + weight * dense
             if s >= best_score:
                 best, best_score = g, s
         if best < 0:
@@ -94,13 +111,17 @@ def cluster(texts: list[str], *, similarity: float = SIMILARITY) -> list[list[in
     return groups
 
 
-async def hot_topics(*, days: int = 7, limit: int = 20) -> list[dict[str, Any]]:
+async def hot_topics(*, days: int = 7, limit: int = 20, vectors_for: VectorsFor | None = None) -> list[dict[str, Any]]:
     """Topics of the last `days` without a good article, most asked first, then fastest growing (against the
-    `days` before)."""
+    `days` before); with `vectors_for`, tickets are compared by their stored vectors too."""
     if not 1 <= days <= 90:
         raise ValidationFailed("days 必须在 1 到 90 之间", code="invalid_parameter")
     items = await _items(days)
-    groups = cluster([it.text for it in items])
+    stored: dict[int, np.ndarray] = {}
+    if vectors_for is not None:
+        stored = await vectors_for(ticket_ids=[it.ticket_id for it in items if it.ticket_id is not None])
+    vectors = [stored.get(it.ticket_id) if it.ticket_id is not None else None for it in items]
+    groups = cluster([it.text for it in items], vectors=vectors)
     index = await understanding.index()
     resolved = {t.id for t in await Ticket.filter(
         id__in=[it.ticket_id for it in items if it.ticket_id], status__in=RESOLVED)}
@@ -113,7 +134,8 @@ async def hot_topics(*, days: int = 7, limit: int = 20) -> list[dict[str, Any]]:
         counts = Counter(kbsearch.normalize(items[m].text) for m in members)
         lead = next(items[m].text for m in members if counts[kbsearch.normalize(items[m].text)] == max(
             counts.values()))
-        hits = index.search(lead, None, k=1) if index.lexical.rows else []
+        lead_vector = next((vectors[m] for m in members if items[m].text == lead and vectors[m] is not None), None)
+        hits = index.search(lead, lead_vector, k=1) if index.lexical.rows else []
         if hits and hits[0].score >= GOOD_ARTICLE:
             continue
         previous = len(members) - recent

@@ -22,7 +22,8 @@ async def overview(request: Request, ctx: Ctx) -> Response:
     days = PERIODS.get(request.query_params.get("days", "30"), 30)
     report = await calibration.report(days=days)
     accuracy = await assist.accuracy()
-    hot = await topics.hot_topics(days=min(days, 30), limit=20)
+    hot = await topics.hot_topics(days=min(days, 30), limit=20,
+                                  vectors_for=assist.ticket_vectors)
     return render_console(request, ctx, "console/intelligence/index.html", active="intelligence", days=days,
                           periods=[(k, f"近{v}天") for k, v in PERIODS.items()], report=report,
                           accuracy=accuracy, hot=hot)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from app.assist import service as assist
@@ -175,3 +176,15 @@ async def test_tickets_never_embedded_are_filled_in_newest_first(desk: dict[str,
     assert await assist.embed_tickets() == 1
     assert embedder.embedded == [assist.ticket_text(old)]
     assert await assist.embed_tickets() == 0
+
+
+async def test_ticket_vectors_are_the_stored_ones_of_the_model_in_force(
+        desk: dict[str, Any], embedder: BagEmbedder) -> None:
+    await assist.embed_tickets()
+    ids = [t.id for t in desk["closed"][:3]]
+    found = await assist.ticket_vectors(ticket_ids=[*ids, 999_999])
+    assert sorted(found) == sorted(ids)
+    expected = embedder.embed([assist.ticket_text(desk["closed"][0])])[0]
+    assert np.allclose(found[ids[0]], expected, atol=1e-6)
+    understanding.set_embedder(BagEmbedder(name="bag-2"))  # another model: its vectors are not made yet
+    assert await assist.ticket_vectors(ticket_ids=ids) == {}

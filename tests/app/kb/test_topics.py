@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from app.conversations.models import Message
@@ -23,6 +24,38 @@ def test_cluster_groups_similar_texts_and_keeps_the_first_as_leader() -> None:
     texts = ["优惠券怎么用不了", "优惠券用不了", "会员卡怎么注销", "优惠券怎么用不了", "注销会员卡"]
     assert topics.cluster(texts) == [[0, 1, 3], [2, 4]]
     assert topics.cluster([]) == []
+
+
+def test_a_pair_with_two_vectors_is_scored_fused_and_any_other_pair_lexically() -> None:
+    texts = ["优惠券怎么用不了", "折扣码无法使用", "会员卡怎么注销"]
+    same = np.array([1.0, 0.0], dtype=np.float32)
+    # lexically apart: three topics
+    assert topics.cluster(texts) == [[0], [1], [2]]
+    # the stored vectors say the first two mean the same: fused 0.2 * lexical + 0.8 * 1.0 joins them
+    assert topics.cluster(texts, vectors=[same, same * 3, None]) == [[0, 1], [2]]
+    # one side without a vector stays lexical: the second text has none
+    other = np.array([0.0, 1.0], dtype=np.float32)
+    assert topics.cluster(texts, vectors=[same, None, other]) == [[0], [1], [2]]
+    # vectors far apart (cosine below the floor) keep lexical twins apart
+    twins = ["优惠券怎么用不了", "优惠券怎么用不了呢"]
+    assert topics.cluster(twins) == [[0, 1]]
+    assert topics.cluster(twins, vectors=[same, other]) == [[0], [1]]
+
+
+async def test_hot_topics_join_tickets_by_their_stored_vectors(db: None) -> None:
+    customer = await factories.customer()
+    a = await tickets.create(actor=SYSTEM, customer_id=customer.id, subject="优惠券怎么用不了")
+    b = await tickets.create(actor=SYSTEM, customer_id=customer.id, subject="折扣码无法使用")
+    seen: list[list[int]] = []
+
+    async def vectors_for(*, ticket_ids: list[int]) -> dict[int, np.ndarray]:
+        seen.append(sorted(ticket_ids))
+        return {a.id: np.array([1.0, 0.0], dtype=np.float32), b.id: np.array([1.0, 0.0], dtype=np.float32)}
+
+    assert [t["tickets"] for t in await topics.hot_topics(days=7)] == [1, 1]
+    found = await topics.hot_topics(days=7, vectors_for=vectors_for)
+    assert [(t["count"], t["tickets"]) for t in found] == [(2, 2)]
+    assert seen == [sorted([a.id, b.id])]
 
 
 async def _ask(text: str, *, days_ago: float = 0, outcome: str = "no_match") -> None:
