@@ -67,6 +67,10 @@ def _fresh_caches() -> Iterator[None]:
     yield
     for cache in caches:
         cache.invalidate()
+    if TEST_DB == "mysql":
+        # the next test may use SQLite outside the `db` fixture (a CLI run on a file): tortoise's SQL cache is per
+        # connection name, not per dialect
+        _forget_dialect()
 
 
 @pytest.fixture
