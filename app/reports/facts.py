@@ -435,7 +435,7 @@ async def recompute_days(start: date, end: date) -> None:
             await table.filter(day__gte=lo, day__lte=hi).delete()
         await _store((), sums, clear=False)
         await _sum_coarse(ReportDaily.filter(day__gte=lo, day__lte=hi))
-        await recompute_counts(lo, hi)
+        await recompute_counts(lo, hi, live=False)
         lo = hi + timedelta(days=1)
 
 
@@ -499,10 +499,16 @@ def _measures() -> list[tuple[str, str, tuple[str, ...], Callable[[dict[str, Any
 MEASURES = _measures()
 
 
-async def recompute_counts(start: date, end: date) -> None:
+async def recompute_counts(start: date, end: date, *, live: bool | None = None) -> None:
     """Recompute the ReportCount rows of the local days start..end from the ticket facts (one grouped query per
-    measure; the four slices are summed here)."""
-    await ReportCount.filter(day__gte=start, day__lte=end).delete()
+    measure; the slices are summed here). The week and month rows: a few days (the live refresh) move them by the
+    difference between the days' old and new rows; a longer range, or a rebuild (live=False), re-sums every week and
+    month it overlaps."""
+    if live is None:
+        live = (end - start).days < LIVE_DAYS
+    old = await ReportCount.filter(dim__in=[g[0] for g in GRAINS], day__gte=start, day__lte=end).values_list(
+        "dim", "dim_value", "day", "metric", "bucket", "n") if live else []
+    await ReportCount.filter(dim__in=DAY_DIMS, day__gte=start, day__lte=end).delete()
     totals: dict[tuple[str, str, date, str, int], int] = {}
     for metric, basis, columns, to_bucket in MEASURES:
         day_field = f"{basis}_day"
@@ -522,7 +528,10 @@ async def recompute_counts(start: date, end: date) -> None:
     if totals:
         await ReportCount.bulk_create([ReportCount(dim=k[0], dim_value=k[1], day=k[2], metric=k[3], bucket=k[4], n=n)
                                        for k, n in totals.items()], batch_size=5000)
-    await _recompute_months(start, end)
+    if live:
+        await _shift_grains(old, totals)
+    else:
+        await _recompute_months(start, end)
 
 
 def next_month(day: date) -> date:
@@ -530,23 +539,89 @@ def next_month(day: date) -> date:
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
+def week_start(day: date) -> date:
+    """The Monday of `day`'s ISO week."""
+    return day - timedelta(days=day.weekday())
+
+
+#: the coarser count rows kept beside the day rows of a slice: (day-row dim, week dim, month dim). A week row's day is
+#: its Monday, a month row's the 1st; both are sums of the slice's day rows (bucket by bucket), so a 90-day histogram
+#: reads two month rows, a few week rows and at most six days at each edge per bucket instead of 90 day rows
+GRAINS: tuple[tuple[str, str, str], ...] = (("", "week", "month"), ("group", "group_w", "group_m"))
+#: the dims of day rows (counted from the facts); the conversation figures' channel slice has no coarser rows
+DAY_DIMS = ("", "group", "channel")
+#: recomputing fewer days than this (the live refresh) shifts the week and month rows by the days' change
+LIVE_DAYS = 7
+
+CountKey = tuple[str, str, date, str, int]
+
+
+def _coarse_keys(key: CountKey) -> list[CountKey]:
+    dim, value, day, metric, b = key
+    for day_dim, week_dim, month_dim in GRAINS:
+        if dim == day_dim:
+            return [(week_dim, value, week_start(day), metric, b), (month_dim, value, day.replace(day=1), metric, b)]
+    return []
+
+
+async def _shift_grains(old: Any, new: dict[CountKey, int]) -> None:
+    """Move the week and month rows by (the days' new rows - their old rows): a live refresh changes a few buckets
+    of a day, and re-summing a month of every group's day rows would cost a second per refresh."""
+    delta: dict[CountKey, int] = {}
+    for key, n in new.items():
+        for coarse in _coarse_keys(key):
+            delta[coarse] = delta.get(coarse, 0) + n
+    for dim, value, day, metric, b, n in old:
+        for coarse in _coarse_keys((dim, value, day, metric, int(b))):
+            delta[coarse] = delta.get(coarse, 0) - int(n)
+    by_slice: dict[tuple[str, date, str], dict[tuple[str, int], int]] = {}
+    for (dim, value, first, metric, b), d in delta.items():
+        if d:
+            by_slice.setdefault((dim, first, metric), {})[(value, b)] = d
+    stale: list[int] = []
+    rows: list[ReportCount] = []
+    for (dim, first, metric), changes in by_slice.items():
+        have = {(v, int(b)): (i, int(n)) for i, v, b, n in await ReportCount.filter(
+            dim=dim, day=first, metric=metric, dim_value__in=sorted({v for v, _ in changes}),
+            bucket__in=sorted({b for _, b in changes})).values_list("id", "dim_value", "bucket", "n")}
+        for (value, b), d in changes.items():
+            row_id, n = have.get((value, b), (None, 0))
+            if row_id is not None:
+                stale.append(row_id)
+            if n + d:
+                rows.append(ReportCount(dim=dim, dim_value=value, day=first, metric=metric, bucket=b, n=n + d))
+    if stale:
+        await ReportCount.filter(id__in=stale).delete()
+    if rows:
+        await ReportCount.bulk_create(rows, batch_size=5000)
+
+
 async def _recompute_months(start: date, end: date) -> None:
-    """The whole desk's counts per calendar month (dim "month", day = the 1st), summed from its day rows: a 90-day
-    histogram reads two or three month rows per bucket plus the days at its edges, not 90 rows per bucket."""
+    """Re-sum the week and month rows (GRAINS) of every week and month that overlaps start..end from their day rows,
+    in the database (a month of a slice's day rows is hundreds of thousands of rows at a million tickets a year)."""
     months = []
     month = start.replace(day=1)
     while month <= end:
         months.append(month)
         month = next_month(month)
-    await ReportCount.filter(dim="month", day__in=months).delete()
-    rows = []
-    for month in months:
-        for metric, b, n in await ReportCount.filter(
-                dim="", dim_value="", day__gte=month, day__lt=next_month(month)).annotate(a_n=Sum("n")).group_by(
-                "metric", "bucket").values_list("metric", "bucket", "a_n"):
-            rows.append(ReportCount(dim="month", dim_value="", day=month, metric=metric, bucket=b, n=int(n or 0)))
-    if rows:
-        await ReportCount.bulk_create(rows, batch_size=5000)
+    weeks = []
+    week = week_start(start)
+    while week <= end:
+        weeks.append(week)
+        week += timedelta(days=7)
+    conn = ReportCount._meta.db
+    table = ReportCount._meta.db_table
+    for day_dim, week_dim, month_dim in GRAINS:
+        for dim, firsts, after in ((month_dim, months, next_month), (week_dim, weeks, lambda d: d + timedelta(days=7))):
+            await ReportCount.filter(dim=dim, day__in=firsts).delete()
+            for first in firsts:
+                # literals only: dims are this module's constants and days are dates (no placeholder style is
+                # common to MariaDB and SQLite)
+                await conn.execute_query(
+                    f"INSERT INTO {table} (dim, dim_value, day, metric, bucket, n) "
+                    f"SELECT '{dim}', dim_value, '{first.isoformat()}', metric, bucket, SUM(n) FROM {table} "
+                    f"WHERE dim = '{day_dim}' AND day >= '{first.isoformat()}' AND day < '{after(first).isoformat()}' "
+                    "GROUP BY dim_value, metric, bucket")
 
 
 #: bucket numbers of the "conversations" count metric

@@ -80,16 +80,17 @@ class ReportTicketFact(Model):
 
     class Meta:
         table = "report_ticket_fact"
-        # A lead's or an agent's figures are grouped from the facts (a group's or an agent's tickets of a day are
-        # too few for histogram rows to be fewer). Each (group_id | agent_id, day) index carries every column those
-        # GROUP BYs and filters read, so a 90-day slice is one index-only range read, never a row lookup per ticket.
+        # An agent's figures, and a lead's narrowed to a channel, are grouped from the facts (an agent's tickets of
+        # a day are too few for histogram rows to be fewer). Each (group_id, channel | agent_id, day) index carries
+        # every column those GROUP BYs and filters read, so a 90-day slice is one index-only range read per group,
+        # never a row lookup per ticket; the channel before the day keeps the other channels' tickets out of it.
         indexes = (
             ("created_day", "channel", "group_id", "agent_id"),
-            ("group_id", "created_day", "channel", "agent_id", "is_open", *CREATED_MEASURES),
+            ("group_id", "channel", "created_day", "agent_id", "is_open", *CREATED_MEASURES),
             ("agent_id", "created_day", "channel", "group_id", "is_open", *CREATED_MEASURES),
-            ("group_id", "resolved_day", "channel", "agent_id", *RESOLVED_MEASURES),
+            ("group_id", "channel", "resolved_day", "agent_id", *RESOLVED_MEASURES),
             ("agent_id", "resolved_day", "channel", "group_id", *RESOLVED_MEASURES),
-            ("group_id", "rated_day", "channel", "agent_id", "csat"),
+            ("group_id", "channel", "rated_day", "agent_id", "csat"),
             ("agent_id", "rated_day", "channel", "group_id", "csat"),
             ("resolved_day", "channel", "group_id", "agent_id"),
             ("rated_day", "channel", "group_id", "agent_id"),
@@ -244,7 +245,9 @@ class ReportDailyAgent(Model):
 
 class ReportCount(Model):
     """Ticket counts per day and bucket of one measure (a duration histogram, the heat map's hour, a CSAT score, a
-    conversion reason, an SLA outcome per policy) over the whole desk (dim ""; the columns leave room for slices).
+    conversion reason, an SLA outcome per policy) over the whole desk (dim "") and per skill group (dim "group"), and
+    the same summed per ISO week and calendar month (dims "week"/"month", "group_w"/"group_m"; day = the Monday, the
+    1st). The conversation figures have day rows for the whole desk and per channel (dim "channel").
 
     Percentiles and distributions over a long period read these few rows instead of every ticket fact.
     """
@@ -262,7 +265,10 @@ class ReportCount(Model):
     class Meta:
         table = "report_count"
         # bucket and n ride in the index: a 90-day histogram is one index range, not a row lookup per bucket and day
-        indexes = (("dim", "dim_value", "metric", "day", "bucket", "n"), ("day",))
+        # (dim, day, ...): a week's or month's rows of one dim are re-summed (a rebuild) and a range of days'
+        # rows replaced without reading the other dims' rows
+        indexes = (("dim", "dim_value", "metric", "day", "bucket", "n"),
+                   ("dim", "day", "dim_value", "metric", "bucket", "n"))
 
 
 class ReportChannelDay(Model):

@@ -52,6 +52,7 @@ from app.reports.facts import (
     CONV_BOT_RESOLVED,
     CONV_CONVERTED,
     CONV_HANDOFF,
+    GRAINS,
     HANDOFF_ORDER,
     MEASURES,
     REASON_ORDER,
@@ -514,21 +515,52 @@ async def _period_sums(flt: ReportFilter, scope: Q) -> tuple[dict[str, int], dic
     return cur[None], prev[None]
 
 
-def _month_rows_q(start: date, end: date) -> Q:
-    """The whole desk's count rows of start..end: month rows for the calendar months inside, day rows for the rest."""
+def period_cover(start: date, end: date) -> tuple[list[date], list[date], list[tuple[date, date]]]:
+    """start..end as the calendar months inside it, the ISO weeks (Monday first) inside what is left, and the
+    ranges of single days left at the edges (at most six days each side of a week)."""
     months = []
     month = start if start.day == 1 else next_month(start)
     while next_month(month) - timedelta(days=1) <= end:
         months.append(month)
         month = next_month(month)
-    if not months:
-        return Q(dim="", dim_value="", day__gte=start, day__lte=end)
-    q = Q(dim="month", dim_value="", day__in=months)
-    if start < months[0]:
-        q |= Q(dim="", dim_value="", day__gte=start, day__lt=months[0])
-    after = next_month(months[-1])
-    if after <= end:
-        q |= Q(dim="", dim_value="", day__gte=after, day__lte=end)
+    rest = [(start, end)] if not months else [(start, months[0] - timedelta(days=1)), (next_month(months[-1]), end)]
+    weeks: list[date] = []
+    days: list[tuple[date, date]] = []
+    for lo, hi in rest:
+        if lo > hi:
+            continue
+        week = lo + timedelta(days=-lo.weekday() % 7)
+        inside = []
+        while week + timedelta(days=6) <= hi:
+            inside.append(week)
+            week += timedelta(days=7)
+        if not inside:
+            days.append((lo, hi))
+            continue
+        weeks += inside
+        if lo < inside[0]:
+            days.append((lo, inside[0] - timedelta(days=1)))
+        if inside[-1] + timedelta(days=7) <= hi:
+            days.append((inside[-1] + timedelta(days=7), hi))
+    return months, weeks, days
+
+
+def _grain_rows_q(start: date, end: date, dims: tuple[str, str, str], values: list[str]) -> Q:
+    """A slice's count rows of start..end (facts.GRAINS: day, week and month dims): month rows for the calendar
+    months inside, week rows for the weeks inside the rest, day rows for the days at the edges."""
+    day_dim, week_dim, month_dim = dims
+    months, weeks, days = period_cover(start, end)
+    parts = [Q(dim=month_dim, dim_value__in=values, day__in=months)] if months else []
+    if weeks:
+        parts.append(Q(dim=week_dim, dim_value__in=values, day__in=weeks))
+    parts += [Q(dim=day_dim, dim_value__in=values, day__gte=lo, day__lte=hi) for lo, hi in days]
+    return _any_q(parts)
+
+
+def _any_q(parts: list[Q]) -> Q:
+    q = parts[0]
+    for other in parts[1:]:
+        q |= other
     return q
 
 
@@ -557,9 +589,8 @@ async def counts(flt: ReportFilter, scope: Q, metrics: tuple[str, ...]) -> dict[
     for part in scope_parts(scope):
         dim = _count_slice(flt, part)
         if dim is not None:
-            # the whole desk: whole calendar months from their month rows, the days at the edges from day rows
-            period = _month_rows_q(flt.start, flt.end) if dim[0] == "" else Q(
-                dim=dim[0], dim_value__in=dim[1], day__gte=flt.start, day__lte=flt.end)
+            # whole calendar months from their month rows, whole weeks from week rows, the days at the edges
+            period = _grain_rows_q(flt.start, flt.end, next(g for g in GRAINS if g[0] == dim[0]), dim[1])
             # a query per metric: each one range of the covering index, run side by side
             for metric in metrics:
                 queries.append(ReportCount.filter(period, metric=metric).annotate(a_n=Sum("n")).group_by(
@@ -876,8 +907,12 @@ async def sla(*, actor: Actor, flt: ReportFilter) -> Section:
 
 
 async def _backlog(flt: ReportFilter, scope: Q) -> int:
-    return sum([await ReportTicketFact.filter(_fact_q(flt, part), is_open=True).count()
-                for part in scope_parts(scope)])
+    # created_at over the period's local days is created_day in the period: read through the (is_open, group | agent,
+    # created_at, ...) indexes (the (group_id, channel, day) ones need a channel before the day)
+    lo, hi = day_bounds(flt.start, flt.end)
+    return sum([await ReportTicketFact.filter(
+        Q(is_open=True, created_at__gte=lo, created_at__lt=hi) & _dims(flt) & part).count()
+        for part in scope_parts(scope)])
 
 
 async def volume(*, actor: Actor, flt: ReportFilter) -> Section:

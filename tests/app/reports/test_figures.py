@@ -319,3 +319,97 @@ async def test_whole_months_are_read_from_month_rows_and_give_the_same_buckets(o
     await ReportTicketFact.filter(ticket_id=gone.ticket_id).delete()
     await facts.recompute_count_days([gone.created_day])
     assert sum((await service.counts(nov, Q(), ("heat",)))["heat"].values()) == before - 1
+
+
+async def _coarse_expected() -> dict[tuple[str, str, date, str, int], int]:
+    """The week and month rows worked out from the facts themselves (no day rows in between)."""
+    from app.reports.facts import MEASURES, week_start
+    from app.reports.models import ReportTicketFact
+
+    out: dict[tuple[str, str, date, str, int], int] = {}
+    for fact in await ReportTicketFact.all().values():
+        for metric, basis, _, to_bucket in MEASURES:
+            day, b = fact[f"{basis}_day"], to_bucket(fact)
+            if day is None or b is None:
+                continue
+            slices = [("week", "month", "")]
+            if fact["group_id"] is not None:
+                slices.append(("group_w", "group_m", str(fact["group_id"])))
+            for week_dim, month_dim, value in slices:
+                for key in ((week_dim, value, week_start(day), metric, b),
+                            (month_dim, value, day.replace(day=1), metric, b)):
+                    out[key] = out.get(key, 0) + 1
+    return out
+
+
+async def _coarse_rows() -> dict[tuple[str, str, date, str, int], int]:
+    from app.reports.facts import MEASURES
+    from app.reports.models import ReportCount
+
+    rows = await ReportCount.filter(dim__in=("week", "month", "group_w", "group_m"),
+                                    metric__in=[m[0] for m in MEASURES]).values_list(
+        "dim", "dim_value", "day", "metric", "bucket", "n")
+    out: dict[tuple[str, str, date, str, int], int] = {}
+    for dim, value, day, metric, b, n in rows:
+        key = (str(dim), str(value), day, str(metric), int(b))
+        assert key not in out, key  # one row per key
+        out[key] = int(n)
+    return out
+
+
+async def test_week_and_month_rows_are_the_facts_summed_live_and_after_a_rebuild(org: dict[str, Any]) -> None:
+    from app.reports import facts
+    from app.reports.models import ReportTicketFact
+
+    built = await _coarse_rows()
+    # T1 and T2 (Tue 11-10) are in the week of Mon 11-09 and in November, for the desk and for G1
+    assert built[("week", "", date(2026, 11, 9), "heat", 2 * 100 + 10)] == 1
+    assert built[("group_w", str(org["g1"]), date(2026, 11, 9), "frt_wall", 600)] == 1
+    assert built[("group_m", str(org["g1"]), date(2026, 11, 1), "csat", 5)] == 1
+    assert built == await _coarse_expected()
+    # live: a ticket moves to the other group, another one goes away; the days are recomputed as the refresh does
+    t1 = await ReportTicketFact.get(ticket_id=org["ids"]["T1"])
+    await ReportTicketFact.filter(ticket_id=t1.ticket_id).update(group_id=org["g2"])
+    p1 = await ReportTicketFact.get(ticket_id=org["ids"]["P1"])
+    await ReportTicketFact.filter(ticket_id=p1.ticket_id).delete()
+    assert p1.resolved_day is not None and p1.rated_day is not None
+    await facts.recompute_count_days([t1.created_day, p1.created_day, p1.resolved_day, p1.rated_day])
+    live = await _coarse_rows()
+    assert live == await _coarse_expected() != built
+    assert ("group_w", str(org["g1"]), date(2026, 11, 9), "frt_wall", 600) not in live
+    assert live[("group_w", str(org["g2"]), date(2026, 11, 9), "frt_wall", 600)] == 1
+    # a rebuild gives the same rows; a rebuild of a few days re-sums their weeks and months (it repairs them)
+    await facts.recompute_days(date(2026, 10, 1), date(2026, 12, 31))
+    assert await _coarse_rows() == live
+    from app.reports.models import ReportCount
+
+    await ReportCount.filter(dim="group_m", day=date(2026, 11, 1)).update(n=99)
+    await ReportCount.filter(dim="week", day=date(2026, 11, 9)).delete()
+    await facts.recompute_days(date(2026, 11, 10), date(2026, 11, 11))
+    assert await _coarse_rows() == live
+
+
+async def test_a_period_is_read_as_months_weeks_and_edge_days_with_the_same_buckets(org: dict[str, Any]) -> None:
+    from tortoise.expressions import Q
+
+    from app.reports.facts import MEASURES
+
+    # Sat 10-17 .. Wed 11-25: no whole month inside; the Mondays 10-19 .. 11-16 start whole weeks (the last ends Sun
+    # 11-22); Sat 10-17 .. Sun 10-18 and Mon 11-23 .. Wed 11-25 are single days.
+    # Wed 09-02 .. Mon 11-30: October and November whole; in September the weeks of 09-07 .. 09-21 and the days
+    # 09-02 .. 09-06 and 09-28 .. 09-30
+    assert service.period_cover(date(2026, 10, 17), date(2026, 11, 25)) == (
+        [], [date(2026, 10, 19), date(2026, 10, 26), date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 16)],
+        [(date(2026, 10, 17), date(2026, 10, 18)), (date(2026, 11, 23), date(2026, 11, 25))])
+    assert service.period_cover(date(2026, 9, 2), date(2026, 11, 30)) == (
+        [date(2026, 10, 1), date(2026, 11, 1)], [date(2026, 9, 7), date(2026, 9, 14), date(2026, 9, 21)],
+        [(date(2026, 9, 2), date(2026, 9, 6)), (date(2026, 9, 28), date(2026, 9, 30))])
+    metrics = tuple(m[0] for m in MEASURES)
+    groups = [org["g1"], org["g2"]]
+    for start, end in ((date(2026, 11, 9), date(2026, 11, 15)), (date(2026, 11, 2), date(2026, 11, 16)),
+                       (date(2026, 10, 17), date(2026, 11, 25)), (date(2026, 9, 2), date(2026, 11, 30))):
+        flt = ReportFilter(start=start, end=end)
+        for g in ([org["g1"]], groups):
+            # a group scope reads the group rows; the extra filter makes it group the facts instead
+            assert await service.counts(flt, Q(group_id__in=g), metrics) == await service.counts(
+                flt, Q(group_id__in=g, ticket_id__gte=1), metrics)
