@@ -15,12 +15,15 @@ from app.channels.wecom_app.handlers import WeComPush, register_wecom_app_handle
 from app.settings import Settings, WeComSettings, set_settings
 from app.timeutil import set_clock
 from tests.app.wecom.test_callback import V1A_BODY, V1A_PARAMS, V1A_PLAINTEXT, V1B_QUERY
+from tests.conftest import RecordingQueue
 from tests.wecomenv import WeComEnv
 
 
 @pytest.fixture
-async def v1_desk(db: None, settings: Settings, jobs: object) -> AsyncIterator[httpx.AsyncClient]:
-    """A desk configured with the credentials of the official WeCom example, its clock at the vector's time."""
+async def v1_desk(db: None, settings: Settings, queue: RecordingQueue) -> AsyncIterator[httpx.AsyncClient]:
+    """A desk configured with the credentials of the official WeCom example, its clock at the vector's time; its
+    jobs are only recorded, so a stored callback stays as the endpoint left it (an in-process job could otherwise
+    start processing it before the test reads it)."""
     from app.main import create_app
 
     wecom = WeComSettings(corp_id="wx5823bf96d3bd56c7", agent_id="218", agent_secret=Secret("x"),
@@ -53,13 +56,15 @@ async def test_v1b_url_verification_answers_the_bare_plaintext(v1_desk: httpx.As
 
 
 @pytest.mark.parametrize("path", ["/callbacks/wecom/app", "/callbacks/wecom/contacts"])
-async def test_v1a_post_is_stored_decrypted_with_its_string_msgid(v1_desk: httpx.AsyncClient, path: str) -> None:
+async def test_v1a_post_is_stored_decrypted_with_its_string_msgid(v1_desk: httpx.AsyncClient, path: str,
+                                                                 queue: RecordingQueue) -> None:
     r = await v1_desk.post(path, params=V1A_PARAMS, content=V1A_BODY.encode())
     assert (r.status_code, r.content) == (200, b"")
     rows = await InboundEvent.all().values("payload", "dedupe_key", "status")
     kind = "wecom_app" if path.endswith("app") else "wecom_contacts"
     assert rows == [{"payload": V1A_PLAINTEXT, "dedupe_key": f"{kind}:wx5823bf96d3bd56c7:218:4561255354251345929",
                      "status": "pending"}]
+    assert [name for name, _, _ in queue.jobs] == ["process_inbound_event"]
     # WeCom retrying the same push (same body, a fresh timestamp, nonce and signature) is acknowledged, stored once
     from simulator import crypto
 
