@@ -150,7 +150,18 @@ async def test_clients_and_arq_reach_the_master_through_the_sentinel_and_follow_
 
     # failover: the replica becomes the master and the same clients write there
     sentinel_admin: Any = redis.Redis(port=sentinel.sentinel_port)
-    sentinel_admin.execute_command("SENTINEL", "FAILOVER", "gdmaster")
+
+    def failover() -> bool:
+        # right after start the sentinel may not yet rate the replica good enough to promote: ask again
+        try:
+            sentinel_admin.execute_command("SENTINEL", "FAILOVER", "gdmaster")
+        except redis.exceptions.ResponseError as exc:
+            if "NOGOODSLAVE" in str(exc):
+                return False
+            raise
+        return True
+
+    _wait(failover, 20, "a replica the sentinel can promote")
     _wait(lambda: int(sentinel_admin.sentinel_get_master_addr_by_name("gdmaster")[1]) == sentinel.replica_port, 20,
           "the sentinel to promote the replica")
     promoted: Any = redis.Redis(port=sentinel.replica_port)
