@@ -26,7 +26,7 @@ import pytest
 from simulator import SimulatorServer, SimulatorState
 from simulator.wecom.driver import WeComDriver
 from simulator.wecom.kf import KfState, kf_state
-from simulator.wecom.orggen import add_default_apps
+from simulator.wecom.orggen import add_default_apps, load_demo_org
 from tests.conftest import redis_url_or_skip
 from tests.e2e.conftest import _mysql_database, _wait_ready, free_port, gongdan, poll_until, spawn, tail_logs
 
@@ -135,6 +135,8 @@ def kfdesk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KfDesk]:
     add_default_apps(sim.wecom, agent_id=AGENT_ID, app_secret=APP_SECRET, token=TOKEN, aes_key=AES_KEY,
                      app_callback_url=f"{url}/callbacks/wecom/app",
                      contacts_callback_url=f"{url}/callbacks/wecom/contacts")
+    # the staff `seed-demo` writes are WeCom members: a staff card to the agent a ticket lands on reaches them
+    load_demo_org(sim.wecom, external_contacts=0)
     server = SimulatorServer(sim).start()
     db_name = f"gongdan_e2e_kf_{os.getpid()}"
     env = {
