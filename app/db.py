@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise
@@ -48,13 +52,57 @@ def database_url(settings: Settings) -> str:
 REPLICA = "replica"
 
 
+#: set inside replica_reads(): this task's reads go to the replica
+_replica_reads: ContextVar[bool] = ContextVar("replica_reads", default=False)
+
+
+class ReplicaReads:
+    """Tortoise router (configured only with a replica): inside `replica_reads()` every read goes to the replica, so
+    a report's dozens of queries need no `using_db` each; writes, and reads anywhere else, stay on the primary."""
+
+    def db_for_read(self, model: type[Any]) -> str | None:
+        return REPLICA if _replica_reads.get() else None
+
+    def db_for_write(self, model: type[Any]) -> str | None:
+        return None
+
+
+@contextmanager
+def replica_reads() -> Iterator[None]:
+    """Read from DATABASE_REPLICA_URL (when configured) in this block and the tasks it starts: reports and other
+    read-only views whose figures may lag the primary by a moment; never around a write or a read-then-write."""
+    token = _replica_reads.set(True)
+    try:
+        yield
+    finally:
+        _replica_reads.reset(token)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def reads_replica(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """A read-only coroutine function whose every query runs inside replica_reads()."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with replica_reads():
+            return await fn(*args, **kwargs)
+
+    return wrapper
+
+
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     """Build the tortoise config dict (also the target of `tortoise` CLI's --config)."""
     connections = {"default": database_url(settings)}
+    routers: list[str] = []
     if settings.database_replica_url:
         connections[REPLICA] = database_url(settings.with_overrides(database_url=settings.database_replica_url))
+        routers.append(f"{__name__}.ReplicaReads")
     return {
         "connections": connections,
+        "routers": routers,
         "apps": {
             APP_LABEL: {
                 "models": MODEL_MODULES,

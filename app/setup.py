@@ -121,13 +121,17 @@ def _hooks() -> None:
     from app.customers.service import register_customer_scope
     from app.kb import bot
     from app.tickets.closing import register_reply_hook
+    from app.tickets.fallback import register_fallback_source
     from approvals import flows as approval_flows
+    from approvals import policy as approval_policy
     from wecom_sync.scope import external_contact_customers
 
     # refund confirmation codes first, then the survey's "was it solved" (which never consumes the reply)
     register_reply_hook(approval_flows.customer_reply_hook)
     register_reply_hook(bot.solved_hook)
     register_customer_scope(external_contact_customers)
+    # SLA escalations with nobody above use the same fallback approvers as approval chains (console, else setting)
+    register_fallback_source(approval_policy.fallback_userids)
 
 
 def _listeners() -> None:

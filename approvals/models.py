@@ -81,6 +81,10 @@ class ApprovalPolicy(Model):
     #: [[minimum amount, approver levels], ...] sorted by amount
     levels: list[list[Any]] = fields.JSONField(default=list)
     timeout_minutes = fields.IntField()
+    #: [[approval kind, WeCom approval template id], ...], None: APPROVAL_OA_TEMPLATES applies
+    oa_templates: list[list[str]] | None = fields.JSONField(null=True)
+    #: WeCom userids of the fallback approvers (empty: every active admin), None: APPROVAL_FALLBACK applies
+    fallback: list[str] | None = fields.JSONField(null=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

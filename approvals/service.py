@@ -3,8 +3,9 @@
 Kinds: `transfer` (to a group of another department), `urgent` (raise the priority to urgent), `refund` and
 `compensation` (above APPROVAL_THRESHOLD yuan; APPROVAL_LEVELS says how many levels up the chain climbs for an
 amount). The chain starts at the leader of the requester's department and climbs the department tree (leaders are
-`Staff.leads_department_ids`, mirrored from WeCom's is_leader_in_dept). Kinds listed in APPROVAL_OA_TEMPLATES go to
-WeCom's approval app instead (approvals.wecom_oa); the others are decided in the H5 approvals page or the API.
+`Staff.leads_department_ids`, mirrored from WeCom's is_leader_in_dept). Kinds with a WeCom approval template (the
+console's 审批设置, else APPROVAL_OA_TEMPLATES) go to WeCom's approval app instead (approvals.wecom_oa); the others
+are decided in the H5 approvals page or the API.
 """
 
 from __future__ import annotations
@@ -149,9 +150,9 @@ def _summary(kind: str, params: dict[str, Any], *, group_name: str | None = None
     return f"{KIND_LABELS[kind]} {params.get('amount')} 元"
 
 
-def oa_template(kind: str) -> str | None:
-    """The WeCom approval template for a kind, when that kind goes through WeCom's approval app."""
-    return dict(get_settings().workflow.approval_oa_templates).get(kind)
+async def oa_template(kind: str) -> str | None:
+    """The WeCom approval template for a kind, when that kind goes through WeCom's approval app (console first)."""
+    return dict((await approval_policy.current()).oa_templates).get(kind)
 
 
 async def request(*, actor: Actor, ticket_id: int, kind: str, reason: str,
@@ -196,7 +197,7 @@ async def request(*, actor: Actor, ticket_id: int, kind: str, reason: str,
         plan = await plan_chain(requester=requester, levels=levels_for(kind=kind, amount=amount,
                                                                        levels_table=table)) if needs else None
         chain = plan.approvers if plan else []
-        template = oa_template(kind) if needs else None
+        template = await oa_template(kind) if needs else None
         req = await ApprovalRequest.create(
             ticket_id=ticket.id, kind=kind, requester=requester, reason=reason[:500], params=params,
             channel="wecom_oa" if template else "h5", chain=[s.id for s in chain], created_at=now,

@@ -177,8 +177,8 @@ async def _canned_replies(ctx: Ctx, ticket: Ticket, customer: Customer) -> list[
     assert ctx.staff is not None
     values = {"客户称呼": customer.name or "客户", "工单号": ticket.number, "客服姓名": ctx.staff.name}
     rows = await replies.list_for_reply_box(actor=_actor(ctx), ticket_group_id=ticket.group_id)  # type: ignore[attr-defined]
-    return [{"title": r.title, "category": r.category, "text": replies.fill_placeholders(body=r.body, values=values)}
-            for r in rows]
+    return [{"title": r.title, "category": r.category, "shortcut": r.shortcut,
+             "text": replies.fill_placeholders(body=r.body, values=values)} for r in rows]
 
 
 async def _live_chat(ticket: Ticket) -> dict[str, Any] | None:

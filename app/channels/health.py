@@ -43,12 +43,14 @@ from app.channels.wechat_mp.accounts import DEFAULT_KEY
 from app.logs import get_logger
 from app.timeutil import utcnow
 
-__all__ = ["REASON_LABELS", "VERIFIED", "CallbackStatus", "list_status", "note", "observe", "observe_routes",
-           "reset", "scope_of_account"]
+__all__ = ["REASON_LABELS", "VERIFIED", "WECOM_CONTACTS", "CallbackStatus", "list_status", "note", "observe",
+           "observe_routes", "reset", "scope_of_account"]
 
 log = get_logger(__name__)
 
 VERIFIED = "verified"
+#: the WeCom contacts-sync callback (/callbacks/wecom/contacts): no channel account's, shown with the sync runs
+WECOM_CONTACTS = "wecom_contacts"
 #: how stale the stored time and 24 h count may get under steady traffic (seconds)
 REFRESH_SECONDS = 60.0
 #: a writer that never finished (the client went away before the answer's tail ran) is given up after this long

@@ -28,6 +28,7 @@ from app.security.pii import mask_text
 from app.settings import get_settings
 from app.staff.models import Staff
 from app.tickets.models import Ticket
+from app.tickets.service import PRIORITY_LABELS
 from app.timeutil import utcnow
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
 
 CHANNEL = "wecom_app"
 KIND = "staff_card"
-PRIORITY_LABELS = {"low": "低", "normal": "普通", "high": "高", "urgent": "紧急"}
 
 
 def card_url(ticket: Ticket) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 import xlsxwriter
 
+from app.db import reader
 from app.reports.models import ReportConversationFact, ReportTicketFact
 from app.reports.service import (
     CHANNEL_LABELS,
@@ -97,20 +98,23 @@ def columns(drill: Drill) -> tuple[tuple[str, Getter], ...]:
 async def rows(*, actor: Actor, drill: Drill, page: int = PAGE) -> AsyncIterator[list[Any]]:
     """The export's data rows, oldest first, read a page at a time (the caller's scope applied)."""
     drill, scope = drill_scope(actor, drill)
-    names = {"group": dict(await SkillGroup.all().values_list("id", "name")),
-             "staff": dict(await Staff.all().values_list("id", "name"))}
+    # a generator's reads name their connection: a context variable set here would outlive the yields
+    db = reader()
+    names = {"group": dict(await SkillGroup.all().using_db(db).values_list("id", "name")),
+             "staff": dict(await Staff.all().using_db(db).values_list("id", "name"))}
     cols = columns(drill)
     q = drill_q(drill, scope)
     last = 0
     while True:
         batch: list[Any]
         if drill.kind == "conversation":
-            batch = await ReportConversationFact.filter(q, conversation_id__gt=last).order_by(
+            batch = await ReportConversationFact.filter(q, conversation_id__gt=last).using_db(db).order_by(
                 "conversation_id").limit(page)
             if batch:
                 last = batch[-1].conversation_id
         else:
-            batch = await ReportTicketFact.filter(q, ticket_id__gt=last).order_by("ticket_id").limit(page)
+            batch = await ReportTicketFact.filter(q, ticket_id__gt=last).using_db(db).order_by("ticket_id").limit(
+                page)
             if batch:
                 last = batch[-1].ticket_id
         for item in batch:

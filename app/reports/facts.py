@@ -457,10 +457,16 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 REASON_ORDER = ("keyword", "duration", "handoff", "staff", "api", "channel", "customer", "other")
 CLOCK_COLUMNS = (("first_response", "sla_first"), ("next_response", "sla_next"), ("resolution", "sla_resolution"))
 OUTCOMES = ("met", "breached")
-#: dim -> the fact column it is. The whole desk and each skill group are rolled up (a lead's groups over 90 days: about
-#: a third as many bucket rows as facts, read from one covering index); a channel's or an agent's tickets are read
-#: from the facts' covering indexes
-DIMS: tuple[tuple[str, str | None], ...] = (("", None), ("group", "group_id"))
+#: dim -> the fact columns its value is made of. The whole desk, each skill group, each channel and each (group,
+#: channel) are rolled up (a lead's groups over 90 days: about a third as many bucket rows as facts, read from one
+#: covering index); an agent's tickets are read from the facts' covering indexes (a few a day)
+DIMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("", ()), ("group", ("group_id",)), ("channel", ("channel",)), ("gch", ("group_id", "channel")))
+
+
+def dim_value(*values: object) -> str:
+    """ReportCount.dim_value of a slice: its columns' values joined ("12:wecom_kf" for a group's channel)."""
+    return ":".join(str(v) for v in values)
 
 
 def _column_bucket(column: str) -> Callable[[dict[str, Any]], int | None]:
@@ -513,16 +519,17 @@ async def recompute_counts(start: date, end: date, *, live: bool | None = None) 
     for metric, basis, columns, to_bucket in MEASURES:
         day_field = f"{basis}_day"
         period: dict[str, Any] = {f"{day_field}__gte": start, f"{day_field}__lte": end}
-        group = [day_field, *columns, *(c for _, c in DIMS if c is not None and c not in columns)]
+        group = [day_field, *columns, *sorted({c for _, cs in DIMS for c in cs} - set(columns))]
         for r in await ReportTicketFact.filter(**period).annotate(a_n=Count("ticket_id")).group_by(
                 *group).values(*group, "a_n"):
             b = to_bucket(r)
             if b is None:
                 continue
-            for dim, column in DIMS:
-                if column is not None and r[column] is None:
+            for dim, dim_columns in DIMS:
+                values = [r[c] for c in dim_columns]
+                if None in values:
                     continue
-                key = (dim, str(r[column]) if column else "", r[day_field], metric, b)
+                key = (dim, dim_value(*values), r[day_field], metric, b)
                 totals[key] = totals.get(key, 0) + int(r["a_n"])
     await _conversation_counts(start, end, totals)
     if totals:
@@ -547,9 +554,10 @@ def week_start(day: date) -> date:
 #: the coarser count rows kept beside the day rows of a slice: (day-row dim, week dim, month dim). A week row's day is
 #: its Monday, a month row's the 1st; both are sums of the slice's day rows (bucket by bucket), so a 90-day histogram
 #: reads two month rows, a few week rows and at most six days at each edge per bucket instead of 90 day rows
-GRAINS: tuple[tuple[str, str, str], ...] = (("", "week", "month"), ("group", "group_w", "group_m"))
-#: the dims of day rows (counted from the facts); the conversation figures' channel slice has no coarser rows
-DAY_DIMS = ("", "group", "channel")
+GRAINS: tuple[tuple[str, str, str], ...] = (("", "week", "month"), ("group", "group_w", "group_m"),
+                                            ("channel", "ch_w", "ch_m"), ("gch", "gch_w", "gch_m"))
+#: the dims of day rows (counted from the facts and, for "" and "channel", the conversation facts)
+DAY_DIMS = tuple(g[0] for g in GRAINS)
 #: recomputing fewer days than this (the live refresh) shifts the week and month rows by the days' change
 LIVE_DAYS = 7
 

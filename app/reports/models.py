@@ -245,18 +245,19 @@ class ReportDailyAgent(Model):
 
 class ReportCount(Model):
     """Ticket counts per day and bucket of one measure (a duration histogram, the heat map's hour, a CSAT score, a
-    conversion reason, an SLA outcome per policy) over the whole desk (dim "") and per skill group (dim "group"), and
-    the same summed per ISO week and calendar month (dims "week"/"month", "group_w"/"group_m"; day = the Monday, the
-    1st). The conversation figures have day rows for the whole desk and per channel (dim "channel").
+    conversion reason, an SLA outcome per policy) over the whole desk (dim ""), per skill group ("group"), per channel
+    ("channel") and per group and channel ("gch", value "12:wecom_kf"), and the same summed per ISO week and calendar
+    month (facts.GRAINS: "week"/"month", "group_w"/"group_m", ...; day = the Monday, the 1st). The conversation
+    figures have day rows for the whole desk and per channel.
 
     Percentiles and distributions over a long period read these few rows instead of every ticket fact.
     """
 
     id = fields.BigIntField(primary_key=True)
-    #: "" (all tickets) | channel | group | agent
+    #: "" (all tickets) | group | channel | gch (group and channel), or one of their week and month dims
     dim = fields.CharField(max_length=8)
-    #: the channel kind, or the group / agent id as text ("" for dim "")
-    dim_value = fields.CharField(max_length=32, default="")
+    #: the group id as text, the channel kind, "group id:channel" ("" for dim "")
+    dim_value = fields.CharField(max_length=48, default="")
     day = fields.DateField()
     metric = fields.CharField(max_length=24)
     bucket = fields.IntField()

@@ -44,6 +44,7 @@ from tortoise.expressions import Q
 from tortoise.functions import Count, Sum
 
 from app.channels.models import ChannelAccount, InboundEvent
+from app.db import reads_replica
 from app.errors import BadRequest, PermissionDenied
 from app.kb.models import BotQuery
 from app.reports.facts import (
@@ -58,6 +59,7 @@ from app.reports.facts import (
     REASON_ORDER,
     SUM_FIELDS,
     day_bounds,
+    dim_value,
     next_month,
 )
 from app.reports.models import (
@@ -71,6 +73,7 @@ from app.reports.models import (
 )
 from app.security.scope import Actor
 from app.staff.models import SkillGroup, Staff
+from app.tickets.calendar import WEEKDAY_NAMES
 from app.tickets.models import SlaPolicy
 from app.timeutil import CHINA, utcnow
 
@@ -88,7 +91,7 @@ HANDOFF_LABELS = {"human_request": "要求人工", "bot_failed": "多次未答",
                   "intake_complete": "已收集信息", "intake_failed": "信息未收集全"}
 CLOCK_LABELS = {"first_response": "首次响应", "next_response": "再次响应", "resolution": "解决"}
 CLOCK_FIELDS = {"first_response": "sla_first", "next_response": "sla_next", "resolution": "sla_resolution"}
-WEEKDAY_LABELS = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"]
+WEEKDAY_LABELS = [f"周{day}" for day in WEEKDAY_NAMES]
 AGE_BUCKETS: tuple[tuple[str, str, int, int | None], ...] = (
     ("lt1d", "1天内", 0, 1), ("1to3d", "1-3天", 1, 3), ("3to7d", "3-7天", 3, 7), ("gt7d", "7天以上", 7, None))
 BASES = ("created", "resolved", "rated")
@@ -565,19 +568,25 @@ def _any_q(parts: list[Q]) -> Q:
 
 
 def _count_slice(flt: ReportFilter, part: Q) -> tuple[str, list[str]] | None:
-    """The ReportCount slice (dim, values) that answers this filter within one scope part: the whole desk, or skill
-    groups (a group filter, a lead's groups); None when the facts must (a channel or an agent: those days' facts are
-    few and indexed)."""
-    if flt.channel is not None or flt.agent_id is not None or part.children:
+    """The ReportCount slice (dim, values) that answers this filter within one scope part: the whole desk, skill
+    groups (a group filter, a lead's groups), a channel, or groups' channel; None when the facts must (an agent: those
+    days' facts are few and indexed)."""
+    if flt.agent_id is not None or part.children:
         return None
     if not part.filters:
-        return ("", [""]) if flt.group_id is None else ("group", [str(flt.group_id)])
-    if set(part.filters) != {"group_id__in"}:
+        groups = None if flt.group_id is None else [flt.group_id]
+    elif set(part.filters) == {"group_id__in"}:
+        groups = [int(g) for g in part.filters["group_id__in"]]
+        if flt.group_id is not None:
+            groups = [g for g in groups if g == flt.group_id]
+        groups = groups or [-1]
+    else:
         return None
-    groups = [int(g) for g in part.filters["group_id__in"]]
-    if flt.group_id is not None:
-        groups = [g for g in groups if g == flt.group_id]
-    return "group", [str(g) for g in groups] or ["-1"]
+    if groups is None:
+        return ("", [""]) if flt.channel is None else ("channel", [flt.channel])
+    if flt.channel is None:
+        return "group", [dim_value(g) for g in groups]
+    return "gch", [dim_value(g, flt.channel) for g in groups]
 
 
 async def counts(flt: ReportFilter, scope: Q, metrics: tuple[str, ...]) -> dict[str, dict[int, int]]:
@@ -743,6 +752,7 @@ async def reception(*, actor: Actor, flt: ReportFilter) -> Section:
     return Section(key="reception", title="消息接收率", filter=flt, figures=figs, tables=(table,))
 
 
+@reads_replica
 async def lost_inbound(*, actor: Actor, flt: ReportFilter, limit: int = 100) -> tuple[LostInbound, ...]:
     """Callbacks that failed, or still wait after ten minutes, received in the period (newest first)."""
     _require_lead(actor)
@@ -960,6 +970,7 @@ async def _bot_numbers(flt: ReportFilter) -> dict[str, int]:
     return {"bot": by.get(CONV_BOT, 0), "resolved": by.get(CONV_BOT_RESOLVED, 0), "handoffs": by.get(CONV_HANDOFF, 0)}
 
 
+@reads_replica
 async def missed_questions(*, actor: Actor, flt: ReportFilter, limit: int = 50) -> tuple[tuple[str, int], ...]:
     """The questions the bot could not answer in the period, most asked first."""
     _require_lead(actor)
@@ -1031,6 +1042,7 @@ _FUNCTIONS: dict[str, SectionFn] = {"overview": overview, "reception": reception
                                      "volume": volume, "bot": bot, "agents": agents}
 
 
+@reads_replica
 async def section(*, actor: Actor, flt: ReportFilter, name: str) -> Section:
     """One section by its key (SECTIONS)."""
     return await _FUNCTIONS[name](actor=actor, flt=flt)
@@ -1094,6 +1106,7 @@ def drill_scope(actor: Actor, drill: Drill) -> tuple[Drill, Q]:
     return replace(drill, agent_id=flt.agent_id), scope
 
 
+@reads_replica
 async def drill_ticket_ids(*, actor: Actor, drill: Drill, limit: int | None = None) -> list[int]:
     """The ids of exactly the tickets behind a drill (the caller's scope applied), newest first."""
     drill, scope = drill_scope(actor, drill)
@@ -1106,6 +1119,7 @@ async def drill_ticket_ids(*, actor: Actor, drill: Drill, limit: int | None = No
     return [int(cast(Any, i)) for i in await (tq.limit(limit) if limit else tq).values_list("ticket_id", flat=True)]
 
 
+@reads_replica
 async def drill_page(*, actor: Actor, drill: Drill, limit: int = 50, offset: int = 0) -> DrillPage:
     """One page of the tickets (or conversations) behind a drill, newest first, with the total."""
     drill, scope = drill_scope(actor, drill)

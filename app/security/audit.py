@@ -71,8 +71,7 @@ async def list_entries(*, actor: Actor, ticket_id: int | None = None, staff_id: 
     """List audit rows, newest first, with cursor pagination (admins only)."""
     _require_admin(actor)
     if since is not None and until is not None and since > until:
-        raise ValidationFailed("开始时间不能晚于结束时间", code="invalid_period",
-                               details={"fields": [{"field": "since", "message": "开始时间不能晚于结束时间"}]})
+        raise ValidationFailed.for_field("since", "开始时间不能晚于结束时间", code="invalid_period")
     query = AuditLog.all()
     if ticket_id is not None:
         query = query.filter(object_type="ticket", object_id=str(ticket_id))

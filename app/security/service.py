@@ -93,14 +93,12 @@ async def issue_token(*, actor: Actor, staff_id: int, name: str, scopes: tuple[s
     _require_admin(actor)
     staff = await Staff.get_or_none(id=staff_id, status="active")
     if staff is None:
-        raise ValidationFailed("员工不存在或已停用", code="no_such_staff",
-                               details={"fields": [{"field": "staff_id", "message": "员工不存在或已停用"}]})
+        raise ValidationFailed.for_field("staff_id", "员工不存在或已停用", code="no_such_staff")
     try:
         wanted = parse_scopes(scopes)
     except ValueError as exc:
         message = "请选择令牌的权限（读取、写入、业务事件、管理）"
-        raise ValidationFailed(message, code="invalid_scopes",
-                               details={"fields": [{"field": "scopes", "message": message}]}) from exc
+        raise ValidationFailed.for_field("scopes", message, code="invalid_scopes") from exc
     async with atomic():
         raw = await create_token(staff=staff, name=name, scopes=wanted)
         token = await ApiToken.get(token_hash=_hash(raw))

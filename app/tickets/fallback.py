@@ -1,12 +1,15 @@
 """Fallback approvers: who takes over when the org chart has nobody to ask or to tell.
 
-``APPROVAL_FALLBACK`` names them by WeCom userid; when it is empty every active admin is one. Approval chains
-(``approvals.service``) fill the levels an amount needs but the org chart cannot reach with them, and an SLA
-escalation step with nobody above (``sla``) goes to them; either way a ``TicketEvent`` with a Chinese reason puts it
-on the ticket's timeline, so nothing is skipped silently.
+``APPROVAL_FALLBACK`` names them by WeCom userid, unless an admin set them on the console's 审批设置 page (the
+source ``app.setup`` registers: this package may not import ``approvals``); when empty every active admin is one.
+Approval chains (``approvals.service``) fill the levels an amount needs but the org chart cannot reach with them,
+and an SLA escalation step with nobody above (``sla``) goes to them; either way a ``TicketEvent`` with a Chinese
+reason puts it on the ticket's timeline, so nothing is skipped silently.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from app.logs import get_logger
 from app.settings import get_settings
@@ -15,10 +18,18 @@ from app.tickets.models import Ticket, TicketEvent
 
 log = get_logger(__name__)
 
+_source: Callable[[], Awaitable[tuple[str, ...]]] | None = None
+
+
+def register_fallback_source(source: Callable[[], Awaitable[tuple[str, ...]]] | None) -> None:
+    """Where the fallback approvers' userids come from (None: the APPROVAL_FALLBACK setting)."""
+    global _source
+    _source = source
+
 
 async def fallback_approvers(*, exclude: set[int] | None = None) -> list[Staff]:
     """The configured fallback approvers (every active admin by default), in setting order, minus ``exclude``."""
-    userids = get_settings().workflow.approval_fallback
+    userids = await _source() if _source is not None else get_settings().workflow.approval_fallback
     if userids:
         found = {s.userid: s for s in await Staff.filter(userid__in=list(userids), status="active")}
         people = [found[u] for u in userids if u in found]
@@ -43,7 +54,8 @@ async def escalate_to_fallback(*, ticket: Ticket, title: str, body: str, key: st
     if people:
         reason = f"{title}：组织架构中没有可通知的上级，已转给兜底审批人{names(people)}"
     else:
-        reason = f"{title}：组织架构中没有可通知的上级，也没有可用的兜底审批人，请管理员设置 APPROVAL_FALLBACK"
+        reason = (f"{title}：组织架构中没有可通知的上级，也没有可用的兜底审批人，"
+                  "请管理员在控制台「审批设置」中设置兜底审批人")
     await TicketEvent.create(ticket_id=ticket.id, kind="escalation_fallback", actor_kind="system",
                              new=",".join(p.userid for p in people) or None, reason=reason[:500],
                              data={"key": key, "notified": [p.userid for p in people]})

@@ -36,7 +36,7 @@ from app.uow import atomic
 
 log = get_logger(__name__)
 
-WEEKDAYS = "一二三四五六日"
+WEEKDAYS = bizcal.WEEKDAY_NAMES
 DOCUMENT_KEYS = ("year", "title", "source", "holidays")
 HOLIDAY_KEYS = ("name", "start", "end", "workdays", "days")
 #: the longest stretch one holiday entry may cover (the 2020 Spring Festival, extended, had 10 days)

@@ -27,11 +27,12 @@ from app.integrations.schemas import EventRuleIn, EventRulePatch
 from app.security import service as security
 from app.security.models import ApiToken
 from app.staff.models import SkillGroup, Staff
+from app.tickets.service import PRIORITY_LABELS as ticket_priorities
 from app.timeutil import local
 from app.webhooks import service as webhooks
 from app.webhooks.endpoints import WebhookCreate
 from app.webhooks.models import WebhookDelivery
-from h5.console.web import console_page, flash, render_console
+from h5.console.web import console_page, flash, render_console, row_id
 from h5.web import Ctx, redirect
 
 __all__ = ["routes"]
@@ -46,7 +47,7 @@ DELIVERY_LABELS = {"pending": "等待发送", "retrying": "重试中", "sent": "
 ACTION_LABELS = {"ticket": "创建主动工单", "message": "给客户发消息", "both": "创建工单并发消息"}
 OP_LABELS = {"eq": "等于", "ne": "不等于", "gt": "大于", "gte": "大于等于", "lt": "小于", "lte": "小于等于",
              "in": "属于（逗号分隔）", "contains": "包含", "exists": "存在（填 true/false）"}
-PRIORITY_LABELS = {"": "按路由规则", "low": "低", "normal": "普通", "high": "高", "urgent": "紧急"}
+PRIORITY_LABELS = {"": "按路由规则", **ticket_priorities}
 SCOPE_LABELS = {"read": "读取", "write": "写入", "events": "业务事件", "admin": "管理"}
 CONDITION_ROWS = 5
 SECURITY_CHOICES = [("", "按端口自动"), ("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", "不加密")]
@@ -75,13 +76,6 @@ def _field_errors(exc: ValidationError, rename: dict[str, str] | None = None) ->
 def _domain_errors(exc: DomainError) -> dict[str, str]:
     fields = {item["field"]: item["message"] for item in exc.details.get("fields", []) if "field" in item}
     return fields or {"_": exc.message}
-
-
-def _row_id(request: Request, name: str = "row_id") -> int:
-    try:
-        return int(request.path_params[name])
-    except (KeyError, ValueError) as exc:
-        raise BadRequest("编号不合法", code="invalid_parameter") from exc
 
 
 # ---- mailboxes ----------------------------------------------------------------------------------------------------
@@ -128,7 +122,7 @@ async def mailboxes(request: Request, ctx: Ctx) -> Response:
 async def mailbox_edit(request: Request, ctx: Ctx) -> Response:
     """One mailbox's form, filled in (the password left empty keeps the stored one)."""
     assert ctx.actor is not None
-    account = await mail.get_mailbox(actor=ctx.actor, account_id=_row_id(request))
+    account = await mail.get_mailbox(actor=ctx.actor, account_id=row_id(request))
     return await _mail_page(request, ctx, values=_mail_values(account), editing=True)
 
 
@@ -160,7 +154,7 @@ async def mailbox_save(request: Request, ctx: Ctx) -> Response:
 async def mailbox_test(request: Request, ctx: Ctx) -> Response:
     """Log in to the mailbox's IMAP and SMTP servers and show how each went."""
     assert ctx.actor is not None
-    account_id = _row_id(request)
+    account_id = row_id(request)
     check = await mail.check_connection(actor=ctx.actor, account_id=account_id)
     return await _mail_page(request, ctx, values=_mail_values(None), editing=False, check=check,
                             checked_id=account_id)
@@ -206,7 +200,7 @@ async def webhook_create(request: Request, ctx: Ctx) -> Response:
 
 async def _set_active(request: Request, ctx: Ctx, active: bool) -> Response:
     assert ctx.actor is not None
-    sub = await webhooks.set_active(actor=ctx.actor, subscription_id=_row_id(request), active=active)
+    sub = await webhooks.set_active(actor=ctx.actor, subscription_id=row_id(request), active=active)
     flash(ctx, f"已{'启用' if active else '停用'}事件推送 #{sub.id}")
     return redirect(f"{BASE}/webhooks")
 
@@ -227,7 +221,7 @@ async def webhook_disable(request: Request, ctx: Ctx) -> Response:
 async def webhook_delete(request: Request, ctx: Ctx) -> Response:
     """Remove a subscription and its delivery log."""
     assert ctx.actor is not None
-    subscription_id = _row_id(request)
+    subscription_id = row_id(request)
     await webhooks.delete(actor=ctx.actor, subscription_id=subscription_id)
     flash(ctx, f"已删除事件推送 #{subscription_id}")
     return redirect(f"{BASE}/webhooks")
@@ -237,7 +231,7 @@ async def webhook_delete(request: Request, ctx: Ctx) -> Response:
 async def webhook_deliveries(request: Request, ctx: Ctx) -> Response:
     """One subscription's delivery log: status, attempts, the receiver's response code, and 重发."""
     assert ctx.actor is not None
-    sub = await webhooks.get(actor=ctx.actor, subscription_id=_row_id(request))
+    sub = await webhooks.get(actor=ctx.actor, subscription_id=row_id(request))
     before = request.query_params.get("before") or ""
     if before and not before.isdigit():
         raise BadRequest("before 必须是整数", code="invalid_parameter")
@@ -260,8 +254,8 @@ async def webhook_deliveries(request: Request, ctx: Ctx) -> Response:
 async def webhook_replay(request: Request, ctx: Ctx) -> Response:
     """Send a logged delivery again (same webhook-id, signed anew)."""
     assert ctx.actor is not None
-    subscription_id = _row_id(request)
-    delivery_id = _row_id(request, "delivery_id")
+    subscription_id = row_id(request)
+    delivery_id = row_id(request, "delivery_id")
     await webhooks.replay(actor=ctx.actor, subscription_id=subscription_id, delivery_id=delivery_id)
     flash(ctx, f"投递 #{delivery_id} 已重新排队")
     return redirect(f"{BASE}/webhooks/{subscription_id}")
@@ -380,7 +374,7 @@ async def rule_create(request: Request, ctx: Ctx) -> Response:
 async def rule_edit(request: Request, ctx: Ctx) -> Response:
     """One rule's form, filled in."""
     assert ctx.actor is not None
-    rule = await rules.get_rule(actor=ctx.actor, rule_id=_row_id(request))
+    rule = await rules.get_rule(actor=ctx.actor, rule_id=row_id(request))
     return _rule_page(request, ctx, values=_rule_values(rule), rule_id=rule.id)
 
 
@@ -388,7 +382,7 @@ async def rule_edit(request: Request, ctx: Ctx) -> Response:
 async def rule_update(request: Request, ctx: Ctx) -> Response:
     """Change a rule: the whole form, checked as a new rule would be (the API's checks)."""
     assert ctx.actor is not None
-    rule = await rules.get_rule(actor=ctx.actor, rule_id=_row_id(request))
+    rule = await rules.get_rule(actor=ctx.actor, rule_id=row_id(request))
     shown, body = _rule_form(ctx)
     try:
         EventRuleIn.model_validate(body)
@@ -404,7 +398,7 @@ async def rule_update(request: Request, ctx: Ctx) -> Response:
 async def rule_delete(request: Request, ctx: Ctx) -> Response:
     """Remove a rule."""
     assert ctx.actor is not None
-    rule_id = _row_id(request)
+    rule_id = row_id(request)
     await rules.delete_rule(actor=ctx.actor, rule_id=rule_id)
     flash(ctx, "规则已删除")
     return redirect(f"{BASE}/rules")
@@ -458,7 +452,7 @@ async def site_list(request: Request, ctx: Ctx) -> Response:
 async def site_edit(request: Request, ctx: Ctx) -> Response:
     """One site's form: allowed origins, the bot, the group whose hours apply, the limits, the code mailbox."""
     assert ctx.actor is not None
-    account = await webchat.get_site(actor=ctx.actor, account_id=_row_id(request))
+    account = await webchat.get_site(actor=ctx.actor, account_id=row_id(request))
     return await _sites_page(request, ctx, values=_site_values(account), editing=True)
 
 
@@ -533,7 +527,7 @@ async def token_create(request: Request, ctx: Ctx) -> Response:
 async def token_revoke(request: Request, ctx: Ctx) -> Response:
     """Revoke a token (requests with it are refused at once)."""
     assert ctx.actor is not None
-    token = await security.revoke_token_by_id(actor=ctx.actor, token_id=_row_id(request))
+    token = await security.revoke_token_by_id(actor=ctx.actor, token_id=row_id(request))
     flash(ctx, f"令牌 {token.prefix}… 已吊销")
     return redirect(f"{BASE}/tokens")
 

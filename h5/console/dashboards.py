@@ -37,7 +37,6 @@ from h5.console import nav
 from h5.console.tickets import (
     CHANNEL_NAMES,
     CHANNEL_OPTIONS,
-    WEEKDAYS,
     XLSX_TYPE,
     disposition,
     duration,
@@ -211,11 +210,11 @@ def chart_of(series: Any, *, index: str) -> Chart:
         for p in points:
             weekday, hour = (int(x) for x in str(p.key).split(":"))
             cells.append([hour, weekday - 1, p.value or 0, drill_url(p.drill)])
-        spec.update(x=[f"{h}时" for h in range(24)], y=list(WEEKDAYS), cells=cells,
+        spec.update(x=[f"{h}时" for h in range(24)], y=list(reports.WEEKDAY_LABELS), cells=cells,
                     series=[{"name": series.label}])
         for row, p in zip(rows, points, strict=True):
             weekday, hour = (int(x) for x in str(p.key).split(":"))
-            row["label"] = f"{WEEKDAYS[weekday - 1]} {hour}时"
+            row["label"] = f"{reports.WEEKDAY_LABELS[weekday - 1]} {hour}时"
     else:
         spec.update(categories=[p.label for p in points],
                     series=[{"name": series.label, "values": [_chart_value(p.value, unit) for p in points],

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.channels import health
 from app.errors import BadRequest, DomainError, ValidationFailed
 from app.http import parse_time
 from app.labels import CHANNEL_LABELS
@@ -26,7 +27,7 @@ from app.repair import service
 from app.security import audit
 from app.staff.models import Staff
 from app.timeutil import CHINA, local
-from h5.console.web import console_page, flash, render_console
+from h5.console.web import console_page, flash, render_console, row_id
 from h5.web import Ctx, redirect, safe_next
 from wecom_sync import runs
 
@@ -128,21 +129,14 @@ def _back(ctx: Ctx, kind: _Kind) -> str:
     return safe_next(ctx.field("back"), f"{BASE}/{kind.key}")
 
 
-def _row_id(request: Request) -> int:
-    try:
-        return int(request.path_params["row_id"])
-    except (KeyError, ValueError) as exc:
-        raise BadRequest("编号不合法", code="invalid_parameter") from exc
-
-
 async def _replay_one(request: Request, ctx: Ctx, kind: _Kind) -> Response:
     assert ctx.actor is not None
-    row_id = _row_id(request)
+    number = row_id(request)
     if kind is OUTBOX:
-        result = await service.replay_outbox(actor=ctx.actor, outbox_id=row_id)
+        result = await service.replay_outbox(actor=ctx.actor, outbox_id=number)
     else:
-        result = await service.replay_inbound(actor=ctx.actor, event_id=row_id)
-    flash(ctx, f"#{row_id} 已重新排队，稍后自动处理" if result.replayed else f"#{row_id} 已在队列中，无需重复操作")
+        result = await service.replay_inbound(actor=ctx.actor, event_id=number)
+    flash(ctx, f"#{number} 已重新排队，稍后自动处理" if result.replayed else f"#{number} 已在队列中，无需重复操作")
     return redirect(_back(ctx, kind))
 
 
@@ -202,8 +196,13 @@ async def sync_page(request: Request, ctx: Ctx) -> Response:
     items = [{**runs.serialize(r), "started": _when(r.started_at), "finished": _when(r.finished_at)}
              for r in await runs.list_runs(actor=ctx.actor, limit=50)]
     kf_accounts = await service.list_kf_accounts(actor=ctx.actor)
+    # the contacts callback drives the incremental sync between the nightly runs: an admin wondering why a change
+    # in WeCom did not arrive looks here (it belongs to no channel account, so 渠道与集成 has no row for it)
+    contacts = {"url": f"{ctx.settings.public_url.rstrip('/')}/callbacks/wecom/contacts",
+                "configured": bool(str(ctx.settings.wecom.contact_token)),
+                "check": (await health.list_status(scopes=[health.WECOM_CONTACTS])).get(health.WECOM_CONTACTS)}
     return render_console(request, ctx, "console/repair/sync.html", active="repair.sync", runs=items,
-                          kinds=list(runs.KINDS.items()), kf_accounts=kf_accounts)
+                          kinds=list(runs.KINDS.items()), kf_accounts=kf_accounts, contacts_callback=contacts)
 
 
 @console_page(roles=ADMINS)
@@ -220,7 +219,7 @@ async def sync_now(request: Request, ctx: Ctx) -> Response:
 async def kf_recover(request: Request, ctx: Ctx) -> Response:
     """Queue a recovery pull of one kf account."""
     assert ctx.actor is not None
-    await service.request_kf_recovery(actor=ctx.actor, account_id=_row_id(request))
+    await service.request_kf_recovery(actor=ctx.actor, account_id=row_id(request))
     flash(ctx, "已开始补偿拉取，遗漏的客服消息将按原顺序补入会话")
     return redirect(f"{BASE}/sync")
 

@@ -36,7 +36,7 @@ ADMIN_ONLY = "只有管理员可以修改路由规则和 SLA 配置"
 NOTICE_ADMIN_ONLY = "只有管理员可以导入节假日通知"
 POLICY_FIELDS = ("name", "priority", "vip_min", "channel", "group", "first_response_minutes",
                  "next_response_minutes", "resolution_minutes", "warn_ratio", "escalation_minutes", "active")
-WEEKDAYS = "一二三四五六日"
+WEEKDAYS = bizcal.WEEKDAY_NAMES
 CAL_FIELDS = ("name", "timezone", *(f"weekly_{d}" for d in range(1, 8)), "public_holidays", "extra_days_off",
               "extra_workdays", "default")
 

@@ -48,7 +48,6 @@ BASES = {"created": "按创建日期", "resolved": "按解决日期", "rated": "
 INTAKE_REASONS = {"keyword": "关键词", "human_request": "客户要求人工", "duration": "会话时长",
                   "message_count": "消息条数", "every_message": "渠道规则（每条建单）", "staff": "客服创建",
                   "api": "接口创建", "customer": "客户自助", "event": "业务事件"}
-WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 #: the channel filter: the kinds the reports know (a ticket's channel account, else how it was raised)
 CHANNEL_OPTIONS: list[tuple[str, str]] = [
     ("wechat_mp", "公众号"), ("wecom_kf", "微信客服"), ("sidebar", "企业微信（聊天工具栏）"),
@@ -89,7 +88,7 @@ def conditions(drill: Drill, params: dict[str, str], groups: dict[int, str],
     if drill.reason:
         chip("reason", f"转化原因：{REASONS.get(drill.reason, drill.reason)}")
     if drill.weekday is not None:
-        chip("weekday", f"星期：{WEEKDAYS[drill.weekday - 1]}")
+        chip("weekday", f"星期：{reports.WEEKDAY_LABELS[drill.weekday - 1]}")
     if drill.hour is not None:
         chip("hour", f"时段：{drill.hour}:00-{drill.hour}:59")
     if drill.csat is not None:

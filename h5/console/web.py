@@ -31,7 +31,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from app.errors import DomainError, NotFound, PermissionDenied
+from app.errors import BadRequest, DomainError, NotFound, PermissionDenied
 from app.http import error_response
 from app.logs import get_logger
 from app.security.reauth import ReauthRequired
@@ -53,6 +53,7 @@ __all__ = [
     "console_public_page",
     "flash",
     "render_console",
+    "row_id",
 ]
 
 log = get_logger(__name__)
@@ -127,6 +128,14 @@ def console_error(request: Request, ctx: Ctx, *, status: int, title: str, messag
     """A Chinese error page in the console layout (with the navigation when someone is logged in)."""
     return render_console(request, ctx, "console/error.html", active="", status=status, title=title,
                           breadcrumb=[], message=message, link=link, code=status)
+
+
+def row_id(request: Request, name: str = "row_id") -> int:
+    """The numeric id in the path parameter ``name``; anything else is the console's Chinese 400 page."""
+    try:
+        return int(request.path_params[name])
+    except (KeyError, ValueError) as exc:
+        raise BadRequest("编号不合法", code="invalid_parameter") from exc
 
 
 # ---- the wrapper ----------------------------------------------------------------------------------------------

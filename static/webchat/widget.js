@@ -84,7 +84,8 @@
   root.appendChild(panel); root.appendChild(launcher);
   document.body.appendChild(root);
 
-  var ws = null, ready = false, online = true, mode = "chat", retry = 0, typingTimer = null, lastTyping = 0;
+  // botOn: the site's bot answers, so with nobody on duty the chat stays open and the 留言 form is offered on demand
+  var ws = null, ready = false, online = true, botOn = false, mode = "chat", retry = 0, typingTimer = null, lastTyping = 0;
   var seen = {};
   var pending = {};
   // a fresh page shows the whole recent conversation (last id 0); a reconnect asks only for what it missed
@@ -98,7 +99,8 @@
     verify.style.display = which === "verify" ? "" : "none";
     bar.style.display = which === "chat" ? "" : "none";
     textIn.style.display = which === "offline" ? "" : "none";
-    formSkip.style.display = which === "prechat" ? "" : "none";
+    formSkip.style.display = which === "prechat" || (which === "offline" && botOn) ? "" : "none";
+    formSkip.textContent = which === "offline" ? "返回对话" : "跳过";
     formOk.textContent = which === "offline" ? "提交留言" : "开始咨询";
   }
 
@@ -121,6 +123,11 @@
     return row;
   }
 
+  function offlineText(opensAt) {
+    return opensAt ? "客服暂时不在线，我们将于 " + opensAt + " 上班。请留言，我们上班后尽快回复您。"
+                   : "客服暂时不在线，请留言，我们会尽快回复您。";
+  }
+
   function say(text) { notice.textContent = text || ""; notice.style.display = text ? "" : "none"; }
 
   function connect() {
@@ -138,6 +145,7 @@
         ready = true;
         saved.visitor = f.visitor; save();
         online = f.online;
+        botOn = !!f.bot;
         if (f.site) { title.textContent = f.site; }
         if (f.verify_sms) {
           verifyIntro.textContent = "验证手机号或邮箱后，可找回您以往的咨询记录";
@@ -148,10 +156,16 @@
         Object.keys(pending).forEach(function (cid) {
           ws.send(JSON.stringify({type: "message", text: pending[cid].getAttribute("data-text"), client_id: cid}));
         });
-        status.textContent = online ? "在线" : "离线";
-        if (!online) {
-          say(f.opens_at ? "客服暂时不在线，我们将于 " + f.opens_at + " 上班。请留言，我们上班后尽快回复您。"
-                         : "客服暂时不在线，请留言，我们会尽快回复您。");
+        status.textContent = online ? "在线" : botOn ? "智能助手" : "离线";
+        if (!online && botOn) {
+          // the bot answers now; asking for a person (or what it cannot answer) brings the 留言 form
+          if (mode !== "offline") {
+            say((f.opens_at ? "客服暂时不在线，我们将于 " + f.opens_at + " 上班。" : "客服暂时不在线。") +
+                "智能助手可以现在为您解答，需要人工客服时可以留言。");
+            show("chat");
+          }
+        } else if (!online) {
+          say(offlineText(f.opens_at));
           show("offline");
         } else {
           say("");
@@ -177,9 +191,20 @@
           var s = seen[id].querySelector(".gdwc-state");
           if (s && Number(id) <= f.id) { s.textContent = "已读"; }
         });
+      } else if (f.type === "leave_message") {
+        // nobody is on duty to take over: the message was not kept, the 留言 form takes it (with what came before)
+        var asked = pending[f.client_id];
+        delete pending[f.client_id];
+        if (asked) { asked.removeChild(asked.querySelector(".gdwc-state")); }
+        if (f.text) { textIn.value = f.text; }
+        if (!nameIn.value) { nameIn.value = saved.name || ""; }
+        if (!contactIn.value) { contactIn.value = saved.contact || ""; }
+        say(offlineText(f.opens_at));
+        show("offline");
       } else if (f.type === "offline_ok") {
         show("chat");
-        bar.style.display = "none";
+        // with the bot on, the visitor may go on writing (onto the new ticket)
+        if (!botOn) { bar.style.display = "none"; }
         say("留言已提交，工单号 " + f.ticket + "。" + (f.opens_at ? "我们将于 " + f.opens_at + " 上班后尽快联系您。" : "我们会尽快联系您。"));
       } else if (f.type === "verify_sent") {
         say("验证码已发送至 " + f.to + (f.by === "phone" ? "，请查收短信" : "，请查收邮件"));
@@ -222,7 +247,10 @@
       show("chat");
     }
   });
-  formSkip.addEventListener("click", function () { saved.prechat = true; save(); show("chat"); });
+  formSkip.addEventListener("click", function () {
+    if (mode === "offline") { say(""); show("chat"); return; }
+    saved.prechat = true; save(); show("chat");
+  });
   recover.addEventListener("click", function () { say(""); show(mode === "verify" ? "chat" : "verify"); });
   verifyBack.addEventListener("click", function () { say(""); show("chat"); });
   verifySend.addEventListener("click", function () {

@@ -55,3 +55,34 @@ async def test_the_ticket_list_reads_the_replica_when_asked_and_the_primary_othe
 
 async def test_without_a_replica_the_reader_is_the_primary(db: None) -> None:
     assert reader() is connections.get("default")
+
+
+async def test_reports_read_the_replica_and_write_the_primary(two_databases: None) -> None:
+    from datetime import date
+
+    from app.db import replica_reads
+    from app.reports import export, service
+    from app.reports.models import ReportTicketFact
+    from app.reports.service import Drill, ReportFilter
+
+    replica = connections.get(REPLICA)
+    now = utcnow()
+    await ReportTicketFact.create(ticket_id=7, number="GD-20261204-0007", channel="wechat_mp", status="new",
+                                  created_at=now, created_day=date(2026, 12, 4), created_hour=10,
+                                  created_weekday=5, computed_at=now, using_db=replica)
+    drill = Drill(start=date(2026, 12, 1), end=date(2026, 12, 7))
+    page = await service.drill_page(actor=SYSTEM, drill=drill)
+    assert (page.total, [r.number for r in page.rows]) == (1, ["GD-20261204-0007"])
+    assert await service.drill_ticket_ids(actor=SYSTEM, drill=drill) == [7]
+    exported = [row async for row in export.rows(actor=SYSTEM, drill=drill)]
+    assert [row[0] for row in exported] == ["GD-20261204-0007"]
+    volume = await service.section(actor=SYSTEM, flt=ReportFilter(start=drill.start, end=drill.end),
+                                   name="volume")
+    assert {f.key: f.value for f in volume.figures}["backlog"] == 1  # the open ticket the replica's facts hold
+    # outside a report every read is the primary's; inside one a write still goes to the primary
+    assert await ReportTicketFact.all().count() == 0
+    with replica_reads():
+        assert await ReportTicketFact.all().count() == 1
+        await Customer.create(name="写入主库")
+    assert await Customer.filter(name="写入主库").count() == 1
+    assert await Customer.filter(name="写入主库").using_db(replica).count() == 0

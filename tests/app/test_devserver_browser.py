@@ -18,8 +18,8 @@ from tests.browser import ROOT, chromium, free_port, require_browser
 
 pytestmark = pytest.mark.e2e
 
-#: outside the demo calendars' hours the widget offers the offline form instead of the chat: after `gongdan
-#: seed-demo` (which `gongdan run` then leaves alone) the test makes the demo calendars always open
+#: outside the demo calendars' hours asking for a person offers the offline form instead of a hand-off: after
+#: `gongdan seed-demo` (which `gongdan run` then leaves alone) the test makes the demo calendars always open
 ALWAYS_OPEN = """
 import asyncio
 from tortoise import Tortoise

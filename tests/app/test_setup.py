@@ -56,6 +56,9 @@ def test_setup_registers_every_listener_job_adapter_and_hook_once() -> None:
     assert [f"{h.__module__}.{h.__name__}" for h in REPLY_HOOKS][:2] == [
         "approvals.flows.customer_reply_hook", "app.kb.bot.solved_hook"]
     assert [f"{s.__module__}.{s.__name__}" for s in CUSTOMER_SCOPES] == ["wecom_sync.scope.external_contact_customers"]
+    from app.tickets import fallback
+
+    assert fallback._source is not None and fallback._source.__qualname__ == "fallback_userids"
 
 
 def _imports(path: Path) -> list[str]:
@@ -88,7 +91,7 @@ def test_app_imports_no_upper_package_and_tickets_import_no_channel_code() -> No
 
 def test_no_module_registers_anything_on_import() -> None:
     calls = ("register_job(", "register_adapter(", "register_processor(", "register_wecom_app_handler(",
-             "register_reply_hook(", "register_customer_scope(", "events.listen(")
+             "register_reply_hook(", "register_customer_scope(", "register_fallback_source(", "events.listen(")
     offenders = []
     for package in ("app", "approvals", "wecom_sync", "h5"):
         for path in sorted((ROOT / package).rglob("*.py")):

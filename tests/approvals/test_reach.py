@@ -116,4 +116,4 @@ async def test_an_sla_escalation_with_nobody_at_all_still_says_so(db: None) -> N
     await _escalate_to_step_3(clock, t)
     event = await TicketEvent.get(ticket_id=t.id, kind="escalation_fallback")
     assert (event.new, event.reason) == (None, "工单超时升级（第3级）：首次响应：组织架构中没有可通知的上级，"
-                                               "也没有可用的兜底审批人，请管理员设置 APPROVAL_FALLBACK")
+                                               "也没有可用的兜底审批人，请管理员在控制台「审批设置」中设置兜底审批人")

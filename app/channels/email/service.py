@@ -99,10 +99,6 @@ def _require_admin(actor: Actor) -> None:
         raise PermissionDenied("只有管理员可以管理邮箱", code="admin_only")
 
 
-def _field_error(field: str, message: str, code: str) -> ValidationFailed:
-    return ValidationFailed(message, code=code, details={"fields": [{"field": field, "message": message}]})
-
-
 async def list_mailboxes(*, actor: Actor) -> list[MailboxState]:
     """Every mailbox with its last poll (when, and the error if it failed)."""
     _require_admin(actor)
@@ -137,11 +133,11 @@ async def save_mailbox(*, actor: Actor, body: MailboxIn) -> ChannelAccount:
     _require_admin(actor)
     existing = await ChannelAccount.get_or_none(key=body.key)
     if existing is not None and existing.kind != accounts.KIND:
-        raise _field_error("key", "这个标识已被其他渠道使用，请换一个", "key_taken")
+        raise ValidationFailed.for_field("key", "这个标识已被其他渠道使用，请换一个", code="key_taken")
     password = body.password
     if not password:
         if existing is None:
-            raise _field_error("password", "请填写密码或客户端授权码", "password_required")
+            raise ValidationFailed.for_field("password", "请填写密码或客户端授权码", code="password_required")
         password = accounts.from_row(existing).password
     async with atomic():
         try:
@@ -151,7 +147,7 @@ async def save_mailbox(*, actor: Actor, body: MailboxIn) -> ChannelAccount:
                 username=body.username or body.address, password=password, imap_security=body.imap_security,
                 smtp_security=body.smtp_security, folder=body.folder, idle=body.idle)
         except ConfigError as exc:
-            raise _field_error("address", f"邮箱设置不合法：{exc}", "invalid_mailbox") from exc
+            raise ValidationFailed.for_field("address", f"邮箱设置不合法：{exc}", code="invalid_mailbox") from exc
         if existing is not None and body.idle and not (existing.config or {}).get("idle", True):
             # switched back on: the server is asked afresh at the next watch (one once found without IDLE would
             # otherwise be asked again only hourly)

@@ -4,10 +4,12 @@ From the widget: ``hello`` {visitor, last_id, name, contact} first, then ``messa
 ``profile`` {name, contact} (the pre-chat form), ``typing``, ``read`` {id}, ``offline`` {name, contact, text},
 ``verify_start`` {contact} and ``verify_code`` {code} (``verify``: a proven e-mail or mobile number makes the
 returning customer).
-To the widget: ``welcome`` {visitor, online, opens_at, site, verify_sms}, the missed ``message``s,
-``ack`` {client_id, id}, ``profile_ok``, the staff read mark ``read`` {who, id}, live ``message``/``typing``/``read``
-events from the hub, ``verify_sent`` {to, by: email|phone}, ``verify_ok`` (then the customer's conversation again),
-``offline_ok`` {ticket, opens_at} and ``error`` {code, message} (Chinese, shown to the visitor).
+To the widget: ``welcome`` {visitor, online, opens_at, site, bot, verify_sms}, the missed ``message``s,
+``ack`` {client_id, id}, ``leave_message`` {client_id, text, opens_at} (nobody on duty and the bot would hand
+off: the message is not kept and the 留言 form is offered, prefilled with ``text``; ``afterhours``), ``profile_ok``,
+the staff read mark ``read`` {who, id}, live ``message``/``typing``/``read`` events from the hub, ``verify_sent``
+{to, by: email|phone}, ``verify_ok`` (then the customer's conversation again), ``offline_ok``
+{ticket, opens_at} and ``error`` {code, message} (Chinese, shown to the visitor).
 A socket whose Origin is not on the site's allow-list, or for an unknown site, is refused before it is accepted.
 """
 
@@ -25,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.channels.base import InboundMessage
 from app.channels.models import ChannelAccount
-from app.channels.webchat import accounts, live, verify, visitors
+from app.channels.webchat import accounts, afterhours, live, verify, visitors
 from app.channels.webchat.hub import hub, topic
 from app.channels.webchat.outbound import message_event
 from app.channels.webchat.service import limits as site_limits
@@ -139,7 +141,7 @@ class Session:
         online, opens = await opening(self.account)
         await self.ws.send_json({"type": "welcome", "visitor": token, "online": online,
                                  "opens_at": describe_opening(opens), "site": self.account.name,
-                                 "verify_sms": verify.sms_available()})
+                                 "bot": await afterhours.bot_on(self.account), "verify_sms": verify.sms_available()})
         try:
             last = max(0, int(frame.get("last_id") or 0))
         except (TypeError, ValueError):
@@ -187,7 +189,19 @@ class Session:
             channel=KIND, channel_account_id=self.account.id, sender_kind="visitor", sender_id=self.visitor_id,
             msg_type="text", provider_msg_id=f"{self.visitor_id}:{client_id}" if client_id else None,
             created_at=utcnow(), text=text)
-        outcome = await intake.receive(inbound=inbound, account=self.account, customer=self.customer)
+        outcome: intake.Outcome | None = None
+        if await afterhours.bot_on(self.account):
+            online, opens = await opening(self.account)
+            if not online:  # the bot answers around the clock; what would go to a person becomes a 留言
+                result = await afterhours.receive(inbound=inbound, account=self.account, customer=self.customer,
+                                                  max_chars=site_limits(self.account).max_chars)
+                if isinstance(result, afterhours.LeaveMessage):
+                    await self.ws.send_json({"type": "leave_message", "client_id": client_id,
+                                             "text": result.text, "opens_at": describe_opening(opens)})
+                    return
+                outcome = result
+        if outcome is None:
+            outcome = await intake.receive(inbound=inbound, account=self.account, customer=self.customer)
         if outcome.message is not None:
             await self.ws.send_json({"type": "ack", "client_id": client_id, "id": outcome.message.id})
             if not outcome.duplicate:

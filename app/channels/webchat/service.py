@@ -112,16 +112,14 @@ async def save_site(*, actor: Actor, body: WebchatSiteIn) -> ChannelAccount:
     existing = await ChannelAccount.get_or_none(key=body.key)
     if existing is not None and existing.kind != accounts.KIND:
         message = "这个站点标识已被其他渠道使用，请换一个"
-        raise ValidationFailed(message, code="key_taken", details={"fields": [{"field": "key", "message": message}]})
+        raise ValidationFailed.for_field("key", message, code="key_taken")
     if body.group_id is not None and not await SkillGroup.exists(id=body.group_id):
         message = "技能组不存在"
-        raise ValidationFailed(message, code="no_such_group",
-                               details={"fields": [{"field": "group_id", "message": message}]})
+        raise ValidationFailed.for_field("group_id", message, code="no_such_group")
     if body.verify_mailbox and not await ChannelAccount.exists(kind=EMAIL_KIND, key=body.verify_mailbox,
                                                                active=True):
         message = "发送验证码的邮箱不存在或已停用"
-        raise ValidationFailed(message, code="no_such_mailbox",
-                               details={"fields": [{"field": "verify_mailbox", "message": message}]})
+        raise ValidationFailed.for_field("verify_mailbox", message, code="no_such_mailbox")
     async with atomic():
         account = await accounts.upsert_account(key=body.key, name=body.name, origins=body.origins, bot=body.bot,
                                                 group_id=body.group_id)

@@ -40,25 +40,21 @@ class MPAccountIn(BaseModel):
     template_id: str = Field(default="", max_length=64)
 
 
-def _field_error(field: str, message: str, code: str) -> ValidationFailed:
-    return ValidationFailed(message, code=code, details={"fields": [{"field": field, "message": message}]})
-
-
 async def save_account(*, actor: Actor, body: MPAccountIn) -> ChannelAccount:
     """Add an Official Account or change the one with ``body.key`` (empty secrets keep the stored ones); audited."""
     if not actor.is_admin:
         raise PermissionDenied("只有管理员可以管理渠道账号", code="admin_only")
     existing = await ChannelAccount.get_or_none(key=body.key)
     if existing is not None and existing.kind != accounts.KIND:
-        raise _field_error("key", "这个标识已被其他渠道使用，请换一个", "key_taken")
+        raise ValidationFailed.for_field("key", "这个标识已被其他渠道使用，请换一个", code="key_taken")
     stored = json.loads(decrypt_field(existing.secrets_enc)) if existing and existing.secrets_enc else {}
     secret = body.secret or stored.get("secret", "")
     token = body.token or stored.get("token", "")
     aes_key = body.aes_key or stored.get("aes_key", "")
     if not secret:
-        raise _field_error("secret", "请填写 AppSecret", "secret_required")
+        raise ValidationFailed.for_field("secret", "请填写 AppSecret", code="secret_required")
     if not token:
-        raise _field_error("token", "请填写令牌（Token）", "token_required")
+        raise ValidationFailed.for_field("token", "请填写令牌（Token）", code="token_required")
     previous = stored.get("aes_key", "") if body.aes_key and stored.get("aes_key") != body.aes_key else \
         stored.get("previous_aes_key", "")
     async with atomic():
@@ -69,7 +65,8 @@ async def save_account(*, actor: Actor, body: MPAccountIn) -> ChannelAccount:
                 template_id=body.template_id, is_default=existing.is_default if existing else False,
                 accept_plain=bool((existing.config or {}).get("accept_plain")) if existing else False)
         except ConfigError as exc:
-            raise _field_error("aes_key", f"EncodingAESKey 不合法：{exc}", "invalid_aes_key") from exc
+            raise ValidationFailed.for_field("aes_key", f"EncodingAESKey 不合法：{exc}",
+                                             code="invalid_aes_key") from exc
         await record_audit(actor=actor, action="channel_save", object_type="channel_account",
                            object_id=str(account.id),
                            reason=f"{'修改' if existing else '新增'}公众号 {body.key}（{body.appid}）")

@@ -32,8 +32,7 @@ async def save_account(*, actor: Actor, body: KfAccountIn) -> ChannelAccount:
     existing = await ChannelAccount.get_or_none(key=body.open_kfid)
     if existing is not None and existing.kind != KIND:
         message = "这个 open_kfid 已被其他渠道使用"
-        raise ValidationFailed(message, code="key_taken",
-                               details={"fields": [{"field": "open_kfid", "message": message}]})
+        raise ValidationFailed.for_field("open_kfid", message, code="key_taken")
     async with atomic():
         account = await ensure_account(open_kfid=body.open_kfid, name=body.name)
         await record_audit(actor=actor, action="channel_save", object_type="channel_account",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -332,9 +333,10 @@ async def _coarse_expected() -> dict[tuple[str, str, date, str, int], int]:
             day, b = fact[f"{basis}_day"], to_bucket(fact)
             if day is None or b is None:
                 continue
-            slices = [("week", "month", "")]
+            slices = [("week", "month", ""), ("ch_w", "ch_m", fact["channel"])]
             if fact["group_id"] is not None:
                 slices.append(("group_w", "group_m", str(fact["group_id"])))
+                slices.append(("gch_w", "gch_m", f"{fact['group_id']}:{fact['channel']}"))
             for week_dim, month_dim, value in slices:
                 for key in ((week_dim, value, week_start(day), metric, b),
                             (month_dim, value, day.replace(day=1), metric, b)):
@@ -346,7 +348,7 @@ async def _coarse_rows() -> dict[tuple[str, str, date, str, int], int]:
     from app.reports.facts import MEASURES
     from app.reports.models import ReportCount
 
-    rows = await ReportCount.filter(dim__in=("week", "month", "group_w", "group_m"),
+    rows = await ReportCount.filter(dim__in=("week", "month", "group_w", "group_m", "ch_w", "ch_m", "gch_w", "gch_m"),
                                     metric__in=[m[0] for m in MEASURES]).values_list(
         "dim", "dim_value", "day", "metric", "bucket", "n")
     out: dict[tuple[str, str, date, str, int], int] = {}
@@ -413,3 +415,14 @@ async def test_a_period_is_read_as_months_weeks_and_edge_days_with_the_same_buck
             # a group scope reads the group rows; the extra filter makes it group the facts instead
             assert await service.counts(flt, Q(group_id__in=g), metrics) == await service.counts(
                 flt, Q(group_id__in=g, ticket_id__gte=1), metrics)
+        from app.reports.models import ReportTicketFact
+
+        # a channel over the desk reads the channel rows, over groups the (group, channel) rows: the same buckets
+        channels = await ReportTicketFact.all().distinct().values_list("channel", flat=True)
+        assert len(set(channels)) >= 2
+        for channel in sorted(set(channels)):
+            narrow = replace(flt, channel=channel)
+            for scope in (Q(), Q(group_id__in=[org["g1"]]), Q(group_id__in=groups)):
+                assert service._count_slice(narrow, scope) is not None
+                assert await service.counts(narrow, scope, metrics) == await service.counts(
+                    narrow, scope & Q(ticket_id__gte=1), metrics)

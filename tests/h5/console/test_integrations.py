@@ -5,12 +5,7 @@ error and nothing written; every change is an audit row."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
-
-from app import queue as jobqueue
 from app.channels.email import accounts as mail_accounts
 from app.channels.models import ChannelAccount
 from app.integrations.models import EventRule
@@ -18,26 +13,11 @@ from app.outbox.models import OutboxMessage
 from app.security.models import ApiToken
 from app.security.service import authenticate
 from app.webhooks.models import WebhookDelivery, WebhookSubscription
+from tests.conftest import RecordingQueue
 from tests.h5.console.conftest import ADMIN, AGENT, LEAD, Console
 
 PAGES = ("/console/channels/mailboxes", "/console/channels/webhooks", "/console/channels/rules",
          "/console/channels/rules/new", "/console/channels/webchat", "/console/channels/tokens")
-
-
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.jobs: list[tuple[str, tuple[Any, ...]]] = []
-
-    async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
-        self.jobs.append((name, args))
-
-
-@pytest.fixture
-def queue() -> Iterator[RecordingQueue]:
-    q = RecordingQueue()
-    jobqueue.set_queue(q)  # type: ignore[arg-type]
-    yield q
-    jobqueue.set_queue(None)
 
 
 async def test_only_admins_open_the_channel_pages(console: Console) -> None:

@@ -5,14 +5,20 @@ nothing."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
-from app.channels import inbound_jobs
+import pytest
+from starlette.datastructures import Secret
+
+from app.channels import health, inbound_jobs
 from app.channels.models import ChannelAccount, InboundEvent
 from app.channels.testing import RecordingAdapter
 from app.outbox.jobs import deliver_outbox
 from app.outbox.models import OutboxMessage
 from app.security.models import AuditLog
+from app.settings import WeComSettings, set_settings
 from app.timeutil import utcnow
+from simulator import crypto
 from tests.conftest import RecordingQueue
 from tests.h5.console.conftest import ADMIN, AGENT, LEAD, Console
 
@@ -168,3 +174,58 @@ async def test_the_audit_log_filters_and_shows_the_chain(console: Console, queue
     await AuditLog.filter(action="sync_now").update(reason="被改过")
     broken = await admin.get("/console/repair/audit")
     assert re.search(r"审计链校验失败：第 \d+ 条记录 — 记录内容与哈希不符", broken.text)
+
+
+CORP, CONTACT_TOKEN, CONTACT_AES_KEY = "wwcontacts0001", "contacttok", "ContactAesKey0123456789abcdefghijklmnopqrst"
+
+
+@pytest.fixture
+def _fresh_health() -> Iterator[None]:
+    health.reset()
+    yield
+    health.reset()
+
+
+def _contacts_callback(nonce: str, *, forged: bool = False) -> tuple[dict[str, str], bytes]:
+    """A 通讯录变更 push (change_contact) for the test corp, signed with the contacts token or forged."""
+    ts = str(int(utcnow().timestamp()))
+    plain = (f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+             f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]>"
+             f"</Event><ChangeType><![CDATA[update_user]]></ChangeType><UserID><![CDATA[lina]]></UserID></xml>")
+    encrypted = crypto.encrypt(CONTACT_AES_KEY, CORP, plain.encode())
+    signature = "0" * 40 if forged else crypto.sign(CONTACT_TOKEN, ts, nonce, encrypted)
+    body = f"<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
+    return {"msg_signature": signature, "timestamp": ts, "nonce": nonce}, body.encode()
+
+
+def _contacts_health(page: str) -> str:
+    """The 通讯录回调 card of the sync page."""
+    return page[page.index('id="contacts-callback"'):].split("</section>", 1)[0]
+
+
+@pytest.mark.usefixtures("_fresh_health")
+async def test_the_sync_page_shows_whether_the_last_contacts_callback_verified(console: Console,
+                                                                               queue: RecordingQueue) -> None:
+    admin = await console.login(ADMIN)
+    assert "未配置 Token" in _contacts_health((await admin.get("/console/repair/sync")).text)
+    configured = console.h5.settings.with_overrides(wecom=WeComSettings(
+        corp_id=CORP, contact_token=Secret(CONTACT_TOKEN), contact_aes_key=Secret(CONTACT_AES_KEY)))
+    set_settings(configured)  # the callback endpoints'
+    console.h5.app.state.settings = configured  # the pages'
+    card = _contacts_health((await admin.get("/console/repair/sync")).text)
+    assert "http://127.0.0.1:8000/callbacks/wecom/contacts" in card and "尚未收到" in card
+    assert "未配置" not in card
+    params, body = _contacts_callback("n1", forged=True)
+    r = await console.h5.client.post("/callbacks/wecom/contacts", params=params, content=body)
+    assert (r.status_code, r.text) == (403, "bad_signature")  # the platform's answer is unchanged
+    card = _contacts_health((await admin.get("/console/repair/sync")).text)
+    assert "最近一次回调校验失败：签名错误" in card and "近 24 小时被拒 1 次" in card and "尚未收到" not in card
+    params, body = _contacts_callback("n2")
+    r = await console.h5.client.post("/callbacks/wecom/contacts", params=params, content=body)
+    assert r.status_code == 200
+    card = _contacts_health((await admin.get("/console/repair/sync")).text)
+    assert "✓ 验证通过" in card and "校验失败" not in card and "近 24 小时被拒 1 次" in card
+    # the self-built app's callback is a channel account's (渠道与集成): it does not show here
+    params, body = _contacts_callback("n3", forged=True)
+    await console.h5.client.post("/callbacks/wecom/app", params=params, content=body)
+    assert "✓ 验证通过" in _contacts_health((await admin.get("/console/repair/sync")).text)

@@ -4,7 +4,9 @@ settings, audited), errors next to fields, going back to the environment, and ro
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
+from app.settings import Settings, set_settings
 from approvals.models import ApprovalPolicy
 from tests.h5.console.conftest import ADMIN, AGENT, LEAD, Console
 
@@ -51,3 +53,32 @@ async def test_leads_see_agents_do_not(console: Console) -> None:
     agent = await console.login(AGENT)
     r = await agent.get(BASE)
     assert r.status_code == 403 and "该页面仅限管理员和组长使用" in r.text
+
+
+async def test_admin_sets_the_wecom_templates_and_fallback_approvers(console: Console, settings: Settings) -> None:
+    set_settings(console.h5.settings.with_overrides(workflow=replace(
+        settings.workflow, approval_oa_templates=(("refund", "TPL-env"),), approval_fallback=("admin",))))
+    admin = await console.login(ADMIN)
+    page = (await admin.get(BASE)).text
+    assert 'name="oa_templates"' in page and 'value="refund=TPL-env"' in page and 'value="admin"' in page
+    assert "退款 → 模板 TPL-env" in page and 'id="current-fallback">管理员<' in page
+    form = {"threshold": "200", "levels": "0=1", "timeout_minutes": "240", "oa_templates": "compensation=TPL-c",
+            "fallback": "zhangwei，nobody"}
+    r = await console.post(admin, BASE, form, page=BASE)
+    assert r.status_code == 422
+    assert re.search(r'id="e-fallback">找不到在职成员：nobody<', r.text) and 'value="zhangwei，nobody"' in r.text
+    assert not await ApprovalPolicy.exists() and not await console.audit_rows()
+    r = await console.post(admin, BASE, {**form, "fallback": "zhangwei, admin"}, page=BASE)
+    assert r.status_code == 303
+    row = await ApprovalPolicy.get(id=1)
+    assert (row.oa_templates, row.fallback) == ([["compensation", "TPL-c"]], ["zhangwei", "admin"])
+    [audit] = await console.audit_rows("approval_policy")
+    assert audit.reason == ("门槛 200.00 元；层级 0=1；超时 240 分钟；企业微信审批模板 compensation=TPL-c；"
+                            "兜底审批人 zhangwei,admin")
+    page = (await admin.get(BASE)).text
+    assert "补偿 → 模板 TPL-c" in page and "TPL-env" not in page
+    assert 'id="current-fallback">张伟、管理员<' in page
+    r = await console.post(admin, BASE, {**form, "oa_templates": "", "fallback": ""}, page=BASE)
+    assert r.status_code == 303
+    page = (await admin.get(BASE)).text
+    assert "都在工单系统内审批" in page and 'id="current-fallback">全部管理员（管理员）<' in page

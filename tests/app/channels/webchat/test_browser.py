@@ -9,6 +9,7 @@ Chromium/Playwright, like tests/h5."""
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import sqlite3
 import subprocess
@@ -344,6 +345,43 @@ def test_nobody_on_duty_gets_the_offline_form(shop: dict[str, Any]) -> None:
             other.get_by_role("button", name="提交留言").click()
             other.wait_for_selector(".gdwc-notice:text('留言已提交')")
             assert len(api.get("/api/v1/tickets").json()["items"]) == before + 1
+    finally:
+        with sqlite3.connect(shop["database"]) as conn:
+            conn.execute("UPDATE staff SET on_duty = 1")
+
+
+def test_nobody_on_duty_the_bot_answers_and_asking_for_a_person_leaves_a_message(shop: dict[str, Any]) -> None:
+    api = shop["api"]
+    with sqlite3.connect(shop["database"]) as conn:
+        conn.execute("UPDATE staff SET on_duty = 0")
+    try:
+        before = len(api.get("/api/v1/tickets").json()["items"])
+        with chromium() as browser:
+            page = browser.new_context(**PHONE).new_page()
+            page.goto(f"{shop['shop']}/help.html")
+            page.get_by_role("button", name="打开在线咨询").click()
+            page.wait_for_selector(".gdwc-status:text('智能助手')")
+            page.wait_for_selector(".gdwc-notice:text('客服暂时不在线。智能助手可以现在为您解答，需要人工客服时可以留言。')")
+            # the chat, not only the form: the bot answers
+            page.get_by_placeholder("请输入消息，回车发送").fill("密码忘了怎么办")
+            page.keyboard.press("Enter")
+            page.wait_for_selector(".gdwc-theirs .gdwc-bubble:has-text('用注册手机号接收验证码')")
+
+            # a person is asked for: nobody is there, so the 留言 form comes with the question already in it
+            page.get_by_placeholder("请输入消息，回车发送").fill("人工")
+            page.keyboard.press("Enter")
+            page.wait_for_selector(".gdwc-notice:text('客服暂时不在线，请留言，我们会尽快回复您。')")
+            assert page.get_by_placeholder("请描述您的问题").input_value() == "密码忘了怎么办"
+            assert page.locator(".gdwc-bubble:has-text('正在为您转接人工客服')").count() == 0
+            assert len(api.get("/api/v1/tickets").json()["items"]) == before
+            page.get_by_placeholder("手机号或邮箱", exact=True).fill("zhou@example.com")
+            page.get_by_role("button", name="提交留言").click()
+            page.wait_for_selector(".gdwc-notice:text('留言已提交')")
+            assert len(api.get("/api/v1/tickets").json()["items"]) == before + 1
+        with sqlite3.connect(shop["database"]) as conn:
+            (created,) = conn.execute("SELECT data FROM ticket_event WHERE kind = 'created' ORDER BY id DESC"
+                                      " LIMIT 1").fetchone()
+        assert json.loads(created)["source"] == "webchat_offline"  # the 网页留言 of the offline form
     finally:
         with sqlite3.connect(shop["database"]) as conn:
             conn.execute("UPDATE staff SET on_duty = 1")
