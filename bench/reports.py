@@ -3,7 +3,7 @@ table; rollup throughput beside the rate tickets are created.
 
     python -m bench.reports [--tickets 1000000] [--messages-per-ticket 5] [--days 365] [--repeat 30] [--scan-repeat 5]
                             [--reuse [--recompute]] [--seed-only] [--database gongdan_bench_reports]
-                            [--output bench/results/reports.json]
+                            [--buffer-pool-mb 4096] [--output bench/results/reports.json]
 
 Builds a database of its own (`gongdan_bench_reports`, schema from the models). The seeder writes tab-separated files
 (/tmp/<database>/) and loads them with LOAD DATA LOCAL INFILE, every production index in place: N tickets over
@@ -79,6 +79,8 @@ class Config:
     reuse: bool = False
     recompute: bool = False
     seed_only: bool = False
+    #: InnoDB buffer pool for the run (MiB; 0: leave the server's), given back afterwards
+    buffer_pool_mb: int = 4096
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -558,6 +560,28 @@ async def _peak_intake() -> float:
     return round(float(row["n"] or 0) / 3600, 2)
 
 
+async def _buffer_pool(mb: int) -> int:
+    """Set the server's InnoDB buffer pool to `mb` MiB (0: leave it); the size it had, in MiB. A server sized as
+    docs/deploy.md says holds the report tables' working set; Debian's default 128 MiB reads a million tickets'
+    count rows from the page cache on every query and times the disk, not the queries."""
+    conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT @@innodb_buffer_pool_size")
+            (before,) = await cur.fetchone()
+            if mb:
+                await cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {int(mb) * 1024 * 1024}")
+                for _ in range(120):  # the resize runs in the background
+                    await cur.execute("SHOW STATUS LIKE 'Innodb_buffer_pool_resize_status'")
+                    row = await cur.fetchone()
+                    if row is None or "Completed" in str(row[1]) or not str(row[1]):
+                        break
+                    await asyncio.sleep(0.5)
+        return int(before) // (1024 * 1024)
+    finally:
+        conn.close()
+
+
 async def main_async(cfg: Config) -> dict[str, Any]:
     """Run every phase; returns the report (also written to cfg.output)."""
     from app.logs import configure_logging
@@ -566,6 +590,9 @@ async def main_async(cfg: Config) -> dict[str, Any]:
     configure_logging(fmt="console", level="WARNING")
     set_settings(load_settings({"GONGDAN_ENV": "test"}, env_file=None))
     set_clock(lambda: NOW)
+    pool_before = await _buffer_pool(cfg.buffer_pool_mb)
+    print(f"InnoDB buffer pool: {cfg.buffer_pool_mb or pool_before} MiB for the run (the server had {pool_before} MiB)",
+          flush=True)
     try:
         seeded = await _reused(cfg) if cfg.reuse else None
         if seeded is None:
@@ -611,7 +638,7 @@ async def main_async(cfg: Config) -> dict[str, Any]:
                "rebuild": {"tickets": rebuilt["tickets"], "seconds": round(rebuild_s, 1),
                            "tickets_per_s": round(rate, 1)},
                "dashboards": dash, "throughput": thr,
-               "load_average": _load_average(),
+               "load_average": _load_average(), "innodb_buffer_pool_mb": cfg.buffer_pool_mb or pool_before,
                "targets": {"p99_under_200ms_90_days": {
                    v: sorted(k for k, r in res["sections"].items() if r["p99_ms"] >= 200) or "all met"
                    for v, res in dash["views"].items()},
@@ -623,6 +650,8 @@ async def main_async(cfg: Config) -> dict[str, Any]:
     finally:
         await Tortoise.close_connections()
         set_clock(None)
+        if cfg.buffer_pool_mb and pool_before != cfg.buffer_pool_mb:
+            await _buffer_pool(pool_before)
 
 
 def run(cfg: Config) -> dict[str, Any]:
@@ -646,7 +675,10 @@ if __name__ == "__main__":
                         help="keep the database an earlier run seeded with as many tickets (indexes synced)")
     parser.add_argument("--recompute", action="store_true", help="with --reuse: recompute the daily sums and counts")
     parser.add_argument("--seed-only", action="store_true", help="seed (and roll up), measure nothing")
+    parser.add_argument("--buffer-pool-mb", type=int, default=4096,
+                        help="InnoDB buffer pool for the run, given back afterwards (0: leave the server's)")
     a = parser.parse_args()
     run(Config(tickets=a.tickets, messages_per_ticket=a.messages_per_ticket, days=a.days, repeat=a.repeat,
                scan_repeat=a.scan_repeat, create=a.create, rebuild_sample=a.rebuild_sample, mysql=a.mysql,
-               output=a.output, database=a.database, reuse=a.reuse, recompute=a.recompute, seed_only=a.seed_only))
+               output=a.output, database=a.database, reuse=a.reuse, recompute=a.recompute, seed_only=a.seed_only,
+               buffer_pool_mb=a.buffer_pool_mb))

@@ -59,8 +59,8 @@ class WeComEnv:
     def api(self, purpose: str = "contacts") -> WeComApi:
         return wecom_api(purpose, self.settings)  # type: ignore[arg-type]
 
-    async def settle(self) -> None:
-        await self.jobs.drain()
+    async def settle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        await self.jobs.drain(timeout)
 
 
 @pytest.fixture

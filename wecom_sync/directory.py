@@ -213,6 +213,31 @@ async def _ensure_departments(api: WeComApi, dept_ids: list[int], report: SyncRe
         await _apply_departments(chain[:1], report, complete=False)
 
 
+def _known_fields(user: dict[str, Any], current_role: str | None, known: set[int]) -> dict[str, Any]:
+    fields = _staff_fields(user, current_role)
+    # a department we could not read (outside the secret's visibility) is left out rather than dangling
+    fields["department_ids"] = [d for d in fields["department_ids"] if d in known]
+    fields["leads_department_ids"] = [d for d in fields["leads_department_ids"] if d in known]
+    if fields["department_id"] not in known:
+        fields["department_id"] = fields["department_ids"][0] if fields["department_ids"] else None
+    return fields
+
+
+async def _create_staff(users: list[dict[str, Any]], report: SyncReport, *, known: set[int]) -> list[Staff]:
+    """Members new to us (a first sync), written together; should one appear meanwhile, each goes on its own."""
+    try:
+        async with in_transaction():  # a savepoint: an event's job may create one of them at the same time
+            await Staff.bulk_create([Staff(userid=str(u["userid"]), **_known_fields(u, None, known)) for u in users])
+    except IntegrityError:
+        return [await _upsert_staff(u, report, known=known) for u in users]
+    report.count("staff", "added", len(users))
+    created = {s.userid: s for s in await Staff.filter(userid__in=[str(u["userid"]) for u in users])}
+    now = utcnow()
+    await StaffProfile.bulk_create([StaffProfile(staff_id=created[str(u["userid"])].id, synced_at=now,
+                                                 **_profile_fields(u)) for u in users])
+    return [created[str(u["userid"])] for u in users]
+
+
 async def _upsert_staff(user: dict[str, Any], report: SyncReport, *, staff: Staff | None = None,
                         profile: StaffProfile | None = None, known: set[int] | None = None) -> Staff:
     """Create or update one member from a user/get (or user/list item) answer."""
@@ -222,12 +247,7 @@ async def _upsert_staff(user: dict[str, Any], report: SyncReport, *, staff: Staf
     if known is None:
         known = {int(d) for d in await Department.filter(  # type: ignore[call-overload]
             id__in=[int(d) for d in user.get("department") or []]).values_list("id", flat=True)}
-    fields = _staff_fields(user, staff.role if staff is not None else None)
-    # a department we could not read (outside the secret's visibility) is left out rather than dangling
-    fields["department_ids"] = [d for d in fields["department_ids"] if d in known]
-    fields["leads_department_ids"] = [d for d in fields["leads_department_ids"] if d in known]
-    if fields["department_id"] not in known:
-        fields["department_id"] = fields["department_ids"][0] if fields["department_ids"] else None
+    fields = _known_fields(user, staff.role if staff is not None else None, known)
     now = utcnow()
     created = False
     if staff is None:
@@ -348,15 +368,22 @@ async def _full_sync(api: WeComApi, report: SyncReport, progress: Progress | Non
             dept_id, users = await finished
             async with lock, in_transaction():
                 batch: list[int] = []
+                fresh: list[dict[str, Any]] = []
                 for user in users:
                     userid = str(user["userid"])
                     if userid in seen:
                         continue  # a member of several departments is listed in each; once is enough
                     seen.add(userid)
                     staff = staff_by_userid.get(userid)
-                    profile = profiles.get(staff.id) if staff is not None else None
-                    staff = await _upsert_staff(user, report, staff=staff, profile=profile, known=known)
+                    if staff is None:
+                        fresh.append(user)
+                        continue
+                    staff = await _upsert_staff(user, report, staff=staff, profile=profiles.get(staff.id),
+                                                known=known)
                     staff_by_userid[userid] = staff
+                    batch.append(staff.id)
+                for staff in await _create_staff(fresh, report, known=known) if fresh else []:
+                    staff_by_userid[staff.userid] = staff
                     batch.append(staff.id)
                 if batch:
                     await StaffProfile.filter(staff_id__in=batch).update(seen_run=run_id)

@@ -164,3 +164,115 @@ async def test_external_contact_permission_matrix(api: httpx.AsyncClient, role: 
     assert r.status_code == (200 if role == "admin" else 404)
     actor = await actor_for(staff)
     assert (await customers.search(actor=actor, q="wmMATRIX01") != []) == visible
+
+
+# -- the full sync's writes: batched per page, nothing for what did not change ---------------------------------
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _writes(statements: list[str]) -> list[str]:
+    """Write statements, less the run's own bookkeeping (its row and its resume cursor)."""
+    plain = (s.strip().replace("`", '"').replace("%s", "?") for s in statements)  # MySQL quotes and parameters
+    return [s for s in plain if s.upper().startswith(_WRITES) and '"wecom_sync_run"' not in s]
+
+
+def _seed_many(env: WeComEnv, n: int) -> None:
+    store = env.sim.wecom
+    store.contacts.clear()
+    store.contacts_by_user.clear()
+    users = ["lina", "chenjing", "wangfang"]
+    for i in range(n):
+        ext = f"wmBULK{i:05d}"
+        store.set_external_contact(ext, name=f"客户{i}", type=1, unionid=f"oUnionBulk{i:05d}" if i % 3 == 0 else "")
+        store.follow(ext, users[i % 3], remark=f"备注{i}", tag_ids=[VIP] if i % 5 == 0 else [NORMAL],
+                     remark_mobiles=[f"1381234{i:04d}"] if i % 2 == 0 else [])
+        if i % 4 == 0:
+            store.follow(ext, users[(i + 1) % 3], remark=f"二号{i}", tag_ids=[WEB])
+
+
+async def test_a_first_full_sync_writes_per_page_not_per_contact(wecom: WeComEnv) -> None:
+    from tests.sqlcount import count_statements
+
+    await directory.full_sync(api=wecom.api())
+    _seed_many(wecom, 250)
+    with count_statements() as statements:
+        report = await external.full_sync(api=wecom.api("customer"))
+    assert report.added == {"external_contacts": 250, "follows": 313}
+    pages = report.api_calls - 2  # corp tags, follow users
+    assert pages == 4
+    # customers, identities, contacts and follows in a few statements per page (not one per contact)
+    assert len(statements) <= 40 * pages, len(statements)
+    assert await CustomerIdentity.filter(kind="external_userid").count() == 250
+    assert await CustomerIdentity.filter(kind="unionid").count() == 84
+    customer = await external.customer_for(external_userid="wmBULK00000")
+    assert customer is not None
+    assert (customer.name, customer.tags, customer.vip_level) == ("客户0", ["VIP", "官网"], 1)
+    assert customers.phone_of(customer) == "+8613812340000"
+    assert customer.email_hash is None  # nothing of the batch insert's bookkeeping is left on the row
+    other = await external.customer_for(external_userid="wmBULK00001")
+    assert other is not None and (other.name, other.tags, other.vip_level) == ("客户1", ["普通客户"], 0)
+    assert other.phone_enc is None
+    ids = await CustomerIdentity.filter(kind="external_userid").values_list("customer_id", flat=True)
+    assert len(set(ids)) == 250  # one customer each
+
+
+async def test_a_second_full_sync_of_unchanged_contacts_writes_only_the_seen_marks(wecom: WeComEnv) -> None:
+    from tests.sqlcount import count_statements
+
+    await directory.full_sync(api=wecom.api())
+    _seed_many(wecom, 250)
+    await external.full_sync(api=wecom.api("customer"))
+    with count_statements() as statements:
+        report = await external.full_sync(api=wecom.api("customer"), resume=False)
+    assert (report.added, report.changed, report.disabled) == ({}, {}, {})
+    writes = _writes(statements)
+    assert writes, "the follows this run saw are marked (stale relations are found by that mark)"
+    assert all(w.startswith('UPDATE "wecom_external_follow" SET "seen_run"=?') for w in writes), writes
+    assert len(writes) <= report.api_calls - 2  # one per page at most
+    assert len(statements) <= 12 * (report.api_calls - 2) + 10, len(statements)
+
+
+async def test_a_second_full_sync_updates_changes_and_ends_removed_relations(wecom: WeComEnv) -> None:
+    await directory.full_sync(api=wecom.api())
+    _seed_many(wecom, 250)
+    await external.full_sync(api=wecom.api("customer"))
+    store = wecom.sim.wecom
+    store.set_external_contact("wmBULK00001", name="改名了", type=2, corp_name="新公司")
+    store.follow("wmBULK00002", "wangfang", remark="新备注", tag_ids=[SVIP], remark_mobiles=["13912345678"])
+    store.unfollow("wmBULK00004", "wangfang")  # the second follow user of 4 leaves; chenjing stays
+    store.unfollow("wmBULK00005", "wangfang")  # its only follow user: the contact is gone
+    report = await external.full_sync(api=wecom.api("customer"), resume=False)
+    assert report.added == {}
+    assert report.changed == {"external_contacts": 1, "follows": 1}
+    assert report.disabled == {"follows": 2, "external_contacts": 1}
+    one = await ExternalContact.get(external_userid="wmBULK00001")
+    assert (one.name, one.type, one.corp_name, one.status) == ("改名了", 2, "新公司", "active")
+    follow = await ExternalFollow.get(contact__external_userid="wmBULK00002", userid="wangfang")
+    assert (follow.remark, follow.status, follow.remark_mobile_hashes) == (
+        "新备注", "active", [keyed_hash("+8613912345678")])
+    assert follow.remark_mobiles_enc is not None
+    assert decrypt_field(follow.remark_mobiles_enc) == '["+8613912345678"]'
+    two = await external.customer_for(external_userid="wmBULK00002")
+    assert two is not None and (two.tags, two.vip_level) == (["SVIP"], 2)
+    assert customers.phone_of(two) == "+8613812340002"  # a customer's phone is kept once set
+    statuses = sorted(await ExternalFollow.filter(contact__external_userid__in=["wmBULK00004", "wmBULK00005"])
+                      .values_list("contact__external_userid", "userid", "status"))
+    assert statuses == [("wmBULK00004", "chenjing", "active"), ("wmBULK00004", "wangfang", "gone"),
+                        ("wmBULK00005", "wangfang", "gone")]
+    assert (await ExternalContact.get(external_userid="wmBULK00005")).status == "gone"
+    again = await external.full_sync(api=wecom.api("customer"), resume=False)
+    assert (again.added, again.changed, again.disabled) == ({}, {}, {})
+
+
+def test_remark_mobiles_normalize_as_normalize_phone_does() -> None:
+    import random
+
+    from app.security.crypto import normalize_phone
+
+    rng = random.Random(7)
+    samples = ["13812345678", "12345678901", "10000000000", "19912345678", "+8613812345678", "138 1234 5678",
+               "021-12345678", "1381234567", "138123456789", "１３８１２３４５６７８", "abc", ""]
+    samples += ["1" + "".join(rng.choice("0123456789") for _ in range(10)) for _ in range(3000)]
+    for raw in samples:
+        assert external._normalize_mobile(raw) == normalize_phone(raw), raw
