@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import phonenumbers
 from tortoise import fields as tortoise_fields
@@ -487,8 +487,18 @@ async def _full_sync(api: WeComApi, report: SyncReport, progress: Progress | Non
     stale = ExternalFollow.filter(status="active").exclude(seen_run=applier.run_id)
     n = await stale.count()
     if n:
+        ended = sorted({int(cast(Any, c)) for c in await stale.values_list("contact_id", flat=True)})
         await ExternalFollow.filter(status="active").exclude(seen_run=applier.run_id).update(status="gone")
         report.count("follows", "disabled", n)
+        # an ended relation's tags leave its customer, as they do when the event arrives (VIP routing reads them)
+        for k in range(0, len(ended), PAGE_LIMIT * 5):
+            chunk = ended[k:k + PAGE_LIMIT * 5]
+            rows = await ExternalContact.filter(id__in=chunk).values(*_CONTACT_COLUMNS)
+            tags: dict[int, set[str]] = {int(r["id"]): set() for r in rows}
+            for contact_id, tag_ids in await ExternalFollow.filter(contact_id__in=chunk, status="active").values_list(
+                    "contact_id", "tag_ids"):
+                tags[int(contact_id)].update(tag_ids or [])
+            await applier._refresh_customers(rows, tags, {})
     await _mark_gone_contacts(report)
 
 

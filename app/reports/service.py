@@ -658,9 +658,15 @@ async def overview(*, actor: Actor, flt: ReportFilter) -> Section:
     flt, scope = scoped(actor, flt)
     prev_flt = flt.previous()
     figs: list[Figure] = []
+    metrics = ("frt_business", "resolution_business")
+    # every read at once: the section's time is its slowest query, not their sum
+    (cur, prev), hist, phist, backlog, pbacklog, daily = await asyncio.gather(
+        _period_sums(flt, scope), counts(flt, scope, metrics), counts(prev_flt, scope, metrics),
+        _backlog(flt, scope), _backlog(prev_flt, scope), _daily_series(flt, scope))
     if not _is_agent(actor):
-        rec, prec = await _reception_numbers(flt), await _reception_numbers(prev_flt)
-        (c, t), (pc, pt) = await _conversion_numbers(flt), await _conversion_numbers(prev_flt)
+        rec, prec, (c, t), (pc, pt) = await asyncio.gather(
+            _reception_numbers(flt), _reception_numbers(prev_flt), _conversion_numbers(flt),
+            _conversion_numbers(prev_flt))
         figs += [
             figure("reception_rate", "消息接收率", "ratio", ratio(rec["processed"], rec["received"]),
                    ratio(prec["processed"], prec["received"]), numerator=rec["processed"],
@@ -670,9 +676,6 @@ async def overview(*, actor: Actor, flt: ReportFilter) -> Section:
                    denominator=rec["out_attempted"]),
             figure("conversion_rate", "工单转化率", "ratio", ratio(c, t), ratio(pc, pt), numerator=c, denominator=t),
         ]
-    cur, prev = await _period_sums(flt, scope)
-    metrics = ("frt_business", "resolution_business")
-    hist, phist = await asyncio.gather(counts(flt, scope, metrics), counts(prev_flt, scope, metrics))
     figs += [
         figure("csat_avg", "满意度平均分", "score", ratio(cur["csat_sum"], cur["rated"]),
                ratio(prev["csat_sum"], prev["rated"]), numerator=cur["csat_sum"], denominator=cur["rated"],
@@ -687,11 +690,9 @@ async def overview(*, actor: Actor, flt: ReportFilter) -> Section:
                ratio(prev["sla_met"], prev["sla_met"] + prev["sla_breached"]), numerator=cur["sla_met"],
                denominator=cur["sla_met"] + cur["sla_breached"]),
         figure("created", "新建工单", "count", cur["created"], prev["created"], drill=Drill.of(flt)),
-        figure("backlog", "本期未解决", "count", await _backlog(flt, scope), await _backlog(prev_flt, scope),
-               drill=Drill.of(flt, backlog=True)),
+        figure("backlog", "本期未解决", "count", backlog, pbacklog, drill=Drill.of(flt, backlog=True)),
     ]
-    return Section(key="overview", title="概览", filter=flt, figures=tuple(figs),
-                   series=(await _daily_series(flt, scope),))
+    return Section(key="overview", title="概览", filter=flt, figures=tuple(figs), series=(daily,))
 
 
 async def _daily_series(flt: ReportFilter, scope: Q) -> Series:
@@ -804,7 +805,9 @@ async def conversion(*, actor: Actor, flt: ReportFilter) -> Section:
 async def satisfaction(*, actor: Actor, flt: ReportFilter) -> Section:
     """客户满意度: average, share of 4-5, response rate; distribution; by agent and by group."""
     flt, scope = scoped(actor, flt)
-    cur, prev = await _period_sums(flt, scope)
+    (cur, prev), dists, (groups, staff), by_agent, by_group = await asyncio.gather(
+        _period_sums(flt, scope), counts(flt, scope, ("csat",)), _names(), daily_sums(flt, scope, "agent_id"),
+        daily_sums(flt, scope, "group_id"))
     rated_drill = Drill.of(flt, basis="rated")
     figs = (
         figure("csat_avg", "满意度平均分", "score", ratio(cur["csat_sum"], cur["rated"]),
@@ -816,14 +819,14 @@ async def satisfaction(*, actor: Actor, flt: ReportFilter) -> Section:
                ratio(prev["resolved_rated"], prev["resolved"]), numerator=cur["resolved_rated"],
                denominator=cur["resolved"]),
     )
-    dist = (await counts(flt, scope, ("csat",)))["csat"]
+    dist = dists["csat"]
     points = tuple(Point(key=str(s), label=f"{s}分", value=int(dist.get(s, 0)),
                          drill=Drill.of(flt, basis="rated", csat=s)) for s in range(1, 6))
-    groups, staff = await _names()
     tables = []
-    for dim, label, names, key in (("agent_id", "按坐席", staff, "agent"), ("group_id", "按技能组", groups, "group")):
+    for dim, label, names, key, sums in (("agent_id", "按坐席", staff, "agent", by_agent),
+                                         ("group_id", "按技能组", groups, "group", by_group)):
         rows = []
-        for k, s in sorted((await daily_sums(flt, scope, dim)).items(), key=lambda kv: kv[0] or 0):
+        for k, s in sorted(sums.items(), key=lambda kv: kv[0] or 0):
             if not s["rated"] and not s["resolved"]:
                 continue
             rows.append({key: names.get(k, "未分配") if k else "未分配", "rated": s["rated"],
@@ -858,7 +861,9 @@ async def _times(flt: ReportFilter, scope: Q) -> dict[str, float | None]:
 async def response(*, actor: Actor, flt: ReportFilter) -> Section:
     """First response, next response and resolution time: business and wall seconds, median and p90."""
     flt, scope = scoped(actor, flt)
-    cur, prev = await asyncio.gather(_times(flt, scope), _times(flt.previous(), scope))
+    cur, prev, (groups, staff), by_group, by_agent = await asyncio.gather(
+        _times(flt, scope), _times(flt.previous(), scope), _names(), daily_sums(flt, scope, "group_id"),
+        daily_sums(flt, scope, "agent_id"))
     figs = []
     for key, label, basis, _ in TIME_FIGURES:
         for clock, clock_label in (("business", "工作时间"), ("wall", "自然时间")):
@@ -866,11 +871,11 @@ async def response(*, actor: Actor, flt: ReportFilter) -> Section:
                 name = f"{key}_{clock}_{stat}"
                 figs.append(figure(name, f"{label}时长（{clock_label}，{stat_label}）", "seconds", cur[name],
                                    prev[name], drill=Drill.of(flt, basis=basis)))
-    groups, staff = await _names()
     tables = []
-    for dim, label, names, key in (("group_id", "按技能组", groups, "group"), ("agent_id", "按坐席", staff, "agent")):
+    for dim, label, names, key, sums in (("group_id", "按技能组", groups, "group", by_group),
+                                         ("agent_id", "按坐席", staff, "agent", by_agent)):
         rows = []
-        for k, s in sorted((await daily_sums(flt, scope, dim)).items(), key=lambda kv: kv[0] or 0):
+        for k, s in sorted(sums.items(), key=lambda kv: kv[0] or 0):
             rows.append({key: names.get(k, "未分配") if k else "未分配", "created": s["created"],
                          "frt_business_avg": ratio(s["frt_business_sum"], s["frt_n"]),
                          "resolved": s["resolved"],
@@ -925,11 +930,24 @@ async def _backlog(flt: ReportFilter, scope: Q) -> int:
         for part in scope_parts(scope)])
 
 
+async def _aged(flt: ReportFilter, scope: Q, now: datetime, lo: int, hi: int | None) -> int:
+    """Open tickets created between `hi` and `lo` days ago (the backlog's age buckets)."""
+    q = Q(created_at__lte=now - timedelta(days=lo))
+    if hi is not None:
+        q &= Q(created_at__gt=now - timedelta(days=hi))
+    return sum([await ReportTicketFact.filter(Q(is_open=True) & _dims(flt) & part & q).count()
+                for part in scope_parts(scope)])
+
+
 async def volume(*, actor: Actor, flt: ReportFilter) -> Section:
     """Tickets created and resolved, reopened rate, backlog; by channel, by day, a weekday × hour heat map, backlog
     age."""
     flt, scope = scoped(actor, flt)
-    cur, prev = await _period_sums(flt, scope)
+    now = utcnow()
+    (cur, prev), backlog, pbacklog, by_channel, daily, heats, *aged = await asyncio.gather(
+        _period_sums(flt, scope), _backlog(flt, scope), _backlog(flt.previous(), scope),
+        daily_sums(flt, scope, "channel"), _daily_series(flt, scope), counts(flt, scope, ("heat",)),
+        *(_aged(flt, scope, now, lo, hi) for _, _, lo, hi in AGE_BUCKETS))
     figs = (
         figure("created", "新建工单", "count", cur["created"], prev["created"], drill=Drill.of(flt)),
         figure("resolved", "已解决工单", "count", cur["resolved"], prev["resolved"],
@@ -937,26 +955,16 @@ async def volume(*, actor: Actor, flt: ReportFilter) -> Section:
         figure("reopened_rate", "重开率", "ratio", ratio(cur["reopened"], cur["created"]),
                ratio(prev["reopened"], prev["created"]), numerator=cur["reopened"], denominator=cur["created"],
                drill=Drill.of(flt, reopened=True)),
-        figure("backlog", "本期未解决", "count", await _backlog(flt, scope), await _backlog(flt.previous(), scope),
-               drill=Drill.of(flt, backlog=True)),
+        figure("backlog", "本期未解决", "count", backlog, pbacklog, drill=Drill.of(flt, backlog=True)),
     )
-    by_channel = await daily_sums(flt, scope, "channel")
     channel_points = tuple(Point(key=k, label=CHANNEL_LABELS.get(k, k), value=v["created"],
                                  drill=Drill.of(replace(flt, channel=k)))
                            for k, v in sorted(by_channel.items()) if v["created"])
-    daily = await _daily_series(flt, scope)
-    heat = (await counts(flt, scope, ("heat",)))["heat"]
+    heat = heats["heat"]
     heat_points = tuple(Point(key=f"{w}:{h}", label=f"{WEEKDAY_LABELS[w - 1]} {h}时", value=heat.get(w * 100 + h, 0),
                               drill=Drill.of(flt, weekday=w, hour=h)) for w in range(1, 8) for h in range(24))
-    now = utcnow()
-    ages = []
-    for key, label, lo, hi in AGE_BUCKETS:
-        q = Q(created_at__lte=now - timedelta(days=lo))
-        if hi is not None:
-            q &= Q(created_at__gt=now - timedelta(days=hi))
-        n = sum([await ReportTicketFact.filter(Q(is_open=True) & _dims(flt) & part & q).count()
-                 for part in scope_parts(scope)])
-        ages.append(Point(key=key, label=label, value=n, drill=Drill.of(flt, backlog=True, age=key)))
+    ages = [Point(key=key, label=label, value=n, drill=Drill.of(flt, backlog=True, age=key))
+            for (key, label, _, _), n in zip(AGE_BUCKETS, aged, strict=True)]
     return Section(key="volume", title="工单量", filter=flt, figures=figs, series=(
         daily,
         Series(key="by_channel", label="按渠道", unit="count", points=channel_points),
@@ -1008,7 +1016,8 @@ async def bot(*, actor: Actor, flt: ReportFilter) -> Section:
 async def agents(*, actor: Actor, flt: ReportFilter) -> Section:
     """Agent workload and handling time."""
     flt, scope = scoped(actor, flt)
-    cur, prev = await _period_sums(flt, scope)
+    (cur, prev), (_, staff), by_agent = await asyncio.gather(_period_sums(flt, scope), _names(),
+                                                             daily_sums(flt, scope, "agent_id"))
     figs = (
         figure("handled", "解决工单", "count", cur["resolved"], prev["resolved"],
                drill=Drill.of(flt, basis="resolved")),
@@ -1016,9 +1025,8 @@ async def agents(*, actor: Actor, flt: ReportFilter) -> Section:
         figure("handling_avg", "平均处理时长", "seconds", ratio(cur["handling_sum"], cur["handling_n"]),
                ratio(prev["handling_sum"], prev["handling_n"])),
     )
-    _, staff = await _names()
     rows = []
-    for k, s in sorted((await daily_sums(flt, scope, "agent_id")).items(), key=lambda kv: kv[0] or 0):
+    for k, s in sorted(by_agent.items(), key=lambda kv: kv[0] or 0):
         if not k:
             continue
         rows.append({"agent": staff.get(k, str(k)), "assigned": s["created"], "resolved": s["resolved"],

@@ -16,18 +16,24 @@ from tests.browser import PHONE, chromium, require_browser
 from tests.h5.conftest import BASE, H5
 
 
+def _open(browser: Any, html: str, path: str) -> Any:
+    """The ticket page as the server rendered it, its static files from disk, no live link."""
+    page = browser.new_page(**PHONE)
+
+    def static(route: Any) -> None:
+        name = route.request.url.split("/static/", 1)[1].split("?", 1)[0]
+        route.fulfill(path=str(STATIC_DIR / name))
+
+    page.route(f"{BASE}/static/**", static)
+    page.route(f"{BASE}{path}", lambda route: route.fulfill(body=html, content_type="text/html; charset=utf-8"))
+    page.route(f"{BASE}/h5/tickets/*/live", lambda route: route.abort())
+    page.goto(f"{BASE}{path}")
+    return page
+
+
 def _in_browser(html: str, path: str) -> dict[str, Any]:
     with chromium() as browser:
-        page = browser.new_page(**PHONE)
-
-        def static(route: Any) -> None:
-            name = route.request.url.split("/static/", 1)[1].split("?", 1)[0]
-            route.fulfill(path=str(STATIC_DIR / name))
-
-        page.route(f"{BASE}/static/**", static)
-        page.route(f"{BASE}{path}", lambda route: route.fulfill(body=html, content_type="text/html; charset=utf-8"))
-        page.route(f"{BASE}/h5/tickets/*/live", lambda route: route.abort())
-        page.goto(f"{BASE}{path}")
+        page = _open(browser, html, path)
         box = page.locator("textarea.reply-text")
         # a draft restored into the box, never touched: the reply goes after it
         page.evaluate("document.querySelector('textarea.reply-text').value = '草稿。'")
@@ -67,16 +73,7 @@ async def test_a_tap_inserts_the_filled_reply_at_the_cursor(h5: H5) -> None:
 
 def _typed(html: str, path: str) -> dict[str, Any]:
     with chromium() as browser:
-        page = browser.new_page(**PHONE)
-
-        def static(route: Any) -> None:
-            name = route.request.url.split("/static/", 1)[1].split("?", 1)[0]
-            route.fulfill(path=str(STATIC_DIR / name))
-
-        page.route(f"{BASE}/static/**", static)
-        page.route(f"{BASE}{path}", lambda route: route.fulfill(body=html, content_type="text/html; charset=utf-8"))
-        page.route(f"{BASE}/h5/tickets/*/live", lambda route: route.abort())
-        page.goto(f"{BASE}{path}")
+        page = _open(browser, html, path)
         box = page.locator("textarea.reply-text")
         got: dict[str, Any] = {}
         # the shortcut then a space at the start of the box

@@ -276,3 +276,21 @@ def test_remark_mobiles_normalize_as_normalize_phone_does() -> None:
     samples += ["1" + "".join(rng.choice("0123456789") for _ in range(10)) for _ in range(3000)]
     for raw in samples:
         assert external._normalize_mobile(raw) == normalize_phone(raw), raw
+
+
+async def test_a_relation_a_full_sync_finds_ended_takes_its_tags_off_the_customer(wecom: WeComEnv) -> None:
+    await directory.full_sync(api=wecom.api())
+    store = wecom.sim.wecom
+    store.contacts.clear()
+    store.contacts_by_user.clear()
+    store.set_external_contact("wmTagGone01", name="赵女士", type=1)
+    store.follow("wmTagGone01", "wangfang", remark="大客户", tag_ids=[SVIP])
+    store.follow("wmTagGone01", "chenjing", remark="", tag_ids=[WEB])
+    await external.full_sync(api=wecom.api("customer"))
+    before = await external.customer_for(external_userid="wmTagGone01")
+    assert before is not None and (before.tags, before.vip_level) == (sorted(["SVIP", "官网"]), 2)
+    store.unfollow("wmTagGone01", "wangfang")  # missed as an event: only the next full sync learns it
+    report = await external.full_sync(api=wecom.api("customer"), resume=False)
+    assert report.disabled == {"follows": 1}
+    after = await external.customer_for(external_userid="wmTagGone01")
+    assert after is not None and (after.tags, after.vip_level) == (["官网"], 0)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -329,11 +330,21 @@ def test_a_returning_visitor_who_proves_the_mobile_number_by_sms_gets_the_earlie
         second.wait_for_selector(".gdwc-mine .gdwc-bubble:text('还是没到')")
 
 
-def test_nobody_on_duty_gets_the_offline_form(shop: dict[str, Any]) -> None:
-    api = shop["api"]
+@contextmanager
+def _nobody_on_duty(shop: dict[str, Any]) -> Iterator[None]:
+    """Every agent off duty for the block: the widget's after-hours state without moving the clock."""
     with sqlite3.connect(shop["database"]) as conn:
         conn.execute("UPDATE staff SET on_duty = 0")
     try:
+        yield
+    finally:
+        with sqlite3.connect(shop["database"]) as conn:
+            conn.execute("UPDATE staff SET on_duty = 1")
+
+
+def test_nobody_on_duty_gets_the_offline_form(shop: dict[str, Any]) -> None:
+    api = shop["api"]
+    with _nobody_on_duty(shop):
         before = len(api.get("/api/v1/tickets").json()["items"])
         with chromium() as browser:
             other = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN").new_page()
@@ -345,16 +356,11 @@ def test_nobody_on_duty_gets_the_offline_form(shop: dict[str, Any]) -> None:
             other.get_by_role("button", name="提交留言").click()
             other.wait_for_selector(".gdwc-notice:text('留言已提交')")
             assert len(api.get("/api/v1/tickets").json()["items"]) == before + 1
-    finally:
-        with sqlite3.connect(shop["database"]) as conn:
-            conn.execute("UPDATE staff SET on_duty = 1")
 
 
 def test_nobody_on_duty_the_bot_answers_and_asking_for_a_person_leaves_a_message(shop: dict[str, Any]) -> None:
     api = shop["api"]
-    with sqlite3.connect(shop["database"]) as conn:
-        conn.execute("UPDATE staff SET on_duty = 0")
-    try:
+    with _nobody_on_duty(shop):
         before = len(api.get("/api/v1/tickets").json()["items"])
         with chromium() as browser:
             page = browser.new_context(**PHONE).new_page()
@@ -382,6 +388,3 @@ def test_nobody_on_duty_the_bot_answers_and_asking_for_a_person_leaves_a_message
             (created,) = conn.execute("SELECT data FROM ticket_event WHERE kind = 'created' ORDER BY id DESC"
                                       " LIMIT 1").fetchone()
         assert json.loads(created)["source"] == "webchat_offline"  # the 网页留言 of the offline form
-    finally:
-        with sqlite3.connect(shop["database"]) as conn:
-            conn.execute("UPDATE staff SET on_duty = 1")
