@@ -109,7 +109,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
         raise SystemExit(2)
     from app.logs import configure_logging
     from app.queue import QUEUE_NAMES
-    from app.worker import lower_priority, run_lanes, worker_settings
+    from app.worker import run_lanes, worker_settings
 
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     lanes = [x.strip() for x in args.queues.split(",") if x.strip()]
@@ -119,7 +119,6 @@ def cmd_worker(args: argparse.Namespace) -> None:
                       f"{', '.join(QUEUE_NAMES)}[/]")
         raise SystemExit(2)
     worker_settings(settings, lane=lanes[0])  # fails here, before any connection, when misconfigured
-    lower_priority(settings.worker_nice)
     try:
         import uvloop
 

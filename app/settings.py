@@ -128,9 +128,6 @@ class Settings:
     callback_window_seconds: int = 300
     outbox_max_attempts: int = 8
     inprocess_workers: int = 4
-    #: `gongdan worker` lowers its CPU priority by this much (0: not at all): where web processes and workers share
-    #: cores, the kernel then runs a callback's acknowledgement before more of a backlog's work
-    worker_nice: int = 10
     log_format: str = "console"
     log_level: str = "INFO"
     timezone: str = "Asia/Shanghai"
@@ -390,7 +387,6 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         data_dir=data_dir,
         database_url=database_url,
         db_pool_size=_int(config, "DB_POOL_SIZE", 64, minimum=1),
-        worker_nice=min(19, _int(config, "WORKER_NICE", 10)),
         redis_url=redis_url,
         database_replica_url=database_replica_url,
         secret_key=Secret(secret),

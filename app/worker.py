@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import warnings
 from typing import Any, cast
 
@@ -128,17 +127,6 @@ def _cron_schedule(period: int) -> dict[str, Any]:
 
 #: jobs one worker process runs at once, per lane (the outbox lane waits on WeChat's API, not on our CPU)
 MAX_JOBS = {INBOUND: 32, OUTBOX: 32}
-
-
-def lower_priority(nice: int) -> int:
-    """Lower this process's CPU priority by ``nice`` (settings.worker_nice); its niceness after. Web processes keep
-    theirs, so on shared cores an acknowledgement waits for no job: the workers take the CPU the web leaves."""
-    if nice > 0:
-        try:
-            return os.nice(nice)
-        except OSError:  # a container may forbid it; the worker runs as it is
-            log.warning("worker.nice_refused", nice=nice)
-    return os.nice(0)
 
 
 def worker_settings(settings: Settings | None = None, *, lane: str = INBOUND) -> type:

@@ -84,28 +84,3 @@ def test_cli_worker_refuses_an_unknown_lane(monkeypatch: pytest.MonkeyPatch) -> 
         args.func(args)
     assert exc.value.code == 2
 
-
-def test_a_worker_lowers_its_cpu_priority_and_the_web_keeps_its_own() -> None:
-    # in a child process: a process cannot raise its priority back, and the test process must keep its own
-    import os
-    import subprocess
-    import sys
-
-    code = "import os; from app.worker import lower_priority; before = os.nice(0); print(before, lower_priority({}))"
-    base = os.nice(0)
-    for nice, expected in ((10, min(19, base + 10)), (0, base)):
-        out = subprocess.run([sys.executable, "-c", code.format(nice)], capture_output=True, text=True, check=True)
-        assert out.stdout.split() == [str(base), str(expected)]
-    assert make_settings().worker_nice == 10
-
-
-def test_worker_nice_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.settings import ConfigError, load_settings
-
-    monkeypatch.setenv("WORKER_NICE", "0")
-    assert load_settings().worker_nice == 0
-    monkeypatch.setenv("WORKER_NICE", "40")
-    assert load_settings().worker_nice == 19
-    monkeypatch.setenv("WORKER_NICE", "-5")
-    with pytest.raises(ConfigError):
-        load_settings()
