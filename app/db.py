@@ -78,6 +78,14 @@ def replica_reads() -> Iterator[None]:
         _replica_reads.reset(token)
 
 
+def read_connection() -> Any:
+    """The connection a raw read-only SQL statement runs on: the replica inside replica_reads() (when configured),
+    else the primary."""
+    from tortoise import connections
+
+    return reader() if _replica_reads.get() else connections.get("default")
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -505,7 +505,7 @@ def _measures() -> list[tuple[str, str, tuple[str, ...], Callable[[dict[str, Any
 MEASURES = _measures()
 
 
-def _bucket_sql(metric: str) -> tuple[str, str]:
+def bucket_sql(metric: str) -> tuple[str, str]:
     """(bucket expression, condition) of a measure in SQL over report_ticket_fact: the same buckets as MEASURES'
     functions give a grouped row (the facts path of a filtered view groups in Python; a rebuild counts in SQL)."""
     if metric == "heat":
@@ -553,7 +553,7 @@ async def recompute_counts(start: date, end: date, *, live: bool | None = None) 
     # this module's constants and days are dates (no placeholder style is common to MariaDB and SQLite)
     for metric, basis, _, _ in MEASURES:
         day_col = f"{basis}_day"
-        bucket, condition = _bucket_sql(metric)
+        bucket, condition = bucket_sql(metric)
         for dim, dim_columns in DIMS:
             present = "".join(f" AND {c} IS NOT NULL" for c in dim_columns)
             await conn.execute_query(

@@ -426,3 +426,32 @@ async def test_a_period_is_read_as_months_weeks_and_edge_days_with_the_same_buck
                 assert service._count_slice(narrow, scope) is not None
                 assert await service.counts(narrow, scope, metrics) == await service.counts(
                     narrow, scope & Q(ticket_id__gte=1), metrics)
+
+
+async def test_percentiles_in_sql_are_the_nearest_ranks_of_the_histogram(org: dict[str, Any]) -> None:
+    from tortoise.expressions import Q
+
+    from app.reports.facts import MEASURES
+    from app.reports.models import ReportTicketFact
+
+    # the nearest rank in per mille: of 10 values the p90 is the 9th, of 11 the 10th (ceil(9.9)), of 1 the 1st
+    assert service.histogram_rank({1: 8, 2: 1, 3: 1}, 0.9) == 2
+    assert service.histogram_rank({1: 9, 2: 1, 3: 1}, 0.9) == 2
+    assert service.histogram_rank({7: 1}, 0.9) == 7
+    metrics = [m[0] for m in MEASURES if m[0] not in ("reason", "sla_first_response", "sla_next_response",
+                                                       "sla_resolution")]
+    channels = sorted(set(await ReportTicketFact.all().values_list("channel", flat=True)))
+    scopes = (Q(), Q(group_id__in=[org["g1"]]), Q(group_id__in=[org["g1"]]) | Q(agent_id=org["a2"]),
+              Q(agent_id=org["a1"]))
+    checked = 0
+    for start, end in ((FLT.start, FLT.end), (date(2026, 9, 2), date(2026, 11, 30))):
+        for flt in (ReportFilter(start=start, end=end),
+                    *(ReportFilter(start=start, end=end, channel=c) for c in channels),
+                    ReportFilter(start=start, end=end, agent_id=org["a1"])):
+            for scope in scopes:
+                hists = await service.counts(flt, scope, tuple(metrics))
+                for metric in metrics:
+                    got = await service.percentiles(flt, scope, metric, (1, 500, 900, 1000))
+                    assert got == {p: service.histogram_rank(hists[metric], p / 1000) for p in (1, 500, 900, 1000)}
+                    checked += got[500] is not None
+    assert checked > 50  # most combinations have tickets: the comparison is not of empty histograms
