@@ -5,7 +5,8 @@ end-to-end tier's process helpers (tests/e2e/conftest.py).
 
 A missing Chromium, CJK font or Playwright skips a browser test with how to get it; under CI=true it fails instead.
 
-Use it from a module-scoped fixture::
+Most tests want the whole desk at once: ``with wechat_desk(...) as desk`` in a module-scoped fixture (and the
+``browser`` fixture imported from here). The pieces, for a desk of another make::
 
     require_browser()
     sim = SimulatorState()
@@ -23,16 +24,20 @@ import asyncio
 import concurrent.futures
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from simulator import SimulatorServer, SimulatorState, WeChatDriver
+from simulator.wecom.store import WeComApp
 from tests.conftest import IN_CI
 from tests.e2e.conftest import _wait_ready, gongdan, poll_until, spawn
 from tests.e2e.conftest import free_port as free_port  # re-exported: the tests pick their ports with it
@@ -217,3 +222,66 @@ def qr_login(page: Any, url: str, path: str, member: str, *,
         shot(page, "console-wwlogin")
     page.get_by_role("link", name=member).click()
     page.wait_for_url(url + path)
+
+
+@dataclass
+class Desk:
+    """A desk `wechat_desk` runs: its URL, the simulator's state, the Official Account's customer side, an API client
+    signed in as the admin, the desk's log and its SQLite database."""
+
+    url: str
+    sim: SimulatorState
+    driver: WeChatDriver
+    api: httpx.Client
+    log: Path
+    database: Path
+    wait_timeout: float = 20.0
+    wait_interval: float = 0.1
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
+        """The first truthy value of ``predicate``, polled at the desk's pace; on timeout fail with the log's tail."""
+        return wait_for(predicate, self.log, timeout=self.wait_timeout if timeout is None else timeout,
+                        interval=self.wait_interval)
+
+    def staff_id(self, userid: str) -> int:
+        """The id of the staff member with the WeCom ``userid``."""
+        with sqlite3.connect(self.database) as conn:
+            return int(conn.execute("SELECT id FROM staff WHERE userid = ?", (userid,)).fetchone()[0])
+
+
+@contextmanager
+def wechat_desk(tmp_path_factory: pytest.TempPathFactory, folder: str, *, secret_key: str,
+                mp: tuple[str, str, str, str], agent_id: int, agent_secret: str, users: Iterable[tuple[str, str]],
+                wait_timeout: float = 20.0, wait_interval: float = 0.1, **extra: str) -> Iterator[Desk]:
+    """A seeded production-mode desk served on a free port, for the block: the simulator plays WeChat (the Official
+    Account ``mp``: app id, secret, token, AES key; safe mode) and WeCom (the app ``agent_id`` and the members
+    ``users``, (userid, name) pairs); ``extra`` adds settings. Skips (fails under CI=true) without the browser tier."""
+    require_browser()
+    tmp = tmp_path_factory.mktemp(folder)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    sim = SimulatorState(template_job_finish=False)
+    appid, secret, token, aes_key = mp
+    account = sim.add_mp_account(appid, secret, token, aes_key, callback_url=f"{url}/callbacks/wechat", mode="safe")
+    sim.wecom.add_app(WeComApp(name="工单", secret=agent_secret, agent_id=agent_id))
+    for userid, name in users:
+        sim.wecom.set_user(userid, name=name)
+    with simulator(sim) as server:
+        env = desk_env(tmp, url, secret_key=secret_key, **extra,
+                       **simulator_env(server, sim, agent_id=agent_id, agent_secret=agent_secret, mp=mp))
+        create_schema(env)
+        cli(env, "seed-demo")
+        api_token = cli(env, "token", "create", "--staff", "admin")
+        log = tmp / "serve.log"
+        with serve(env, port=port, log=log), \
+                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_token}"}, timeout=10) as api:
+            yield Desk(url=url, sim=sim, driver=WeChatDriver(sim, account, f"{url}/callbacks/wechat"), api=api,
+                       log=log, database=tmp / "gongdan.sqlite3", wait_timeout=wait_timeout,
+                       wait_interval=wait_interval)
+
+
+@pytest.fixture(scope="module")
+def browser(desk: Any) -> Iterator[Any]:
+    """Debian's Chromium for a module's tests, once its ``desk`` fixture is up (import it next to that fixture)."""
+    with chromium() as launched:
+        yield launched

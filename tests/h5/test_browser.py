@@ -12,33 +12,14 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from simulator import SimulatorState, WeChatDriver
-from simulator.wecom.store import WeComApp
-from tests.browser import (
-    PHONE,
-    chromium,
-    cli,
-    create_schema,
-    desk_env,
-    free_port,
-    oauth_login,
-    require_browser,
-    screenshots,
-    send_text,
-    serve,
-    simulator,
-    simulator_env,
-    wait_for,
-)
+from tests.browser import PHONE, Desk, browser, oauth_login, screenshots, send_text, wechat_desk
 
 pytestmark = pytest.mark.e2e
+__all__ = ["browser"]
 
 APPID, SECRET, TOKEN = "wxh5browser000001", "h5-browser-secret-0123456789", "h5browser"
 AES_KEY = "H5BrowserAesKey0123456789abcdefghijklmnopqr"
@@ -47,52 +28,12 @@ OPENID, OTHER_OPENID = "oH5Customer00000000000001", "oH5Customer00000000000002"
 _shot = screenshots("h5")
 
 
-@dataclass
-class Desk:
-    url: str
-    sim: SimulatorState
-    driver: WeChatDriver
-    api: httpx.Client
-    log: Path
-    database: Path
-
-    def staff_id(self, userid: str) -> int:
-        with sqlite3.connect(self.database) as conn:
-            return int(conn.execute("SELECT id FROM staff WHERE userid = ?", (userid,)).fetchone()[0])
-
-    def wait_for(self, predicate: Any, timeout: float = 20.0) -> Any:
-        return wait_for(predicate, self.log, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
-    require_browser()
-    tmp = tmp_path_factory.mktemp("h5-browser")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    sim = SimulatorState(template_job_finish=False)
-    account = sim.add_mp_account(APPID, SECRET, TOKEN, AES_KEY, callback_url=f"{url}/callbacks/wechat", mode="safe")
-    sim.wecom.add_app(WeComApp(name="工单", secret=AGENT_SECRET, agent_id=AGENT_ID))
-    for userid, name in (("lina", "李娜"), ("zhangwei", "张伟"), ("outsider", "访客")):
-        sim.wecom.set_user(userid, name=name)
-    with simulator(sim) as server:
-        env = desk_env(tmp, url, secret_key="h5-browser-secret-key-0123456789-abcdefghij",
-                       **simulator_env(server, sim, agent_id=AGENT_ID, agent_secret=AGENT_SECRET,
-                                       mp=(APPID, SECRET, TOKEN, AES_KEY)))
-        create_schema(env)
-        cli(env, "seed-demo")
-        token = cli(env, "token", "create", "--staff", "admin")
-        log = tmp / "serve.log"
-        with serve(env, port=port, log=log), \
-                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
-            yield Desk(url=url, sim=sim, driver=WeChatDriver(sim, account, f"{url}/callbacks/wechat"), api=api,
-                       log=log, database=tmp / "gongdan.sqlite3")
-
-
-@pytest.fixture(scope="module")
-def browser(desk: Desk) -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
+    with wechat_desk(tmp_path_factory, "h5-browser", secret_key="h5-browser-secret-key-0123456789-abcdefghij",
+                     mp=(APPID, SECRET, TOKEN, AES_KEY), agent_id=AGENT_ID, agent_secret=AGENT_SECRET,
+                     users=(("lina", "李娜"), ("zhangwei", "张伟"), ("outsider", "访客"))) as running:
+        yield running
 
 
 def _customer_ticket(desk: Desk, openid: str, text: str) -> dict[str, Any]:
@@ -203,7 +144,11 @@ def _group_id(desk: Desk, name: str) -> int:
         return int(conn.execute("SELECT id FROM skill_group WHERE name = ?", (name,)).fetchone()[0])
 
 
-def _ticket_by_number(desk: Desk, number: str) -> dict[str, Any]:
+def _create_ticket(desk: Desk, page: Any) -> dict[str, Any]:
+    """Press 创建工单 on the open form: the ticket the page lands on."""
+    page.get_by_role("button", name="创建工单").click()
+    page.wait_for_url(f"{desk.url}/h5/tickets/*")
+    number = page.url.split("/h5/tickets/", 1)[1].split("?", 1)[0]
     found = desk.api.get("/api/v1/tickets", params={"q": number}).json()["items"]
     assert len(found) == 1, found
     return dict(found[0])
@@ -219,10 +164,7 @@ def test_staff_create_tickets_in_h5_and_in_the_chat_sidebar_routed_like_a_messag
     page.fill("input[name=customer]", "13800001111")
     page.fill("input[name=subject]", "客户来电：发票抬头开错了")
     page.fill("textarea[name=description]", "客户要求重开增值税发票")
-    page.get_by_role("button", name="创建工单").click()
-    page.wait_for_url(f"{desk.url}/h5/tickets/*")
-    number = page.url.split("/h5/tickets/", 1)[1].split("?", 1)[0]
-    created = _ticket_by_number(desk, number)
+    created = _create_ticket(desk, page)
     assert (created["group_id"], created["assignee_id"]) == (finance, lina)
     _shot(page, "staff-new-routed")
 
@@ -230,10 +172,7 @@ def test_staff_create_tickets_in_h5_and_in_the_chat_sidebar_routed_like_a_messag
     page.fill("#external_userid", "wmSidebarContact01")
     page.get_by_role("button", name="查找").click()
     page.fill("form[action='/h5/sidebar/create'] input[name=subject]", "要重开发票，抬头写错了")
-    page.get_by_role("button", name="创建工单").click()
-    page.wait_for_url(f"{desk.url}/h5/tickets/*")
-    number = page.url.split("/h5/tickets/", 1)[1].split("?", 1)[0]
-    raised = _ticket_by_number(desk, number)
+    raised = _create_ticket(desk, page)
     assert (raised["group_id"], raised["assignee_id"]) == (finance, lina)
     detail = desk.api.get(f"/api/v1/tickets/{raised['id']}").json()
     created_event = next(e for e in detail["events"] if e["kind"] == "created")

@@ -8,33 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from simulator import SimulatorState, WeChatDriver
-from simulator.wecom.store import WeComApp
-from tests.browser import (
-    DESKTOP,
-    chromium,
-    cli,
-    create_schema,
-    desk_env,
-    free_port,
-    qr_login,
-    require_browser,
-    screenshots,
-    send_text,
-    serve,
-    simulator,
-    simulator_env,
-    wait_for,
-)
+from tests.browser import DESKTOP, Desk, browser, qr_login, screenshots, send_text, wechat_desk
 
 pytestmark = pytest.mark.e2e
+__all__ = ["browser"]
 
 APPID, SECRET, TOKEN = "wxrepairbrowser001", "repair-browser-secret-0123456789", "repairbrowser"
 AES_KEY = "RepairBrowserAesKey0123456789abcdefghijklmn"
@@ -44,46 +25,13 @@ SEND = "message/custom/send"
 _shot = screenshots("console")
 
 
-@dataclass
-class Desk:
-    url: str
-    sim: SimulatorState
-    driver: WeChatDriver
-    api: httpx.Client
-    log: Path
-
-    def wait_for(self, predicate: Any, timeout: float = 30.0) -> Any:
-        return wait_for(predicate, self.log, timeout=timeout, interval=0.2)
-
-
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
-    require_browser()
-    tmp = tmp_path_factory.mktemp("console-repair-browser")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    sim = SimulatorState(template_job_finish=False)
-    account = sim.add_mp_account(APPID, SECRET, TOKEN, AES_KEY, callback_url=f"{url}/callbacks/wechat", mode="safe")
-    sim.wecom.add_app(WeComApp(name="工单", secret=AGENT_SECRET, agent_id=AGENT_ID))
-    sim.wecom.set_user("admin", name="管理员")
-    with simulator(sim) as server:
-        env = desk_env(tmp, url, secret_key="repair-browser-secret-key-0123456789-abcdef", OUTBOX_MAX_ATTEMPTS="2",
-                       **simulator_env(server, sim, agent_id=AGENT_ID, agent_secret=AGENT_SECRET,
-                                       mp=(APPID, SECRET, TOKEN, AES_KEY)))
-        create_schema(env)
-        cli(env, "seed-demo")
-        token = cli(env, "token", "create", "--staff", "admin")
-        log = tmp / "serve.log"
-        with serve(env, port=port, log=log), \
-                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
-            yield Desk(url=url, sim=sim, driver=WeChatDriver(sim, account, f"{url}/callbacks/wechat"), api=api,
-                       log=log)
-
-
-@pytest.fixture(scope="module")
-def browser(desk: Desk) -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
+    with wechat_desk(tmp_path_factory, "console-repair-browser",
+                     secret_key="repair-browser-secret-key-0123456789-abcdef", mp=(APPID, SECRET, TOKEN, AES_KEY),
+                     agent_id=AGENT_ID, agent_secret=AGENT_SECRET, users=[("admin", "管理员")],
+                     wait_timeout=30.0, wait_interval=0.2, OUTBOX_MAX_ATTEMPTS="2") as running:
+        yield running
 
 
 def _sent_to_customer(desk: Desk) -> list[Any]:

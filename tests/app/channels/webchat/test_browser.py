@@ -49,6 +49,8 @@ from tests.browser import (
 pytestmark = pytest.mark.e2e
 __all__ = ["smtp_sink"]
 
+LAPTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}, "locale": "zh-CN"}
+
 ALWAYS_OPEN = """
 import asyncio
 from tortoise import Tortoise
@@ -143,6 +145,23 @@ def _staff(browser: Any, shop: dict[str, Any]) -> Any:
     return context.new_page()
 
 
+def _open_widget(context: Any, url: str, *, skip_form: bool = False) -> Any:
+    """A new page of ``context`` on the site's page at ``url`` with the chat widget opened (its pre-chat form
+    skipped with ``skip_form``)."""
+    page = context.new_page()
+    page.goto(url)
+    page.get_by_role("button", name="打开在线咨询").click()
+    if skip_form:
+        page.get_by_role("button", name="跳过").click()
+    return page
+
+
+def _send(page: Any, text: str) -> None:
+    """The visitor types ``text`` into the widget and presses Enter."""
+    page.get_by_placeholder("请输入消息，回车发送").fill(text)
+    page.keyboard.press("Enter")
+
+
 def _newest_ticket(shop: dict[str, Any], *, after: int = 0) -> dict[str, Any]:
     def found() -> dict[str, Any] | None:
         items = [t for t in shop["api"].get("/api/v1/tickets").json()["items"] if t["id"] > after]
@@ -157,15 +176,12 @@ def test_chat_with_staff_on_the_h5_page_live_and_resync(shop: dict[str, Any]) ->
                                'async></script>')
     with chromium() as browser:
         visitor_context = browser.new_context(**PHONE)
-        page = visitor_context.new_page()
-        page.goto(shop["shop"])
-        page.get_by_role("button", name="打开在线咨询").click()
+        page = _open_widget(visitor_context, shop["shop"])
         page.get_by_placeholder("您的称呼").fill("王女士")
         page.get_by_placeholder("手机号或邮箱", exact=True).fill("wang@example.com")
         page.get_by_role("button", name="开始咨询").click()
         page.wait_for_selector(".gdwc-status:text('在线')")
-        page.get_by_placeholder("请输入消息，回车发送").fill("打印机故障，需要报修")
-        page.keyboard.press("Enter")
+        _send(page, "打印机故障，需要报修")
         page.wait_for_selector(".gdwc-state:text('已送达')")
         number = _newest_ticket(shop)["number"]
 
@@ -189,8 +205,7 @@ def test_chat_with_staff_on_the_h5_page_live_and_resync(shop: dict[str, Any]) ->
         staff.wait_for_selector(".tl-out .read-mark:text('客户已读')")
 
         # the visitor's next message shows on the open page at once
-        page.get_by_placeholder("请输入消息，回车发送").fill("还有一台复印机也坏了")
-        page.keyboard.press("Enter")
+        _send(page, "还有一台复印机也坏了")
         staff.wait_for_selector(".tl-live .bubble:text('还有一台复印机也坏了')")
 
         # messages sent while the visitor's page was closed come back when they return
@@ -199,9 +214,7 @@ def test_chat_with_staff_on_the_h5_page_live_and_resync(shop: dict[str, Any]) ->
         staff.locator("textarea.reply-text").fill("复印机明天一起修。")
         staff.get_by_role("button", name="回复客户").click()
         staff.wait_for_selector(".toast-ok")
-        page = visitor_context.new_page()
-        page.goto(shop["shop"])
-        page.get_by_role("button", name="打开在线咨询").click()
+        page = _open_widget(visitor_context, shop["shop"])
         page.wait_for_selector(".gdwc-theirs .gdwc-bubble:text('复印机明天一起修。')")
         page.wait_for_selector(".gdwc-mine .gdwc-bubble:text('打印机故障，需要报修')")
 
@@ -217,17 +230,12 @@ def test_chat_with_staff_on_the_h5_page_live_and_resync(shop: dict[str, Any]) ->
 def test_the_bot_answers_first_and_hands_off_with_the_conversation(shop: dict[str, Any]) -> None:
     before = max([t["id"] for t in shop["api"].get("/api/v1/tickets").json()["items"]] or [0])
     with chromium() as browser:
-        page = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN").new_page()
-        page.goto(f"{shop['shop']}/help.html")
-        page.get_by_role("button", name="打开在线咨询").click()
-        page.get_by_role("button", name="跳过").click()
-        page.get_by_placeholder("请输入消息，回车发送").fill("密码忘了怎么办")
-        page.keyboard.press("Enter")
+        page = _open_widget(browser.new_context(**LAPTOP), f"{shop['shop']}/help.html", skip_form=True)
+        _send(page, "密码忘了怎么办")
         page.wait_for_selector(".gdwc-theirs .gdwc-bubble:has-text('用注册手机号接收验证码')")
         assert shop["api"].get("/api/v1/tickets").json()["items"][0]["id"] <= before  # the bot answered
 
-        page.get_by_placeholder("请输入消息，回车发送").fill("还是不行，转人工")
-        page.keyboard.press("Enter")
+        _send(page, "还是不行，转人工")
         page.wait_for_selector(".gdwc-theirs .gdwc-bubble:has-text('正在为您转接人工客服')")
         ticket = _newest_ticket(shop, after=before)
         messages = shop["api"].get(f"/api/v1/tickets/{ticket['id']}/messages").json()["items"]
@@ -281,22 +289,14 @@ def _prove_phone(page: Any, shop: dict[str, Any], typed: str, e164: str) -> None
 
 def test_a_returning_visitor_who_proves_the_email_gets_the_earlier_chat(shop: dict[str, Any]) -> None:
     with chromium() as browser:
-        first = browser.new_context(**PHONE).new_page()
-        first.goto(shop["shop"])
-        first.get_by_role("button", name="打开在线咨询").click()
-        first.get_by_role("button", name="跳过").click()
-        first.get_by_placeholder("请输入消息，回车发送").fill("上周问过发票的事")
-        first.keyboard.press("Enter")
+        first = _open_widget(browser.new_context(**PHONE), shop["shop"], skip_form=True)
+        _send(first, "上周问过发票的事")
         first.wait_for_selector(".gdwc-state:text('已送达')")
         _prove(first, shop, "zhao@example.cn")
 
         # another browser: a new visitor until the same address is proven there
-        second = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN").new_page()
-        second.goto(shop["shop"])
-        second.get_by_role("button", name="打开在线咨询").click()
-        second.get_by_role("button", name="跳过").click()
-        second.get_by_placeholder("请输入消息，回车发送").fill("我又来了")
-        second.keyboard.press("Enter")
+        second = _open_widget(browser.new_context(**LAPTOP), shop["shop"], skip_form=True)
+        _send(second, "我又来了")
         second.wait_for_selector(".gdwc-state:text('已送达')")
         assert second.locator(".gdwc-bubble:text('上周问过发票的事')").count() == 0
         _prove(second, shop, "zhao@example.cn")
@@ -307,22 +307,14 @@ def test_a_returning_visitor_who_proves_the_email_gets_the_earlier_chat(shop: di
 def test_a_returning_visitor_who_proves_the_mobile_number_by_sms_gets_the_earlier_chat(
         shop: dict[str, Any]) -> None:
     with chromium() as browser:
-        first = browser.new_context(**PHONE).new_page()
-        first.goto(shop["shop"])
-        first.get_by_role("button", name="打开在线咨询").click()
-        first.get_by_role("button", name="跳过").click()
-        first.get_by_placeholder("请输入消息，回车发送").fill("快递一直没到")
-        first.keyboard.press("Enter")
+        first = _open_widget(browser.new_context(**PHONE), shop["shop"], skip_form=True)
+        _send(first, "快递一直没到")
         first.wait_for_selector(".gdwc-state:text('已送达')")
         _prove_phone(first, shop, "139 0000 0001", "+8613900000001")
 
         shop["sms"].advance(31)  # Tencent sends one message per number per 30 s
-        second = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN").new_page()
-        second.goto(shop["shop"])
-        second.get_by_role("button", name="打开在线咨询").click()
-        second.get_by_role("button", name="跳过").click()
-        second.get_by_placeholder("请输入消息，回车发送").fill("还是没到")
-        second.keyboard.press("Enter")
+        second = _open_widget(browser.new_context(**LAPTOP), shop["shop"], skip_form=True)
+        _send(second, "还是没到")
         second.wait_for_selector(".gdwc-state:text('已送达')")
         assert second.locator(".gdwc-bubble:text('快递一直没到')").count() == 0
         _prove_phone(second, shop, "13900000001", "+8613900000001")
@@ -347,9 +339,7 @@ def test_nobody_on_duty_gets_the_offline_form(shop: dict[str, Any]) -> None:
     with _nobody_on_duty(shop):
         before = len(api.get("/api/v1/tickets").json()["items"])
         with chromium() as browser:
-            other = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN").new_page()
-            other.goto(shop["shop"])
-            other.get_by_role("button", name="打开在线咨询").click()
+            other = _open_widget(browser.new_context(**LAPTOP), shop["shop"])
             other.wait_for_selector(".gdwc-notice:text('客服暂时不在线')")
             other.get_by_placeholder("手机号或邮箱", exact=True).fill("li@example.com")
             other.get_by_placeholder("请描述您的问题").fill("想咨询退货流程")
@@ -363,19 +353,15 @@ def test_nobody_on_duty_the_bot_answers_and_asking_for_a_person_leaves_a_message
     with _nobody_on_duty(shop):
         before = len(api.get("/api/v1/tickets").json()["items"])
         with chromium() as browser:
-            page = browser.new_context(**PHONE).new_page()
-            page.goto(f"{shop['shop']}/help.html")
-            page.get_by_role("button", name="打开在线咨询").click()
+            page = _open_widget(browser.new_context(**PHONE), f"{shop['shop']}/help.html")
             page.wait_for_selector(".gdwc-status:text('智能助手')")
             page.wait_for_selector(".gdwc-notice:text('客服暂时不在线。智能助手可以现在为您解答，需要人工客服时可以留言。')")
             # the chat, not only the form: the bot answers
-            page.get_by_placeholder("请输入消息，回车发送").fill("密码忘了怎么办")
-            page.keyboard.press("Enter")
+            _send(page, "密码忘了怎么办")
             page.wait_for_selector(".gdwc-theirs .gdwc-bubble:has-text('用注册手机号接收验证码')")
 
             # a person is asked for: nobody is there, so the 留言 form comes with the question already in it
-            page.get_by_placeholder("请输入消息，回车发送").fill("人工")
-            page.keyboard.press("Enter")
+            _send(page, "人工")
             page.wait_for_selector(".gdwc-notice:text('客服暂时不在线，请留言，我们会尽快回复您。')")
             assert page.get_by_placeholder("请描述您的问题").input_value() == "密码忘了怎么办"
             assert page.locator(".gdwc-bubble:has-text('正在为您转接人工客服')").count() == 0
