@@ -469,45 +469,17 @@ def dim_value(*values: object) -> str:
     return ":".join(str(v) for v in values)
 
 
-def _column_bucket(column: str) -> Callable[[dict[str, Any]], int | None]:
-    def get(row: dict[str, Any]) -> int | None:
-        value = row[column]
-        return None if value is None else int(value)
-    return get
-
-
-def _sla_bucket(column: str) -> Callable[[dict[str, Any]], int | None]:
-    # policy id * 10 + outcome (0 met, 1 breached); a running clock or no target counts in neither
-    def get(row: dict[str, Any]) -> int | None:
-        outcome = row[column]
-        return int(row["policy_id"] or 0) * 10 + OUTCOMES.index(outcome) if outcome in OUTCOMES else None
-    return get
-
-
-def _measures() -> list[tuple[str, str, tuple[str, ...], Callable[[dict[str, Any]], int | None]]]:
-    """(metric, day basis, fact columns, bucket of a grouped row)."""
-    out: list[tuple[str, str, tuple[str, ...], Callable[[dict[str, Any]], int | None]]] = []
-    for name, basis in (("frt_business", "created"), ("frt_wall", "created"), ("nrt_business", "created"),
-                        ("nrt_wall", "created"), ("resolution_business", "resolved"),
-                        ("resolution_wall", "resolved"), ("handling_wall", "resolved")):
-        column = f"{name}_b"
-        out.append((name, basis, (column,), _column_bucket(column)))
-    out.append(("heat", "created", ("created_weekday", "created_hour"),
-                lambda r: int(r["created_weekday"]) * 100 + int(r["created_hour"])))
-    out.append(("csat", "rated", ("csat",), lambda r: r["csat"]))
-    out.append(("reason", "created", ("reason_group",),
-                lambda r: REASON_ORDER.index(r["reason_group"]) if r["reason_group"] in REASON_ORDER else 7))
-    for clock, column in CLOCK_COLUMNS:
-        out.append((f"sla_{clock}", "created", ("policy_id", column), _sla_bucket(column)))
-    return out
-
-
-MEASURES = _measures()
+#: (metric, the day a ticket counts on) of every fact measure; `bucket_sql` gives each one's buckets
+MEASURES: tuple[tuple[str, str], ...] = (
+    ("frt_business", "created"), ("frt_wall", "created"), ("nrt_business", "created"), ("nrt_wall", "created"),
+    ("resolution_business", "resolved"), ("resolution_wall", "resolved"), ("handling_wall", "resolved"),
+    ("heat", "created"), ("csat", "rated"), ("reason", "created"),
+    *((f"sla_{clock}", "created") for clock, _ in CLOCK_COLUMNS))
 
 
 def bucket_sql(metric: str) -> tuple[str, str]:
-    """(bucket expression, condition) of a measure in SQL over report_ticket_fact: the same buckets as MEASURES'
-    functions give a grouped row (the facts path of a filtered view groups in Python; a rebuild counts in SQL)."""
+    """(bucket expression, condition) of a measure in SQL over report_ticket_fact: the one definition of its
+    buckets, read by a rebuild of the count rows and by the views that group the facts themselves."""
     if metric == "heat":
         return "created_weekday * 100 + created_hour", "created_weekday IS NOT NULL"
     if metric == "csat":
@@ -551,7 +523,7 @@ async def recompute_counts(start: date, end: date, *, live: bool | None = None) 
     # counted in the database: a year of a million tickets is millions of (slice, day, bucket) rows, which cost
     # minutes to build as objects here and seconds as INSERT ... SELECT. Literals only: dims, metrics and columns are
     # this module's constants and days are dates (no placeholder style is common to MariaDB and SQLite)
-    for metric, basis, _, _ in MEASURES:
+    for metric, basis in MEASURES:
         day_col = f"{basis}_day"
         bucket, condition = bucket_sql(metric)
         for dim, dim_columns in DIMS:

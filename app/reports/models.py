@@ -10,7 +10,7 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
-#: the fact columns the per-day GROUP BYs of app.reports.facts.MEASURES read, by the day they count on
+#: the fact columns the per-day GROUP BYs of app.reports.facts.bucket_sql read, by the day they count on
 CREATED_MEASURES = ("frt_business_b", "frt_wall_b", "nrt_business_b", "nrt_wall_b", "created_weekday", "created_hour",
                     "reason_group", "policy_id", "sla_first", "sla_next", "sla_resolution")
 RESOLVED_MEASURES = ("resolution_business_b", "resolution_wall_b", "handling_wall_b")

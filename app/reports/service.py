@@ -35,13 +35,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 from tortoise.expressions import F, Q, RawSQL
 from tortoise.functions import Count, Sum
+from tortoise.queryset import QuerySet
 
 from app.channels.models import ChannelAccount, InboundEvent
 from app.db import read_connection, reads_replica
@@ -96,6 +98,8 @@ WEEKDAY_LABELS = [f"周{day}" for day in WEEKDAY_NAMES]
 AGE_BUCKETS: tuple[tuple[str, str, int, int | None], ...] = (
     ("lt1d", "1天内", 0, 1), ("1to3d", "1-3天", 1, 3), ("3to7d", "3-7天", 3, 7), ("gt7d", "7天以上", 7, None))
 BASES = ("created", "resolved", "rated")
+#: fact measure -> the day its tickets count on
+MEASURE_BASIS = dict(MEASURES)
 
 
 # ---- filters ---------------------------------------------------------------------------------------------------
@@ -590,39 +594,46 @@ def _count_slice(flt: ReportFilter, part: Q) -> tuple[str, list[str]] | None:
     return "gch", [dim_value(g, flt.channel) for g in groups]
 
 
+def _histogram_sources(flt: ReportFilter, scope: Q) -> Iterator[Q | Callable[[str], Q]]:
+    """Where each part of the scope reads its histograms: the filter of its count rows when a rollup slice holds the
+    part (`_count_slice`), else the filter of its ticket facts, given the day they count on (`_fact_q`)."""
+    for part in scope_parts(scope):
+        dim = _count_slice(flt, part)
+        if dim is None:
+            yield partial(_fact_q, flt, part)
+        else:
+            # whole calendar months from their month rows, whole weeks from week rows, the days at the edges
+            yield _grain_rows_q(flt.start, flt.end, next(g for g in GRAINS if g[0] == dim[0]), dim[1])
+
+
+def _bucket_rows(source: Q | Callable[[str], Q], metric: str) -> QuerySet[Any]:
+    """A metric's tickets per bucket (b, a_n) from one `_histogram_sources` source: its count rows summed, or its
+    facts grouped by the bucket `bucket_sql` defines (b is NULL for the facts it leaves out)."""
+    if isinstance(source, Q):
+        return ReportCount.filter(source, metric=metric).annotate(b=F("bucket"), a_n=Sum("n")).group_by("b")
+    expr, condition = bucket_sql(metric)
+    return ReportTicketFact.filter(source(MEASURE_BASIS[metric])).annotate(
+        b=RawSQL(f"CASE WHEN {condition} THEN {expr} END"), a_n=Count("ticket_id")).group_by("b")
+
+
 async def counts(flt: ReportFilter, scope: Q, metrics: tuple[str, ...]) -> dict[str, dict[int, int]]:
     """Tickets per bucket of each metric in the period (histograms, the heat map, CSAT, reasons, SLA outcomes):
     from the count rollup when it holds the slice, else grouped from the facts (the same buckets either way)."""
     out: dict[str, dict[int, int]] = {m: {} for m in metrics}
     queries: list[Any] = []
-    jobs: list[tuple[str, Callable[[dict[str, Any]], int | None] | None]] = []
-    for part in scope_parts(scope):
-        dim = _count_slice(flt, part)
-        if dim is not None:
-            # whole calendar months from their month rows, whole weeks from week rows, the days at the edges
-            period = _grain_rows_q(flt.start, flt.end, next(g for g in GRAINS if g[0] == dim[0]), dim[1])
-            # a query per metric: each one range of the covering index, run side by side
-            for metric in metrics:
-                queries.append(ReportCount.filter(period, metric=metric).annotate(a_n=Sum("n")).group_by(
-                    "metric", "bucket").values_list("metric", "bucket", "a_n"))
-                jobs.append(("", None))
-            continue
-        # one index range each (app.reports.models: the facts' (group | agent, day, ...) indexes)
-        for metric, basis, columns, to_bucket in MEASURES:
-            if metric in out:
-                queries.append(ReportTicketFact.filter(_fact_q(flt, part, basis)).annotate(
-                    a_n=Count("ticket_id")).group_by(*columns).values(*columns, "a_n"))
-                jobs.append((metric, to_bucket))
+    jobs: list[str] = []
+    for source in _histogram_sources(flt, scope):
+        # a query per metric, run side by side: each one range of the count rows' covering index, or of the facts'
+        # (group | agent, day, ...) indexes (app.reports.models)
+        for metric in metrics if isinstance(source, Q) else [m for m in MEASURE_BASIS if m in out]:
+            queries.append(_bucket_rows(source, metric).values_list("b", "a_n"))
+            jobs.append(metric)
     # side by side on the pool's connections rather than one after another
-    for (metric, bucket_of), rows in zip(jobs, await asyncio.gather(*queries), strict=True):
-        if bucket_of is None:
-            for m, b, n in rows:
-                out[m][int(b)] = out[m].get(int(b), 0) + int(n or 0)
-            continue
-        for row in rows:
-            b = bucket_of(row)
+    for metric, rows in zip(jobs, await asyncio.gather(*queries), strict=True):
+        hist = out[metric]
+        for b, n in rows:
             if b is not None:
-                out[metric][b] = out[metric].get(b, 0) + int(row["a_n"])
+                hist[int(b)] = hist.get(int(b), 0) + int(n or 0)
     return out
 
 
@@ -650,20 +661,9 @@ async def percentiles(flt: ReportFilter, scope: Q, metric: str, ranks: tuple[int
     """Nearest-rank percentiles (per mille) of one measure's tickets in the period, worked out in the database: the
     same histogram `counts` reads (count rows where a slice holds the part, else the facts), but of its hundreds of
     buckets only the ranks' ones come back (parsing the rows was most of a section's time)."""
-    basis = next(m[1] for m in MEASURES if m[0] == metric)
-    parts: list[str] = []
-    for part in scope_parts(scope):
-        dim = _count_slice(flt, part)
-        # values inlined by tortoise's own quoting: the statement is one string around these subqueries
-        if dim is not None:
-            period = _grain_rows_q(flt.start, flt.end, next(g for g in GRAINS if g[0] == dim[0]), dim[1])
-            parts.append(ReportCount.filter(period, metric=metric).annotate(b=F("bucket"), a_n=Sum("n")).group_by(
-                "b").values("b", "a_n").sql(params_inline=True))
-        else:
-            expr, condition = bucket_sql(metric)
-            parts.append(ReportTicketFact.filter(_fact_q(flt, part, basis)).annotate(
-                b=RawSQL(f"CASE WHEN {condition} THEN {expr} END"), a_n=Count("ticket_id")).group_by("b").values(
-                "b", "a_n").sql(params_inline=True))
+    # values inlined by tortoise's own quoting: the statement is one string around these subqueries
+    parts = [_bucket_rows(source, metric).values("b", "a_n").sql(params_inline=True)
+             for source in _histogram_sources(flt, scope)]
     wanted = " UNION ALL ".join(f"SELECT {int(r)} AS pm" for r in ranks)
     union = " UNION ALL ".join(parts)
     sql = ("SELECT r.pm AS pm, MIN(c.b) AS b FROM (SELECT g.b, SUM(g.n) OVER (ORDER BY g.b) AS cum, "
