@@ -226,43 +226,56 @@ def qr_login(page: Any, url: str, path: str, member: str, *,
 
 @dataclass
 class Desk:
-    """A desk `wechat_desk` runs: its URL, the simulator's state, the Official Account's customer side, an API client
-    signed in as the admin, the desk's log and its SQLite database."""
+    """A desk `wechat_desk` runs: its URL, the simulator's state, an API client signed in as the admin, the desk's log,
+    its SQLite database and, with an Official Account, that account's customer side (``driver``)."""
 
     url: str
     sim: SimulatorState
-    driver: WeChatDriver
     api: httpx.Client
     log: Path
     database: Path
     wait_timeout: float = 20.0
     wait_interval: float = 0.1
+    mp_driver: WeChatDriver | None = None
+
+    @property
+    def driver(self) -> WeChatDriver:
+        """The Official Account's customer side (the desk must have been started with one)."""
+        if self.mp_driver is None:
+            raise AssertionError("this desk was started without an Official Account (wechat_desk(mp=...))")
+        return self.mp_driver
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float | None = None) -> Any:
         """The first truthy value of ``predicate``, polled at the desk's pace; on timeout fail with the log's tail."""
         return wait_for(predicate, self.log, timeout=self.wait_timeout if timeout is None else timeout,
                         interval=self.wait_interval)
 
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """The rows ``sql`` (with ``?`` placeholders for ``args``) reads from the desk's database."""
+        with sqlite3.connect(self.database) as conn:
+            return list(conn.execute(sql, args).fetchall())
+
     def staff_id(self, userid: str) -> int:
         """The id of the staff member with the WeCom ``userid``."""
-        with sqlite3.connect(self.database) as conn:
-            return int(conn.execute("SELECT id FROM staff WHERE userid = ?", (userid,)).fetchone()[0])
+        return int(self.query("SELECT id FROM staff WHERE userid = ?", userid)[0][0])
 
 
 @contextmanager
-def wechat_desk(tmp_path_factory: pytest.TempPathFactory, folder: str, *, secret_key: str,
-                mp: tuple[str, str, str, str], agent_id: int, agent_secret: str, users: Iterable[tuple[str, str]],
-                wait_timeout: float = 20.0, wait_interval: float = 0.1, **extra: str) -> Iterator[Desk]:
-    """A seeded production-mode desk served on a free port, for the block: the simulator plays WeChat (the Official
-    Account ``mp``: app id, secret, token, AES key; safe mode) and WeCom (the app ``agent_id`` and the members
-    ``users``, (userid, name) pairs); ``extra`` adds settings. Skips (fails under CI=true) without the browser tier."""
+def wechat_desk(tmp_path_factory: pytest.TempPathFactory, folder: str, *, secret_key: str, agent_id: int,
+                agent_secret: str, users: Iterable[tuple[str, str]], mp: tuple[str, str, str, str] | None = None,
+                seed: Iterable[str] = (), wait_timeout: float = 20.0, wait_interval: float = 0.1,
+                **extra: str) -> Iterator[Desk]:
+    """A seeded production-mode desk served on a free port, for the block: the simulator plays WeCom (the app
+    ``agent_id`` and the members ``users``, (userid, name) pairs) and, given ``mp`` (app id, secret, token, AES key),
+    WeChat's Official Account in safe mode; ``seed`` adds arguments to `gongdan seed-demo` (``["--month"]``: the demo
+    month) and ``extra`` settings. Skips (fails under CI=true) without the browser tier."""
     require_browser()
     tmp = tmp_path_factory.mktemp(folder)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    callback = f"{url}/callbacks/wechat"
     sim = SimulatorState(template_job_finish=False)
-    appid, secret, token, aes_key = mp
-    account = sim.add_mp_account(appid, secret, token, aes_key, callback_url=f"{url}/callbacks/wechat", mode="safe")
+    account = None if mp is None else sim.add_mp_account(*mp, callback_url=callback, mode="safe")
     sim.wecom.add_app(WeComApp(name="工单", secret=agent_secret, agent_id=agent_id))
     for userid, name in users:
         sim.wecom.set_user(userid, name=name)
@@ -270,14 +283,14 @@ def wechat_desk(tmp_path_factory: pytest.TempPathFactory, folder: str, *, secret
         env = desk_env(tmp, url, secret_key=secret_key, **extra,
                        **simulator_env(server, sim, agent_id=agent_id, agent_secret=agent_secret, mp=mp))
         create_schema(env)
-        cli(env, "seed-demo")
+        cli(env, "seed-demo", *seed)
         api_token = cli(env, "token", "create", "--staff", "admin")
         log = tmp / "serve.log"
         with serve(env, port=port, log=log), \
                 httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_token}"}, timeout=10) as api:
-            yield Desk(url=url, sim=sim, driver=WeChatDriver(sim, account, f"{url}/callbacks/wechat"), api=api,
-                       log=log, database=tmp / "gongdan.sqlite3", wait_timeout=wait_timeout,
-                       wait_interval=wait_interval)
+            yield Desk(url=url, sim=sim, api=api, log=log, database=tmp / "gongdan.sqlite3",
+                       wait_timeout=wait_timeout, wait_interval=wait_interval,
+                       mp_driver=None if account is None else WeChatDriver(sim, account, callback))
 
 
 @pytest.fixture(scope="module")

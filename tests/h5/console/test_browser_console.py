@@ -5,30 +5,14 @@ is off: GONGDAN_ENV=production). Screenshots land in tests/_artifacts/console/ (
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from simulator import SimulatorState
-from simulator.wecom.store import WeComApp
-from tests.browser import (
-    DESKTOP,
-    chromium,
-    cli,
-    create_schema,
-    desk_env,
-    free_port,
-    qr_login,
-    require_browser,
-    screenshots,
-    serve,
-    simulator,
-    simulator_env,
-)
+from tests.browser import DESKTOP, Desk, browser, qr_login, screenshots, wechat_desk
 
 pytestmark = pytest.mark.e2e
+__all__ = ["browser"]
 
 AGENT_ID, AGENT_SECRET = 1000002, "console-agent-secret-0123456789ab"
 SETTINGS_PAGES = [("/console/settings/channels", "公众号与微信客服"), ("/console/settings/staff", "客服成员"),
@@ -38,37 +22,12 @@ SETTINGS_PAGES = [("/console/settings/channels", "公众号与微信客服"), ("
 _shot = screenshots("console")
 
 
-@dataclass
-class Desk:
-    url: str
-    sim: SimulatorState
-    log: Path
-
-
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
-    require_browser()
-    tmp = tmp_path_factory.mktemp("console-browser")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    sim = SimulatorState(template_job_finish=False)
-    sim.wecom.add_app(WeComApp(name="工单", secret=AGENT_SECRET, agent_id=AGENT_ID))
-    for userid, name in (("admin", "管理员"), ("lina", "李娜")):
-        sim.wecom.set_user(userid, name=name)
-    with simulator(sim) as server:
-        env = desk_env(tmp, url, secret_key="console-browser-secret-key-0123456789-abcdef",
-                       **simulator_env(server, sim, agent_id=AGENT_ID, agent_secret=AGENT_SECRET))
-        create_schema(env)
-        cli(env, "seed-demo")
-        log = tmp / "serve.log"
-        with serve(env, port=port, log=log):
-            yield Desk(url=url, sim=sim, log=log)
-
-
-@pytest.fixture(scope="module")
-def browser(desk: Desk) -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
+    with wechat_desk(tmp_path_factory, "console-browser", secret_key="console-browser-secret-key-0123456789-abcdef",
+                     agent_id=AGENT_ID, agent_secret=AGENT_SECRET,
+                     users=(("admin", "管理员"), ("lina", "李娜"))) as running:
+        yield running
 
 
 def test_admin_logs_in_by_qr_changes_a_rule_and_the_dry_run_follows(desk: Desk, browser: Any) -> None:

@@ -9,10 +9,8 @@ the ticket list's Excel export reads back with openpyxl. Screenshots land in tes
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,25 +19,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from app.timeutil import CHINA
-from simulator import SimulatorState
-from simulator.wecom.store import WeComApp
-from tests.browser import (
-    DESKTOP,
-    ROOT,
-    chromium,
-    cli,
-    create_schema,
-    desk_env,
-    free_port,
-    qr_login,
-    require_browser,
-    screenshots,
-    serve,
-    simulator,
-    simulator_env,
-)
+from tests.browser import DESKTOP, ROOT, Desk, browser, qr_login, require_browser, screenshots, wechat_desk
 
 pytestmark = pytest.mark.e2e
+__all__ = ["browser"]
 
 ECHARTS = ROOT / "static" / "vendor" / "echarts" / "echarts.min.js"
 AGENT_ID, AGENT_SECRET = 1000002, "console-browser-secret-0123456789"
@@ -50,50 +33,28 @@ DASHBOARDS = {"overview": "daily", "reception": "by_account_reception_rate", "co
 _shot = screenshots("console")
 
 
-@dataclass
-class Desk:
-    url: str
-    database: Path
-    log: Path
-
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.database) as conn:
-            return list(conn.execute(sql, args).fetchall())
-
-
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
-    require_browser()
+    require_browser()  # a missing browser tier is the reason given before a missing ECharts
     if not ECHARTS.is_file():
         pytest.skip("ECharts is not installed (run `make assets`; `make test` does)")
-    tmp = tmp_path_factory.mktemp("console-browser")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    sim = SimulatorState()
-    sim.wecom.add_app(WeComApp(name="工单", secret=AGENT_SECRET, agent_id=AGENT_ID))
-    sim.wecom.set_user("admin", name="管理员")
-    with simulator(sim) as server:
-        env = desk_env(tmp, url, secret_key="console-browser-secret-key-0123456789-abcdef", KB_EMBEDDER="off",
-                       **simulator_env(server, sim, agent_id=AGENT_ID, agent_secret=AGENT_SECRET))
-        create_schema(env)
-        cli(env, "seed-demo", "--month")
-        log = tmp / "serve.log"
-        with serve(env, port=port, log=log):
-            yield Desk(url=url, database=tmp / "gongdan.sqlite3", log=log)
+    with wechat_desk(tmp_path_factory, "console-browser", secret_key="console-browser-secret-key-0123456789-abcdef",
+                     agent_id=AGENT_ID, agent_secret=AGENT_SECRET, users=[("admin", "管理员")], seed=["--month"],
+                     KB_EMBEDDER="off") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def page(desk: Desk) -> Iterator[Any]:
+def page(desk: Desk, browser: Any) -> Iterator[Any]:
     """A desktop Chromium page logged in as the admin through the QR-code login."""
-    with chromium() as browser:
-        context = browser.new_context(**DESKTOP, accept_downloads=True)
-        p = context.new_page()
-        errors: list[str] = []
-        p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        qr_login(p, desk.url, "/console/reports/overview", "管理员")
-        p.errors = errors  # type: ignore[attr-defined]
-        yield p
-        context.close()
+    context = browser.new_context(**DESKTOP, accept_downloads=True)
+    p = context.new_page()
+    errors: list[str] = []
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    qr_login(p, desk.url, "/console/reports/overview", "管理员")
+    p.errors = errors  # type: ignore[attr-defined]
+    yield p
+    context.close()
 
 
 def _charts_drawn(p: Any) -> list[dict[str, Any]]:
