@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -51,15 +52,29 @@ def _scrub(value: Any) -> Any:
 
 
 def _is_secret(key: object) -> bool:
+    if isinstance(key, str):
+        return _is_secret_key(key)
     lowered = str(key).lower()
     return any(word in lowered for word in _SECRET_KEYS)
+
+
+@lru_cache(maxsize=1024)
+def _is_secret_key(key: str) -> bool:
+    # log keys are a small fixed vocabulary: each is checked once per process
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_KEYS)
+
+
+#: keys the processors before `redact` set themselves (TimeStamper, add_log_level, add_logger_name), whatever the
+#: call passed: their values are ours, never a customer's
+_OWN_KEYS = frozenset({"timestamp", "level", "logger"})
 
 
 def redact(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: drop secret-looking keys, mask phones, ID-card numbers and e-mails everywhere."""
     for key in list(event_dict):
-        if key.startswith("_"):
-            continue  # structlog's own (_record, _from_structlog): never rendered
+        if key.startswith("_") or key in _OWN_KEYS:
+            continue  # structlog's own (_record, _from_structlog): never rendered; or set by the processors above
         if _is_secret(key):
             event_dict[key] = "[redacted]"
         else:

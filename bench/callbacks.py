@@ -18,7 +18,8 @@ What it does, in one run:
      `gongdan worker` runs, so the ack path is measured alone.
    Right before each phase, fresh distinct callbacks (distinct MsgIds and openids, a text that becomes a ticket,
    timestamps inside the 300 s window) are generated with simulator.crypto into a file that bench.load replays,
-   each request once. Reported: req/s, p50/p90/p99, errors, CPU per request of server, MariaDB and Redis.
+   each request once. Reported: req/s, p50/p90/p99, errors, CPU per request of server, MariaDB and Redis, and how
+   long each group's threads waited for a core (`runqueue_wait_pct_of_core`: short of CPU, not of a lock).
 3. Ratios gongdan/minimal (and each to bare) per concurrency, and the aim: at concurrency 64 gongdan keeps at least
    80% of the minimal handler's throughput with p99 under 50 ms.
 4. End to end: the stored callbacks of the ack phases are discarded (rows deleted, Redis flushed), a fresh batch
@@ -26,7 +27,9 @@ What it does, in one run:
    WeChat simulator (in this process, the batch's customers known to it) and the database is polled until every
    event is processed: events/s and tickets/s from the first processed event to the drain, and the time to drain
    from the worker's start.
-5. One JSON document, printed and written to bench/results/callbacks.json.
+5. One JSON document, printed and written to bench/results/callbacks.json. The busy phase (`while_processing`)
+   also says how the kernel shares the cores (`scheduling`): with autogroup scheduling each `gongdan worker`,
+   started in a session of its own, is a group with the same share as the whole web server, whatever its nice.
 """
 
 from __future__ import annotations
@@ -307,9 +310,13 @@ class Meter(procs.CpuMeter):
     def __init__(self, groups: dict[str, list[int]]) -> None:
         super().__init__(groups)
         self.ticks0: dict[str, int] = {}
+        self.wait0: dict[str, float] = {}
+        #: per group, the share of a core its threads spent runnable but waiting for one (set by end())
+        self.waits: dict[str, float] = {}
 
     def begin(self) -> None:
         self.ticks0 = _kernel_ticks()
+        self.wait0 = {name: procs.runqueue_wait_seconds(pids) for name, pids in self.groups.items()}
         super().begin()
 
     def end(self) -> dict[str, Any]:
@@ -318,6 +325,8 @@ class Meter(procs.CpuMeter):
         now = _kernel_ticks()
         for name in ("softirq", "steal"):
             out[f"machine_{name}_pct_of_core"] = round(100 * (now[name] - self.ticks0[name]) / procs._TICK / wall, 1)
+        self.waits = {name: round(100 * (procs.runqueue_wait_seconds(pids) - self.wait0.get(name, 0.0)) / wall, 1)
+                      for name, pids in self.groups.items()}
         return out
 
 
@@ -403,6 +412,8 @@ def replay(cfg: Config, *, port: int, files: list[Path], concurrency: int, meter
         "generated": lines,
         "exhausted": any(p["exhausted"] for p in parts),
         "cpu": cpu,
+        # runnable but not running: a group short of CPU (not waiting on a lock or a round trip) shows it here
+        "runqueue_wait_pct_of_core": meter.waits if meter is not None else {},
     }
 
 
@@ -826,6 +837,8 @@ def measure_busy(cfg: Config, callbacks: Callbacks, minimal: dict[str, Any] | No
                        warmup_s=cfg.warmup_s, duration_s=cfg.duration_s)
         # the workers' progress over the same seconds
         counts = asyncio.run(_counts_once(cfg, int(first_event_id)))
+        out["scheduling"] = procs.scheduling({"web": stack.web_pids(), "workers": stack.worker_pids(),
+                                              "db": _db_pids()})
         out["peak_rss"] = stack.peak_rss()
         out["logs"] = stack.log_failures()
     for f in files:

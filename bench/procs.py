@@ -176,6 +176,45 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICK
 
 
+def runqueue_wait_seconds(pids: list[int]) -> float:
+    """Time the threads of these processes have spent runnable but waiting for a core, so far (schedstat): a
+    process that waits here is short of CPU, not waiting on a lock or a round trip."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
+
+
+def scheduling(groups: dict[str, list[int]]) -> dict[str, Any]:
+    """How the kernel shares the cores between these processes. With autogroup scheduling on, every session is a
+    group with an equal share whatever its processes' nice values (nice orders only a group's own processes): two
+    workers started in sessions of their own get two shares to the web's one, and `nice` on them changes nothing.
+    Per group: the distinct (autogroup, its nice) and the processes' own nice values."""
+    flag = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    out: dict[str, Any] = {"autogroup_enabled": flag.exists() and flag.read_text().strip() == "1"}
+    for name, pids in groups.items():
+        autogroups: set[str] = set()
+        nices: set[int] = set()
+        for pid in pids:
+            try:
+                autogroups.add(" ".join(Path(f"/proc/{pid}/autogroup").read_text().split()))
+            except OSError:
+                pass
+            fields = _stat(pid)
+            if fields:
+                nices.add(int(fields[16]))  # nice
+        out[name] = {"autogroups": sorted(autogroups), "nice": sorted(nices)}
+    return out
+
+
 def machine_busy_seconds() -> float:
     """CPU time every core of the machine has spent busy so far (/proc/stat: all but idle and iowait)."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]

@@ -1,9 +1,13 @@
 """The callback path's store and the per-sender inbox: one customer's callbacks in order, different customers in
 parallel, without a database lock between them.
 
-``store`` is the one write a callback request makes: a plain INSERT of the raw callback under its unique dedupe key
-(no ORM object, no read back), then one enqueue that shares its Redis round trip with the other requests in flight
-(``app.queue.ArqQueue``). A platform retry hits the unique key and is acknowledged again.
+``store`` is the one write a callback request makes: an INSERT of the raw callback under its unique dedupe key (no
+ORM object), then one enqueue that shares its Redis round trip with the other requests in flight
+(``app.queue.ArqQueue``). A platform retry hits the unique key and is acknowledged again. On MariaDB the INSERTs
+that arrive while one is in flight go together in the next, as one autocommit statement (group commit,
+``_Inserts``): every row of it is committed before any of its requests is answered, and a web process makes a few
+statements (and commits) where it made one per callback; a row the statement left out (its dedupe key is stored
+already, or it failed) is inserted on its own, so a duplicate is told apart from an error exactly as before.
 
 The job of a stored event carries a sender key (the follower's openid with the account, a kf account's OpenKfId)
 and first takes the sender's lease. A job that finds the lease held appends its event to the sender's waiting list
@@ -16,9 +20,11 @@ pending in the database, and the sweep hands it to a job of its own (``app.chann
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any, Protocol
 
+from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.exceptions import IntegrityError
 
 from app.channels.models import InboundEvent, bounded_dedupe_key
@@ -30,28 +36,147 @@ LEASE_MS = 60_000
 PREFIX = "gongdan:inbox:"
 
 _INSERT: dict[str, str] = {}
+COLUMNS = ("channel_account_id", "dedupe_key", "payload", "status", "attempts", "received_at")
+#: rows of one grouped statement at most (a callback's row is a few KB: far below max_allowed_packet)
+MAX_GROUP = 100
 
 
 def _insert_sql(dialect: str) -> str:
     mark = "?" if dialect == "sqlite" else "%s"
     q = "`" if dialect == "mysql" else '"'
-    columns = ("channel_account_id", "dedupe_key", "payload", "status", "attempts", "received_at")
-    return (f"INSERT INTO {q}inbound_event{q} ({', '.join(f'{q}{c}{q}' for c in columns)}) "
-            f"VALUES ({', '.join([mark] * len(columns))})")
+    return (f"INSERT INTO {q}inbound_event{q} ({', '.join(f'{q}{c}{q}' for c in COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(COLUMNS))})")
+
+
+def _group_sql(rows: int) -> str:
+    """One MariaDB statement for `rows` callbacks: the rows whose dedupe key is new come back with their ids."""
+    values = ", ".join(["(" + ", ".join(["%s"] * len(COLUMNS)) + ")"] * rows)
+    return (f"INSERT IGNORE INTO `inbound_event` ({', '.join(f'`{c}`' for c in COLUMNS)}) VALUES {values} "
+            "RETURNING `id`, `dedupe_key`")
+
+
+async def _insert_group(conn: Any, rows: list[list[Any]]) -> dict[str, int]:
+    """One INSERT IGNORE ... RETURNING of these rows (autocommit): the new dedupe keys with their ids. A plain query
+    on a pooled connection, not a cursor's: the cursor adds a SHOW WARNINGS round trip, and a Python warning, for
+    every duplicate the statement skipped."""
+    async with conn.acquire_connection() as connection:
+        await connection.query(_group_sql(len(rows)) % tuple(connection.escape(v) for row in rows for v in row))
+        returned = connection._result.rows or ()
+    return {str(key): int(event_id) for event_id, key in returned}
+
+
+async def _insert_one(conn: Any, values: list[Any]) -> int | None:
+    """The plain INSERT of one row: its id, or None when its dedupe key is stored already (any other integrity
+    error, such as a channel account deleted meanwhile, is raised: that callback is not acknowledged)."""
+    dialect = conn.capabilities.dialect
+    sql = _INSERT.get(dialect) or _INSERT.setdefault(dialect, _insert_sql(dialect))
+    try:
+        return int(await conn.execute_insert(sql, values))
+    except IntegrityError:
+        if await InboundEvent.filter(dedupe_key=values[1]).using_db(conn).exists():
+            return None
+        raise
+
+
+class _Inserts:
+    """Group commit of the callbacks one web process stores: the rows that arrive while a statement is in flight go
+    together in the next (MariaDB's INSERT IGNORE ... RETURNING, autocommit). A row left out of the result (a
+    duplicate key, or an error IGNORE turned into a warning: a vanished channel account) and every row of a
+    statement that failed are inserted one by one, so each request gets its own answer: an id, None for a
+    duplicate, or the error."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.loop = asyncio.get_running_loop()
+        self.pending: list[tuple[list[Any], asyncio.Future[int | None]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    async def add(self, values: list[Any]) -> int | None:
+        fut: asyncio.Future[int | None] = self.loop.create_future()
+        self.pending.append((values, fut))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        while self.pending:
+            await asyncio.sleep(0)  # the requests handled in this turn of the loop join the statement
+            batch, self.pending = self.pending[:MAX_GROUP], self.pending[MAX_GROUP:]
+            await self._write(batch)
+
+    async def _write(self, batch: list[tuple[list[Any], asyncio.Future[int | None]]]) -> None:
+        ids: dict[str, int] = {}
+        if len(batch) > 1:
+            try:
+                ids = await _insert_group(self.conn, [values for values, _ in batch])
+            except Exception:  # each row again on its own below: each request gets its own outcome
+                # (had the statement committed before it failed, its rows now look stored already: they are
+                # acknowledged without a job, and the sweep enqueues them, as after a crash before the enqueue)
+                pass
+        alone: list[tuple[list[Any], asyncio.Future[int | None]]] = []
+        given: set[str] = set()
+        for values, fut in batch:
+            if fut.done():  # the request went away; a row it left is the sweep's (as after a crash before enqueue)
+                continue
+            event_id = ids.pop(values[1], None)
+            if event_id is not None:
+                given.add(values[1])
+                fut.set_result(event_id)
+            elif values[1] in given:
+                fut.set_result(None)  # its key twice in one statement: the request before it has the row
+            else:
+                alone.append((values, fut))
+        # side by side on the pool: a burst of platform retries costs one round trip, not one per retry
+        await asyncio.gather(*(self._one(values, fut) for values, fut in alone))
+
+    async def _one(self, values: list[Any], fut: asyncio.Future[int | None]) -> None:
+        try:
+            event_id = await _insert_one(self.conn, values)
+        except Exception as exc:
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        if not fut.done():
+            fut.set_result(event_id)
+
+
+_groups: dict[int, _Inserts] = {}
+#: id(connection) -> (the connection, whether its server is MariaDB: INSERT ... RETURNING); MySQL proper and SQLite
+#: insert row by row
+_mariadb: dict[int, tuple[Any, bool]] = {}
+
+
+async def _is_mariadb(conn: Any) -> bool:
+    known = _mariadb.get(id(conn))
+    if known is None or known[0] is not conn:
+        _, rows = await conn.execute_query("SELECT VERSION() AS v")
+        known = _mariadb[id(conn)] = (conn, "mariadb" in str(rows[0]["v"]).lower())
+    return bool(known[1])
+
+
+async def _group_for(conn: Any) -> _Inserts | None:
+    """This process's group commit on `conn`; None inside a transaction (its rows are the caller's to commit) and
+    where the server has no INSERT ... RETURNING."""
+    if isinstance(conn, TransactionalDBClient) or conn.capabilities.dialect != "mysql" or not await _is_mariadb(conn):
+        return None
+    group = _groups.get(id(conn))
+    if group is None or group.conn is not conn or group.loop is not asyncio.get_running_loop():
+        group = _groups[id(conn)] = _Inserts(conn)
+    return group
 
 
 async def store(*, channel_account_id: int | None, payload: str, dedupe_key: str,
                 sender_key: str | None) -> int | None:
     """Store one callback and enqueue its processing: its id, or None when its dedupe key is stored already."""
     conn: Any = InboundEvent._meta.db
-    dialect = conn.capabilities.dialect
-    sql = _INSERT.get(dialect) or _INSERT.setdefault(dialect, _insert_sql(dialect))
     fields = InboundEvent._meta.fields_map
-    values = [channel_account_id, dedupe_key, fields["payload"].to_db_value(payload, InboundEvent), "pending", 0,
+    # bounded here too: a key longer than the column must never be cut short by the server (INSERT IGNORE would)
+    values = [channel_account_id, bounded_dedupe_key(dedupe_key),
+              fields["payload"].to_db_value(payload, InboundEvent), "pending", 0,
               fields["received_at"].to_db_value(utcnow(), InboundEvent)]
-    try:
-        event_id = int(await conn.execute_insert(sql, values))
-    except IntegrityError:
+    group = await _group_for(conn)
+    event_id = await (group.add(values) if group is not None else _insert_one(conn, values))
+    if event_id is None:
         return None
     await enqueue_event(event_id, sender_key, job_id=f"inbound:{event_id}:0")
     return event_id

@@ -7,7 +7,7 @@ stores nothing the second time), the conversion decision, and the answer to a st
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import F
@@ -36,6 +36,20 @@ async def open_conversation(*, customer: Customer, account: ChannelAccount) -> C
     return conv
 
 
+async def open_for_inbound(*, customer: Customer, account: ChannelAccount,
+                           now: datetime) -> tuple[Conversation, bool]:
+    """The conversation an inbound message arriving `now` goes to, and whether it counts that message already: a
+    conversation created here is inserted with the message counted (`store_inbound(counted=True)` then writes no
+    counter update; a failed store rolls both back in the caller's transaction)."""
+    conv = await Conversation.filter(customer_id=customer.id, channel_account_id=account.id, status="open").order_by(
+        "-id").first()
+    if conv is not None:
+        return conv, False
+    conv = await Conversation.create(customer=customer, channel_account=account, message_count=1,
+                                     last_message_at=now, last_inbound_at=now)
+    return conv, True
+
+
 async def lock_customer(*, customer: Customer) -> None:
     """Hold the customer's row lock until the transaction ends (the first lock an intake transaction takes)."""
     # Taken before any read, so the rows read next are those the previous holder committed, and every later lock
@@ -51,9 +65,11 @@ def is_status_query(inbound: InboundMessage, rules: ConversionRules) -> bool:
 
 
 async def store_inbound(*, conv: Conversation, customer: Customer, account: ChannelAccount,
-                        inbound: InboundMessage, ticket_id: int | None = None) -> Message:
-    """Store a customer's message in their conversation (unique per account and provider message id)."""
-    now = utcnow()
+                        inbound: InboundMessage, ticket_id: int | None = None, counted: bool = False,
+                        now: datetime | None = None) -> Message:
+    """Store a customer's message in their conversation (unique per account and provider message id); `counted`:
+    the conversation's counters include it already (``open_for_inbound``)."""
+    now = now or utcnow()
     message = await Message.create(
         conversation=conv,
         customer=customer,
@@ -69,6 +85,8 @@ async def store_inbound(*, conv: Conversation, customer: Customer, account: Chan
         data=inbound.data,
         created_at=inbound.created_at,
     )
+    if counted:
+        return message
     await Conversation.filter(id=conv.id).update(
         message_count=F("message_count") + 1, last_message_at=now, last_inbound_at=now
     )
@@ -80,8 +98,10 @@ async def store_inbound(*, conv: Conversation, customer: Customer, account: Chan
 
 
 async def unticketed_messages(*, conv: Conversation) -> list[Message]:
-    """The conversation's messages that belong to no ticket yet, oldest first (a new ticket's transcript)."""
-    return list(await Message.filter(conversation_id=conv.id, ticket_id=None).order_by("id"))
+    """The conversation's messages that belong to no ticket yet, oldest first (a new ticket's transcript): their
+    id, direction and text only (read-only rows; load a message in full to change it)."""
+    return list(await Message.filter(conversation_id=conv.id, ticket_id=None).order_by("id").only(
+        "id", "direction", "text"))
 
 
 def conversion_reason(*, conv: Conversation, text: str, rules: ConversionRules, now: Any,

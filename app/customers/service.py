@@ -200,7 +200,9 @@ async def add_identity(
     *, customer: Customer, kind: str, value: str, scope: str = "", data: dict[str, Any] | None = None
 ) -> Customer:
     """Attach an identity; when another customer already holds it they are one person and get merged."""
-    holder = await find_by_identity(kind=kind, value=value, scope=scope)
+    # a one-column read first: an identity nobody holds yet (a new follower's unionid) is the usual answer
+    held = await CustomerIdentity.filter(kind=kind, scope=scope, value=value).values_list("id", flat=True)
+    holder = await find_by_identity(kind=kind, value=value, scope=scope) if held else None
     if holder is None:
         try:
             await CustomerIdentity.create(customer=customer, kind=kind, scope=scope, value=value, data=data or {})

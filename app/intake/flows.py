@@ -34,7 +34,7 @@ from app.logs import get_logger
 from app.security import tokens as pii_tokens
 from app.security.scope import SYSTEM, Actor, customer_actor
 from app.tickets import flows as ticket_flows
-from app.tickets import routing, states
+from app.tickets import routing, sla, states
 from app.tickets import service as tickets
 from app.tickets.models import Ticket, TicketEvent
 from app.timeutil import utcnow
@@ -140,11 +140,12 @@ async def _receive(ctx: Context, *, inbound: InboundMessage, rules: ConversionRu
         (t for t in live if inbound.thread_number and t.number == inbound.thread_number), None)
     # a person is on the case: the message goes straight onto the ticket, the bot stays out
     ticket_for_message = target if target is not None and target.status != states.Status.RESOLVED else None
-    conv = await conversations.open_conversation(customer=ctx.customer, account=ctx.account)
+    now = utcnow()
+    conv, counted = await conversations.open_for_inbound(customer=ctx.customer, account=ctx.account, now=now)
     ctx.conversation = conv
     message = await conversations.store_inbound(conv=conv, customer=ctx.customer, account=ctx.account,
                                                 inbound=inbound, ticket_id=ticket_for_message.id
-                                                if ticket_for_message else None)
+                                                if ticket_for_message else None, counted=counted, now=now)
     handled = await bot.on_message(inbound=inbound, account=ctx.account, customer=ctx.customer, conv=conv,
                                    message=message, tickets=live)
     if handled is not None and handled.action == "handoff":
@@ -244,6 +245,14 @@ async def open_ticket(ctx: Context, req: NewTicket) -> Ticket:
     assignee_id = req.assignee_id if req.assignee_id is not None else decision.assignee_id
     # a ticket someone already holds is not parked: parking only delays automatic assignment
     parked_until = decision.after_hours_until if assignee_id is None else None
+    priority = _max_priority(req.priority, decision.priority)
+    sla_policy_id = decision.sla_policy_id
+    if sla_policy_id is None:
+        # the policy the SLA listener would look up for the new ticket, picked from what this path holds already
+        # (the customer, the channel), which spares the listener two reads
+        policy = sla.pick(await sla.policies(), priority=priority, vip_level=ctx.customer.vip_level,
+                          channel=ctx.account.kind if ctx.account is not None else "", group_id=group_id)
+        sla_policy_id = policy.id if policy is not None else None
     if phone and ctx.customer.phone_enc is None:
         await customers.set_contact(customer=ctx.customer, phone=phone)
     custom = dict(req.custom_fields)
@@ -256,10 +265,10 @@ async def open_ticket(ctx: Context, req: NewTicket) -> Ticket:
     ticket = await tickets.create(
         actor=req.actor, customer_id=ctx.customer.id, subject=pii_tokens.fit(subject, 200),
         description=description,
-        priority=_max_priority(req.priority, decision.priority), category=decision.category or category,
+        priority=priority, category=decision.category or category,
         order_no=order_no, phone=phone, custom_fields=custom, tags=sorted({*req.tags, *decision.tags}),
         group_id=group_id, assignee_id=assignee_id, channel_account_id=ctx.account.id if ctx.account else None,
-        conversation_id=conv.id if conv else None, sla_policy_id=decision.sla_policy_id,
+        conversation_id=conv.id if conv else None, sla_policy_id=sla_policy_id,
         after_hours_until=parked_until, decision=decision, customer_checked=True,
         group_checked=req.group_id is None,
         record={"source": req.source, "reason": req.reason, "keywords": found.matched_keywords,

@@ -467,10 +467,28 @@ _cache: tuple[float, int | None, RuleSet] | None = None
 CACHE_SECONDS = 5.0
 
 
+#: (loaded at, skill group name -> id): the names rules use, resolved once per CACHE_SECONDS like the rules
+_groups: tuple[float, dict[str, int]] | None = None
+
+
 def invalidate() -> None:
-    """Forget the cached rule set (after an import; other processes refresh within CACHE_SECONDS)."""
-    global _cache
+    """Forget the cached rule set and group names (after an import; other processes refresh within
+    CACHE_SECONDS)."""
+    global _cache, _groups
     _cache = None
+    _groups = None
+
+
+async def group_ids() -> dict[str, int]:
+    """Skill group ids by name (cached as long as the rule set; a group renamed or created shows within
+    CACHE_SECONDS, as a stored rule set does)."""
+    global _groups
+    now = _time.monotonic()
+    if _groups is not None and now - _groups[0] < CACHE_SECONDS:
+        return _groups[1]
+    names = {str(name): int(gid) for gid, name in await SkillGroup.all().values_list("id", "name")}
+    _groups = (now, names)
+    return names
 
 
 def load_file(path: Path | None = None) -> RuleSet:
@@ -552,9 +570,10 @@ async def _calendars(ruleset: RuleSet) -> Callable[[str | None], bizcal.Calendar
     needs_hours = any(r.when.business_hours is not None or r.then.after_hours or r.then.auto_reply
                       for r in ruleset.rules)
     if needs_hours:
-        names = ruleset.group_names()
-        for gid, name in await SkillGroup.filter(name__in=list(names)).values_list("id", "name"):
-            by_name[str(name)] = await bizcal.for_group(group_id=int(gid))
+        ids = await group_ids()
+        for name in ruleset.group_names():
+            if name in ids:
+                by_name[name] = await bizcal.for_group(group_id=ids[name])
     return lambda name: by_name.get(name) or by_name[None]
 
 
@@ -583,9 +602,8 @@ async def decide(*, facts: Facts, ruleset: RuleSet | None = None) -> Decision:
     ruleset = ruleset or await active_rules()
     decision = evaluate(ruleset, facts, calendars=await _calendars(ruleset))
     if decision.group:
-        group = await SkillGroup.get_or_none(name=decision.group)
-        decision.group_id = group.id if group else None
-        if group is None:
+        decision.group_id = (await group_ids()).get(decision.group)
+        if decision.group_id is None:
             log.warning("routing.unknown_group", group=decision.group)
     if decision.assignee:
         staff = await Staff.get_or_none(userid=decision.assignee, status="active")

@@ -25,7 +25,7 @@ SMOKE_DB = f"mysql://root:@127.0.0.1:3306/gongdan_bench_cb_smoke_{os.getpid()}"
 #: a Redis database of its own (the benchmark uses 13, the tests 14 and 15)
 SMOKE_REDIS = os.environ.get("BENCH_SMOKE_REDIS_URL", "redis://127.0.0.1:6379/12")
 PHASE_KEYS = {"requests", "req_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "errors", "statuses",
-              "window_s", "sent", "generated", "exhausted", "cpu"}
+              "window_s", "sent", "generated", "exhausted", "cpu", "runqueue_wait_pct_of_core"}
 
 
 def _services_or_skip() -> None:
@@ -83,6 +83,13 @@ def test_bench_callbacks_runs_every_phase_without_errors(tmp_path: Path) -> None
     assert busy["minimal"]["errors"] == 0 and busy["minimal"]["requests"] > 0
     assert set(busy["aim"]) == {"ratio_vs_minimal", "target_ratio", "p99_ms", "target_p99_ms", "pass"}
     assert busy["logs"]["web_crashes"] == 0 and busy["peak_rss"]["worker_mb"] > 0
+    assert set(busy["gongdan"]["runqueue_wait_pct_of_core"]) == {"server", "workers", "db", "redis"}
+    # each worker in a session (so an autogroup, where the kernel has them) of its own, apart from the web's
+    sched = busy["scheduling"]
+    assert {"autogroup_enabled", "web", "workers", "db"} <= set(sched) and sched["workers"]["nice"]
+    if sched["autogroup_enabled"]:
+        assert sched["workers"]["autogroups"] and not set(sched["workers"]["autogroups"]) & set(
+            sched["web"]["autogroups"])
 
     e2e = doc["end_to_end"]
     assert e2e["post"]["errors"] == 0 and e2e["post"]["requests"] == 20
@@ -113,3 +120,19 @@ def test_callbacks_are_distinct_and_verify_with_the_app_code(tmp_path: Path) -> 
         seen_openids.add(envelope.fields["FromUserName"])
     assert len(seen_ids) == len(seen_openids) == 50
     assert gen.next_msg_id == callbacks.FIRST_MSG_ID + 50
+
+
+def test_the_meter_tells_waiting_for_a_core_from_running() -> None:
+    from bench import procs
+
+    me = [os.getpid()]
+    assert procs.runqueue_wait_seconds(me) >= 0.0 and procs.runqueue_wait_seconds([2**22 + 7]) == 0.0
+    meter = callbacks.Meter({"me": me})
+    meter.begin()
+    sum(range(200_000))
+    out = meter.end()
+    assert out["me_pct_of_core"] >= 0.0 and set(meter.waits) == {"me"} and meter.waits["me"] >= 0.0
+    sched = procs.scheduling({"me": me})
+    assert sched["me"]["nice"] == [os.getpriority(os.PRIO_PROCESS, 0)]
+    if sched["autogroup_enabled"]:
+        assert len(sched["me"]["autogroups"]) == 1

@@ -207,3 +207,25 @@ async def test_rules_api_put_validate_export_and_dry_run(api: object) -> None:
         "result": {"group": "技术组", "group_id": o["groups"]["tech"].id, "priority": "high", "category": None,
                    "tags": [], "assignee": None, "sla_policy": None, "auto_reply": None, "after_hours_until": None},
     }
+
+
+async def test_group_names_resolve_from_a_cache_that_follows_the_rules(db: None) -> None:
+    from app.seed import ensure_org
+    from app.staff.models import SkillGroup
+    from tests.sqlcount import count_statements
+
+    await ensure_org()
+    await routing.store(ruleset=parse_document({"default_group": "财务组", "rules": []}))
+    finance = await SkillGroup.get(name="财务组")
+    first = await routing.route(category="", text="你好", channel="wechat_mp")
+    assert (first.group, first.group_id) == ("财务组", finance.id)
+    with count_statements() as statements:
+        again = await routing.route(category="", text="你好", channel="wechat_mp")
+    assert again.group_id == finance.id
+    assert not any("skill_group" in s for s in statements), statements
+    # a rename shows once the cache goes (as a stored rule set does: invalidate here, CACHE_SECONDS elsewhere)
+    await SkillGroup.filter(id=finance.id).update(name="财务二组")
+    routing.invalidate()
+    gone = await routing.route(category="", text="你好", channel="wechat_mp")
+    assert (gone.group, gone.group_id) == ("财务组", None)
+    assert await routing.group_ids() == {g.name: g.id for g in await SkillGroup.all()}
