@@ -58,6 +58,8 @@ class Context:
     conversation: Conversation | None = None
     #: the customer's tickets a message may join, newest activity first (None: not read yet)
     tickets: list[Ticket] | None = None
+    #: a bot hand-off opens no ticket: the outcome says it would have (nobody is there to take it)
+    hold_handoff: bool = False
 
     async def joinable(self) -> list[Ticket]:
         """The customer's new, open, pending and resolved tickets (read once)."""
@@ -102,18 +104,22 @@ class Outcome:
     created_ticket: bool = False
     duplicate: bool = False
     status_query: bool = False
+    #: the bot would have handed off (its reason), but the entry asked for hand-offs to be held: no ticket opened
+    held_handoff: str | None = None
 
 
 # ---- a channel message --------------------------------------------------------------------------------------------
 
 
-async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer: Customer | None = None) -> Outcome:
-    """Store a customer's message and let the bot answer, join the right ticket, or open one as the rules say."""
+async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer: Customer | None = None,
+                  hold_handoff: bool = False) -> Outcome:
+    """Store a customer's message and let the bot answer, join the right ticket, or open one as the rules say
+    (``hold_handoff``: where the bot would hand off, open nothing and say so in ``Outcome.held_handoff``)."""
     rules = load_rules()
     if customer is None:
         customer = await customers.resolve_identity(
             kind=IDENTITY_KIND.get(account.kind, inbound.sender_kind), scope=account.key, value=inbound.sender_id)
-    ctx = Context(customer=customer, account=account)
+    ctx = Context(customer=customer, account=account, hold_handoff=hold_handoff)
     if conversations.is_status_query(inbound, rules):
         source = inbound.provider_msg_id or inbound.data.get("inbound_event_id")
         await conversations.answer_status_query(customer=customer, account=account,
@@ -149,6 +155,8 @@ async def _receive(ctx: Context, *, inbound: InboundMessage, rules: ConversionRu
     handled = await bot.on_message(inbound=inbound, account=ctx.account, customer=ctx.customer, conv=conv,
                                    message=message, tickets=live)
     if handled is not None and handled.action == "handoff":
+        if ctx.hold_handoff:
+            return Outcome(message=message, held_handoff=handled.reason)
         ticket = await handoff(ctx, outcome=handled, trigger=message)
         return Outcome(message=message, ticket=ticket, created_ticket=True)
     if handled is not None:

@@ -2,17 +2,20 @@
 place of its hand-off.
 
 The visitor's message goes through ``app.intake.receive`` as during working hours (the bot answers, asks, offers
-choices). When the turn would open a ticket (the bot hands the visitor to a person: 人工, repeated misses, not
-solved, the details of a refund collected...), nobody is there to take the chat: the turn is undone (its transaction
-rolled back: no ticket, no "转接人工" promise, the bot session as it was) and the widget offers the offline form,
-prefilled with what the visitor wrote. What they submit is the offline form's ticket (``webchat_offline``, with the
-contact the form asks for), so the hand-off of the night is the same 网页留言 as without the bot.
+choices). Where the bot would hand the visitor to a person (人工, repeated misses, not solved, the details of a refund
+collected...), nobody is there to take the chat: intake holds the hand-off (no ticket is opened), the turn is undone
+(its transaction rolled back: no "转接人工" promise, the message not kept, the bot session as it was) and the widget
+offers the offline form, prefilled with what the visitor wrote. What they submit is the offline form's ticket
+(``webchat_offline``, with the contact the form asks for), so the hand-off of the night is the same 网页留言 as
+without the bot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from tortoise.queryset import QuerySet
 
 from app.channels.base import InboundMessage
 from app.channels.models import ChannelAccount
@@ -21,7 +24,6 @@ from app.conversations.models import Message
 from app.customers.models import Customer
 from app.logs import get_logger
 from app.security.tokens import detokenise_data
-from app.tickets.models import Ticket, TicketEvent
 from app.uow import atomic
 
 if TYPE_CHECKING:
@@ -63,23 +65,29 @@ async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer:
 
     try:
         async with atomic():
-            outcome = await intake.receive(inbound=inbound, account=account, customer=customer)
+            # the bot's hand-off is held by intake itself: no ticket (and no ticket number) is made to be undone
+            outcome = await intake.receive(inbound=inbound, account=account, customer=customer, hold_handoff=True)
+            conv = outcome.message.conversation_id if outcome.message is not None else None  # type: ignore[attr-defined]
+            if outcome.held_handoff is not None and conv is not None:
+                rows = Message.filter(conversation_id=conv, ticket_id=None)
+                raise _Undo(await _offer(reason=outcome.held_handoff, rows=rows, max_chars=max_chars))
             if outcome.created_ticket and outcome.ticket is not None:
-                raise _Undo(await _offer(ticket=outcome.ticket, max_chars=max_chars))
+                # not the bot's: the desk's conversion rules would open a ticket (every message, repeated contact)
+                raise _Undo(await _offer(reason="", rows=Message.filter(ticket_id=outcome.ticket.id),
+                                         max_chars=max_chars))
     except _Undo as undo:
+        # leaving the transaction undid the turn: the stored message, the bot's "转接人工" and its session's change
         log.info("webchat.after_hours_offer", site=account.key, reason=undo.offer.reason)
         return undo.offer
     return outcome
 
 
-async def _offer(*, ticket: Ticket, max_chars: int) -> LeaveMessage:
-    """What the undone ticket would have said: the bot's reason, and the visitor's messages it took."""
+async def _offer(*, reason: str, rows: QuerySet[Message], max_chars: int) -> LeaveMessage:
+    """The form's offer: the bot's reason, and the visitor's messages the hand-off would have taken."""
     from app.kb import bot
 
-    event = await TicketEvent.filter(ticket_id=ticket.id, kind="bot_handoff").first()
-    rows = await Message.filter(ticket_id=ticket.id, direction="in").order_by("id")
-    texts = await detokenise_data([m.text or "" for m in rows])
+    texts = await detokenise_data([m.text or "" for m in await rows.filter(direction="in").order_by("id")])
     # "人工" alone is the request for a person, not part of the question
     asks = {*load_rules().human_request, *bot.HUMAN_WORDS}
     lines = [t.strip() for t in texts if t.strip() and t.strip() not in asks]
-    return LeaveMessage(reason=event.reason if event is not None else "", text="\n".join(lines)[-max_chars:])
+    return LeaveMessage(reason=reason, text="\n".join(lines)[-max_chars:])

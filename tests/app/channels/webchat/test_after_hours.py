@@ -62,6 +62,23 @@ async def help_desk(db: None, settings: Settings, jobs: jobqueue.InProcessQueue)
     load_bot_config.cache_clear()
 
 
+@pytest.fixture
+def numbers_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ticket numbers allocated (on MariaDB a number is taken outside the caller's transaction: a ticket opened
+    and rolled back would leave a gap in the day's sequence)."""
+    from app.tickets import service as ticket_service
+
+    taken: list[str] = []
+    allocate = ticket_service.next_number  # type: ignore[attr-defined]
+
+    async def spy() -> str:
+        taken.append(await allocate())
+        return taken[-1]
+
+    monkeypatch.setattr(ticket_service, "next_number", spy)
+    return taken
+
+
 async def _ask(desk: Desk, ws: Socket, text: str, client_id: str) -> dict[str, Any]:
     """Send a message; the frame that answers it (ack, or the offer of the 留言 form)."""
     await ws.send({"type": "message", "text": text, "client_id": client_id})
@@ -93,7 +110,8 @@ async def test_outside_hours_the_bot_greets_and_answers(help_desk: Desk, evening
     await ws.close()
 
 
-async def test_outside_hours_asking_for_a_person_offers_the_offline_form(help_desk: Desk, evening: None) -> None:
+async def test_outside_hours_asking_for_a_person_offers_the_offline_form(
+        help_desk: Desk, evening: None, numbers_taken: list[str]) -> None:
     ws = await help_desk.socket()
     await ws.hello()
     await _ask(help_desk, ws, "密码忘了怎么办", "c1")
@@ -107,12 +125,15 @@ async def test_outside_hours_asking_for_a_person_offers_the_offline_form(help_de
     assert bot.HANDOFF_TEXT not in [r.payload.get("text") for r in await OutboxMessage.all()]
     assert [m.text for m in await Message.filter(direction="in").order_by("id")] == ["密码忘了怎么办"]
     assert (await BotSession.get()).mode == "bot"
+    # the bot's hand-off was held before intake opened anything: no ticket made and undone, no number used up
+    assert numbers_taken == []
 
     await ws.send({"type": "offline", "name": "李先生", "contact": "li@example.com",
                    "text": "密码忘了怎么办，验证码收不到"})
     done = await ws.receive_until("offline_ok")
     ticket = await Ticket.get()
     assert (done["ticket"], done["opens_at"]) == (ticket.number, "12月10日 09:00")
+    assert numbers_taken == [ticket.number] and ticket.number.endswith("-0001")
     assert (ticket.subject, ticket.description) == ("密码忘了怎么办，验证码收不到", "密码忘了怎么办，验证码收不到")
     created = await TicketEvent.get(ticket_id=ticket.id, kind="created")
     assert (ticket.custom_fields["source"], created.data["source"]) == ("webchat", "webchat_offline")
@@ -120,14 +141,14 @@ async def test_outside_hours_asking_for_a_person_offers_the_offline_form(help_de
 
 
 async def test_outside_hours_repeated_misses_offer_the_offline_form_with_what_was_asked(
-        help_desk: Desk, evening: None) -> None:
+        help_desk: Desk, evening: None, numbers_taken: list[str]) -> None:
     ws = await help_desk.socket()
     await ws.hello()
     assert (await _ask(help_desk, ws, "ＸＹＺ", "c1"))["type"] == "ack"
     assert await _bot_says(ws) == bot.NO_MATCH_TEXT
     offer = await _ask(help_desk, ws, "ＡＢＣ", "c2")
     assert offer == {"type": "leave_message", "client_id": "c2", "text": "ＸＹＺ\nＡＢＣ", "opens_at": "12月10日 09:00"}
-    assert await Ticket.all().count() == 0
+    assert await Ticket.all().count() == 0 and numbers_taken == []
     # still the bot's: a later question is answered
     assert (await _ask(help_desk, ws, "密码忘了怎么办", "c3"))["type"] == "ack"
     assert await _bot_says(ws) == PASSWORD_ANSWER
