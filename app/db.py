@@ -50,6 +50,9 @@ def database_url(settings: Settings) -> str:
 
 #: the connection list and report queries read from when DATABASE_REPLICA_URL is set
 REPLICA = "replica"
+#: MySQL only: a small pool of its own for the ticket counter's autocommit statement (app.tickets.numbers), so a
+#: number is never taken inside the caller's transaction and never waits for the main pool that transaction uses
+COUNTER = "counter"
 
 
 #: set inside replica_reads(): this task's reads go to the replica
@@ -104,6 +107,8 @@ def reads_replica(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     """Build the tortoise config dict (also the target of `tortoise` CLI's --config)."""
     connections = {"default": database_url(settings)}
+    if settings.is_mysql:
+        connections[COUNTER] = database_url(settings.with_overrides(db_pool_size=2))
     routers: list[str] = []
     if settings.database_replica_url:
         connections[REPLICA] = database_url(settings.with_overrides(database_url=settings.database_replica_url))
@@ -128,6 +133,16 @@ async def init_db(settings: Settings) -> None:
     if not settings.is_mysql:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+
+
+def counter_connection() -> Any:
+    """The ticket counter's own pool (MySQL), else the default connection (the caller's transaction, if any)."""
+    from tortoise import connections
+
+    try:
+        return connections.get(COUNTER)
+    except Exception:  # SQLite, or a process set up without it (a benchmark's own config)
+        return connections.get("default")
 
 
 def reader() -> Any:

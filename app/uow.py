@@ -22,13 +22,13 @@ async def atomic() -> AsyncIterator[Any]:
     """Open a transaction (or join the enclosing one); run on-commit hooks after the outermost commit."""
     outer = _hooks.get()
     if outer is not None:
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             yield conn
         return
     hooks: list[Hook] = []
     token = _hooks.set(hooks)
     try:
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             yield conn
     finally:
         _hooks.reset(token)

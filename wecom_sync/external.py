@@ -236,7 +236,7 @@ class _Applier:
                      "customer_id": h["id"] if isinstance(h, dict) else h, **values}
                     for ext, (h, values) in new_contacts.items()]
             try:
-                async with in_transaction():
+                async with in_transaction("default"):
                     await _insert_rows(ExternalContact, rows)
             except IntegrityError:
                 for row in rows:  # another job stored some of them meanwhile: one by one
@@ -324,7 +324,7 @@ class _Applier:
     async def _bulk_identities(self, rows: list[dict[str, Any]]) -> None:
         now = utcnow()
         try:
-            async with in_transaction():
+            async with in_transaction("default"):
                 await _insert_rows(CustomerIdentity, [{**row, "created_at": now} for row in rows])
         except IntegrityError:
             for row in rows:  # a concurrent writer holds some: attach one by one (merging where needed)
@@ -430,7 +430,7 @@ async def full_sync(*, api: WeComApi, dry_run: bool = False, progress: Progress 
     calls_before, wait_before = api.stats.total_calls, api.stats.limiter_wait
     if dry_run:
         try:
-            async with in_transaction():
+            async with in_transaction("default"):
                 await _full_sync(api, report, progress, run=None)
                 raise _DryRun
         except _DryRun:
@@ -473,7 +473,7 @@ async def _full_sync(api: WeComApi, report: SyncReport, progress: Progress | Non
             page = await api.batch_get_by_user(batches[index], cursor=cursor, limit=PAGE_LIMIT)
             items = [(item["external_contact"], [item["follow_info"]]) for item in
                      page.get("external_contact_list") or []]
-            async with in_transaction():
+            async with in_transaction("default"):
                 await applier.apply(items)
                 cursor = str(page.get("next_cursor") or "")
                 if run is not None:
@@ -544,7 +544,7 @@ async def refresh_contact(*, api: WeComApi, external_userid: str, report: SyncRe
             raise
         contact = await ExternalContact.get_or_none(external_userid=external_userid)
         if contact is not None:
-            async with in_transaction():
+            async with in_transaction("default"):
                 applier = _Applier(report)
                 await applier.load()
                 await applier.apply([({"external_userid": external_userid, "name": contact.name,
@@ -554,7 +554,7 @@ async def refresh_contact(*, api: WeComApi, external_userid: str, report: SyncRe
                                     complete=True, removed_status=removed_status)
                 await _mark_gone_contacts(report, contact.id)
         return "done"
-    async with in_transaction():
+    async with in_transaction("default"):
         applier = _Applier(report)
         await applier.load()
         await applier.apply([(data["external_contact"], data["follow_user"])], complete=True,

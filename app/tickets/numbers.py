@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from tortoise import connections
-from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from app.db import counter_connection
 from app.settings import get_settings
 from app.tickets.models import TicketCounter
 from app.timeutil import local, utcnow
@@ -19,13 +18,13 @@ async def next_number() -> str:
     if get_settings().is_mysql:
         # one autocommit statement on a connection of its own: no row lock held across round trips or across the
         # caller's transaction (the counter was the bottleneck of ticket creation)
-        seq = await _pool().execute_insert(
+        seq = await counter_connection().execute_insert(
             "INSERT INTO ticket_counter (day, seq) VALUES (%s, LAST_INSERT_ID(1)) "
             "ON DUPLICATE KEY UPDATE seq = LAST_INSERT_ID(seq + 1)", [day])
         return _format(day, int(seq))
     # SQLite serialises writers anyway; a nested transaction joins the caller's
     for _ in range(3):
-        async with in_transaction():
+        async with in_transaction("default"):
             bumped = await TicketCounter.filter(day=day).update(seq=F("seq") + 1)
             if bumped:
                 seq = await TicketCounter.filter(day=day).select_for_update().values_list("seq", flat=True)
@@ -35,17 +34,6 @@ async def next_number() -> str:
         except IntegrityError:
             pass  # a concurrent creator won; bump theirs
     raise RuntimeError("could not allocate a ticket number")
-
-
-def _pool() -> BaseDBAsyncClient:
-    """The pooled client even inside a transaction: there `connections.get` answers with the transaction's own
-    connection, and the day's counter row would stay locked until the caller commits (every worker's new ticket
-    queued behind it in a burst)."""
-    conn: BaseDBAsyncClient = connections.get("default")
-    while isinstance(conn, TransactionalDBClient):
-        parent: BaseDBAsyncClient = conn._parent  # type: ignore[attr-defined]  # tortoise keeps the enclosing client
-        conn = parent
-    return conn
 
 
 def _format(day: str, seq: int) -> str:

@@ -20,7 +20,7 @@ from tests.conftest import make_settings
 
 def test_the_replica_is_a_second_connection_only_when_configured(tmp_path: Path) -> None:
     plain = tortoise_config(make_settings(database_url="sqlite://:memory:"))
-    assert list(plain["connections"]) == ["default"]
+    assert list(plain["connections"]) == ["default"]  # SQLite: no replica, and no counter pool
     both = tortoise_config(make_settings(database_url="mysql://root:@db1:3306/gd",
                                          database_replica_url="mysql://ro:@db2:3306/gd", db_pool_size=7))
     assert both["connections"][REPLICA].startswith("mysql://ro:@db2:3306/gd?")
@@ -86,3 +86,24 @@ async def test_reports_read_the_replica_and_write_the_primary(two_databases: Non
         await Customer.create(name="写入主库")
     assert await Customer.filter(name="写入主库").count() == 1
     assert await Customer.filter(name="写入主库").using_db(replica).count() == 0
+
+
+async def test_with_a_replica_writes_in_a_transaction_go_to_the_primary(two_databases: None) -> None:
+    # tortoise's in_transaction() without a connection name refuses to choose once a second connection exists
+    from app.uow import atomic
+
+    customer = await Customer.create(name="事务")
+    ticket = await tickets.create(actor=SYSTEM, customer_id=customer.id, subject="有副本时开单")
+    async with atomic():
+        await Ticket.filter(id=ticket.id).update(subject="事务里改")
+    assert await Ticket.filter(subject="事务里改").count() == 1
+    assert await Ticket.all().using_db(connections.get(REPLICA)).count() == 0
+
+
+def test_on_mysql_the_ticket_counter_has_a_small_pool_of_its_own() -> None:
+    from app.db import COUNTER
+
+    config = tortoise_config(make_settings(database_url="mysql://root:@db1:3306/gd", db_pool_size=7))
+    assert config["connections"][COUNTER].startswith("mysql://root:@db1:3306/gd?")
+    assert "maxsize=2" in config["connections"][COUNTER]
+    assert "maxsize=7" in config["connections"]["default"]

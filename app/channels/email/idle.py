@@ -44,6 +44,8 @@ IDLE_RENEW = 9 * 60.0
 CHECK_EVERY = 1.0
 #: the watch lease, renewed while the watcher lives
 LEASE = timedelta(seconds=90)
+#: seconds a stopped watcher gets to finish
+STOP_WAIT = 5.0
 RENEW_EVERY = 20.0
 #: seconds to wait before reconnecting after a dropped connection (doubling up to the last)
 BACKOFF = (5.0, 15.0, 60.0, 300.0)
@@ -233,9 +235,7 @@ async def email_idle_watch(ctx: dict[str, Any] | None = None) -> int:
     for account_id, (fingerprint, task) in list(_watchers.items()):
         account = active.get(account_id)
         if task.done() or account is None or _fingerprint(account) != fingerprint:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await _cancelled(task)
             del _watchers[account_id]
     for account_id, account in active.items():
         if account_id in _watchers:
@@ -251,9 +251,14 @@ async def email_idle_watch(ctx: dict[str, Any] | None = None) -> int:
 
 async def stop_watchers() -> None:
     """Stop every watcher of this process (at shutdown, and between tests)."""
-    for _, task in list(_watchers.values()):
-        task.cancel()
-    for _, task in list(_watchers.values()):
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await asyncio.gather(*(_cancelled(task) for _, task in list(_watchers.values())))
     _watchers.clear()
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel a watcher and give it a moment to release its lease; never wait on it for ever (a query cut off by the
+    cancellation can leave its connection without an answer, and the lease runs out by itself)."""
+    task.cancel()
+    await asyncio.wait({task}, timeout=STOP_WAIT)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved: a watcher that had failed already is just gone
