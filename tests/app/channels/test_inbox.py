@@ -137,7 +137,7 @@ async def test_inside_a_transaction_the_rows_are_the_callers_to_commit(
         pass
 
     with pytest.raises(Abort):
-        async with in_transaction():
+        async with in_transaction("default"):
             spy = _Statements(monkeypatch)
             ids = await asyncio.gather(*(inbox.store(channel_account_id=account.id, payload="x",
                                                      dedupe_key=f"tx:{n}", sender_key=None) for n in range(3)))
