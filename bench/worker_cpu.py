@@ -4,6 +4,7 @@
     python -m bench.worker_cpu --db sqlite -n 300
     python -m bench.worker_cpu --profile 40             # also cProfile (CPU clock) the measured messages, top 40
     python -m bench.worker_cpu --statements             # also print one message's round trips (SQL, BEGIN, ...)
+    python -m bench.worker_cpu -n 200 --follow-ups 4    # then 4 texts per customer that join their tickets
 
 What it does: the demo organisation (`seed_demo`: skill groups, routing rules, SLA policies, KB) in a fresh
 database built by `generate_schemas`, one Official Account in safe mode, and the WeChat simulator in a child
@@ -16,8 +17,11 @@ another, with follow-up jobs (outbox deliveries) only recorded. Logging is confi
 
 Reported, per message: CPU of the whole process (time.process_time: the event loop, the wechatpy thread,
 aiosqlite's thread on SQLite) and of the event-loop thread alone (time.thread_time), the SQL statements, and for
-scale the same figures for bare `SELECT 1` round trips through tortoise. The messages are measured in chunks
-(--chunks): on a shared machine the best chunk repeats from run to run better than the mean does.
+scale the same figures for bare `SELECT 1` round trips through tortoise. With --follow-ups K, every customer
+(warm-up ones too) then sends K more texts, round by round, that join the ticket their first message opened; those
+are measured the same way (the first --warmup of them not), in contiguous chunks so each sender's messages are
+processed in order. The messages are measured in chunks (--chunks): on a shared machine the best chunk repeats from
+run to run better than the mean does.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import pstats
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,7 @@ SECRET = "bench-worker-mp-secret-0123456789"
 TOKEN = "gongdanbenchworker"
 AES_KEY = "WorkerCpuBenchAesKey0123456789abcdefghijklm"  # 43 characters
 TEXT = "订单号 {order} 退款还没到账"
+FOLLOW_UP = "银行那边说还没收到，第{k}次问了"
 MYSQL_ADMIN = "mysql://root:@127.0.0.1:3306/mysql"
 MYSQL_DB = "gongdan_bench_worker"
 
@@ -112,6 +117,83 @@ def _cpu() -> tuple[float, float]:
     return time.process_time(), time.thread_time()
 
 
+class _Stats:
+    """One measured run: totals, per-chunk figures, one message's statements, the SELECT 1 floor, the profile."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.process_s = self.thread_s = self.wall_s = 0.0
+        self.per_chunk: list[tuple[float, float]] = []
+        self.statements: list[str] = []
+        self.round_trips: list[str] = []
+        self.floor: tuple[int, float, float] = (0, 0.0, 0.0)
+        self.profiler: cProfile.Profile | None = None
+
+    def report(self, label: str, a: argparse.Namespace) -> None:
+        n = self.n
+        print(f"{label}: {1000 * self.process_s / n:.2f} ms CPU (process), {1000 * self.thread_s / n:.2f} ms CPU "
+              f"(event-loop thread), {1000 * self.wall_s / n:.2f} ms wall, {len(self.statements)} SQL statements"
+              + (f" ({len(self.round_trips)} round trips with BEGIN/COMMIT/SAVEPOINT)" if self.round_trips else ""))
+        process_ms = sorted(c[0] for c in self.per_chunk)
+        loop_ms = sorted(c[1] for c in self.per_chunk)
+        print(f"  over {len(self.per_chunk)} chunks: best {process_ms[0]:.2f} / median "
+              f"{statistics.median(process_ms):.2f} ms CPU (process), best {loop_ms[0]:.2f} / median "
+              f"{statistics.median(loop_ms):.2f} ms (event-loop thread)")
+        k, q, r = self.floor
+        print(f"baseline {k} x SELECT 1: {1000 * q / n:.2f} ms CPU (process), {1000 * r / n:.2f} ms "
+              f"CPU (event-loop thread)  [{1000 * q / (n * k):.3f} ms per round trip]")
+        if a.statements:
+            print("\n".join(s[:160] for s in (self.round_trips or self.statements)))
+        if self.profiler:
+            out = io.StringIO()
+            stats = pstats.Stats(self.profiler, stream=out)
+            stats.sort_stats(a.sort).print_stats(a.profile)
+            if a.dump:
+                stats.dump_stats(f"{a.dump}.{label.split()[0]}" if a.follow_ups else a.dump)
+            print(out.getvalue())
+
+
+async def _measure(a: argparse.Namespace, conn: Any, event_ids: list[int],
+                   chunked: Callable[[list[int]], list[list[int]]]) -> _Stats:
+    """Process the events: the first with its statements counted apart, the rest in chunks under the CPU clocks."""
+    from app.channels import inbound_jobs
+    from tests.sqlcount import count_statements
+
+    st = _Stats()
+    # one message's statements, counted apart (the counting handler costs CPU of its own)
+    with count_statements() as statements, _round_trips(a.db, st.round_trips):
+        assert await inbound_jobs.process_inbound_event({}, event_ids[0]) == "done"
+    st.statements = list(statements)
+    measured = event_ids[1:]
+    st.profiler = cProfile.Profile(time.thread_time) if a.profile else None  # CPU, not wall time
+    # in chunks: on a shared machine the best chunk is the figure that repeats (the median is printed beside it)
+    chunks = [c for c in chunked(measured) if c]
+    p0, t0 = _cpu()
+    w0 = time.perf_counter()
+    if st.profiler:
+        st.profiler.enable()
+    for chunk in chunks:
+        c0, d0 = _cpu()
+        for event_id in sorted(chunk):
+            assert await inbound_jobs.process_inbound_event({}, event_id) == "done"
+        c1, d1 = _cpu()
+        st.per_chunk.append((1000 * (c1 - c0) / len(chunk), 1000 * (d1 - d0) / len(chunk)))
+    if st.profiler:
+        st.profiler.disable()
+    p1, t1 = _cpu()
+    w1 = time.perf_counter()
+    st.n = len(measured)
+    st.process_s, st.thread_s, st.wall_s = p1 - p0, t1 - t0, w1 - w0
+    # the floor: round trips that do nothing, through the same client
+    k = max(1, len(st.statements))
+    q0, r0 = _cpu()
+    for _ in range(st.n * k):
+        await conn.execute_query("SELECT 1")
+    q1, r1 = _cpu()
+    st.floor = (k, q1 - q0, r1 - r0)
+    return st
+
+
 async def main_async(a: argparse.Namespace, state: Any, sim_account: Any, openids: list[str], port: int) -> None:
     """Seed, post the callbacks, process them one by one under the CPU clocks, print the figures."""
     import httpx
@@ -128,7 +210,6 @@ async def main_async(a: argparse.Namespace, state: Any, sim_account: Any, openid
     from app.wecom.mp import reset_mp_apis
     from app.wecom.tokens import reset_token_stores
     from simulator import WeChatDriver
-    from tests.sqlcount import count_statements
 
     data_dir = Path(tempfile.mkdtemp(prefix="gongdan-worker-cpu-"))
     database_url = "sqlite://:memory:" if a.db == "sqlite" else f"mysql://root:@127.0.0.1:3306/{MYSQL_DB}"
@@ -165,60 +246,35 @@ async def main_async(a: argparse.Namespace, state: Any, sim_account: Any, openid
     warm, measured = event_ids[:a.warmup], event_ids[a.warmup:]
     for event_id in warm:
         assert await inbound_jobs.process_inbound_event({}, event_id) == "done"
-    # one message's statements, counted apart (the counting handler costs CPU of its own)
-    round_trips: list[str] = []
-    with count_statements() as statements, _round_trips(a.db, round_trips):
-        assert await inbound_jobs.process_inbound_event({}, measured[0]) == "done"
-    measured = measured[1:]
-    profiler = cProfile.Profile(time.thread_time) if a.profile else None  # CPU, not wall time
-    # in chunks: on a shared machine the best chunk is the figure that repeats (the median is printed beside it)
-    chunks = [measured[i::a.chunks] for i in range(a.chunks)]
-    per_chunk: list[tuple[float, float]] = []
-    p0, t0 = _cpu()
-    w0 = time.perf_counter()
-    if profiler:
-        profiler.enable()
-    for chunk in chunks:
-        c0, d0 = _cpu()
-        for event_id in sorted(chunk):
-            assert await inbound_jobs.process_inbound_event({}, event_id) == "done"
-        c1, d1 = _cpu()
-        per_chunk.append((1000 * (c1 - c0) / len(chunk), 1000 * (d1 - d0) / len(chunk)))
-    if profiler:
-        profiler.disable()
-    p1, t1 = _cpu()
-    w1 = time.perf_counter()
-    n = len(measured)
+    # new-ticket messages: strided chunks (each customer has one message here, so order does not matter)
+    stats = await _measure(a, conn, measured, chunked=lambda ids: [ids[i::a.chunks] for i in range(a.chunks)])
     created = await Ticket.all().count() - tickets_before
     assert created == len(event_ids), f"{created} tickets for {len(event_ids)} messages"
+    print(f"db={a.db} messages={stats.n} (after {len(warm) + 1} warm-up) tickets_created={created}")
+    stats.report("new-ticket message", a)
 
-    # the floor: round trips that do nothing, through the same client
-    k = max(1, len(statements))
-    rounds = n * k
-    q0, r0 = _cpu()
-    for _ in range(rounds):
-        await conn.execute_query("SELECT 1")
-    q1, r1 = _cpu()
-
-    print(f"db={a.db} messages={n} (after {len(warm) + 1} warm-up) tickets_created={created}")
-    print(f"new-ticket message: {1000 * (p1 - p0) / n:.2f} ms CPU (process), {1000 * (t1 - t0) / n:.2f} ms CPU "
-          f"(event-loop thread), {1000 * (w1 - w0) / n:.2f} ms wall, {len(statements)} SQL statements"
-          + (f" ({len(round_trips)} round trips with BEGIN/COMMIT/SAVEPOINT)" if round_trips else ""))
-    process_ms = sorted(c[0] for c in per_chunk)
-    loop_ms = sorted(c[1] for c in per_chunk)
-    print(f"  over {len(chunks)} chunks: best {process_ms[0]:.2f} / median {statistics.median(process_ms):.2f} ms "
-          f"CPU (process), best {loop_ms[0]:.2f} / median {statistics.median(loop_ms):.2f} ms (event-loop thread)")
-    print(f"baseline {k} x SELECT 1: {1000 * (q1 - q0) / n:.2f} ms CPU (process), {1000 * (r1 - r0) / n:.2f} ms "
-          f"CPU (event-loop thread)  [{1000 * (q1 - q0) / rounds:.3f} ms per round trip]")
-    if a.statements:
-        print("\n".join(s[:160] for s in (round_trips or statements)))
-    if profiler:
-        out = io.StringIO()
-        stats = pstats.Stats(profiler, stream=out)
-        stats.sort_stats(a.sort).print_stats(a.profile)
-        if a.dump:
-            stats.dump_stats(a.dump)
-        print(out.getvalue())
+    if a.follow_ups:
+        # K more texts per customer, round by round, that join the ticket the first one opened
+        for k in range(a.follow_ups):
+            for openid in openids:
+                result = await driver.send_text(openid, FOLLOW_UP.format(k=k + 1))
+                assert result.response is not None and result.response.text == "success", result
+        pending = list(await InboundEvent.filter(status="pending").order_by("id").values_list("id", flat=True))
+        follow_ids = [int(i) for i in pending]
+        assert len(follow_ids) == a.follow_ups * len(openids), (len(follow_ids), a.follow_ups * len(openids))
+        tickets_before = await Ticket.all().count()
+        # the first --warmup of them unmeasured; then contiguous chunks, so each sender's messages keep their order
+        warm_follow = follow_ids[:a.warmup]
+        for event_id in warm_follow:
+            assert await inbound_jobs.process_inbound_event({}, event_id) == "done"
+        rest = follow_ids[a.warmup:]
+        size = -(-max(1, len(rest) - 1) // a.chunks)
+        stats = await _measure(a, conn, rest, chunked=lambda ids: [ids[i:i + size] for i in range(0, len(ids), size)])
+        created = await Ticket.all().count() - tickets_before
+        assert created == 0, f"{created} tickets opened by follow-ups"
+        print(f"\nfollow-ups={a.follow_ups} per customer: messages={stats.n} (after {len(warm_follow) + 1} warm-up) "
+              f"tickets_created={created}")
+        stats.report("joining message", a)
     jobqueue.set_queue(None)
     from tortoise import Tortoise
 
@@ -235,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sort", default="tottime", help="pstats sort key for --profile (tottime, cumulative)")
     p.add_argument("--statements", action="store_true", help="print one message's SQL statements")
     p.add_argument("--dump", default="", help="with --profile: also write the pstats file here")
+    p.add_argument("--follow-ups", type=int, default=0, metavar="K",
+                   help="then K more texts per customer that join their tickets, measured the same way")
     a = p.parse_args(argv)
     os.environ.setdefault("GONGDAN_ENV", "test")
 
