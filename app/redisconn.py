@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from arq.connections import RedisSettings
 
+from app.batching import GroupCommit
 from app.errors import ConfigError
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -127,43 +128,35 @@ def sync_client(url: str) -> Any:
                                password=t.password)
 
 
-class Pipeliner:
-    """Commands that concurrent requests issue while a round trip is in flight go together in the next one, as
-    one pipeline (group commit): at 64 concurrent callbacks a web process makes a few round trips, not 64."""
+class Pipeliner(GroupCommit[tuple[Any, ...], Any]):
+    """Redis commands that concurrent requests issue while a round trip is in flight go together in the next one,
+    as one pipeline (`app.batching.GroupCommit`)."""
 
     def __init__(self, client: Any) -> None:
+        super().__init__()
         self.client = client
-        self.pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self.flusher: asyncio.Task[None] | None = None
 
     async def execute(self, *args: Any) -> Any:
         """Run one command (``"SET", key, value, "NX"``) in the next batch and return its answer."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending.append((args, fut))
-        if self.flusher is None or self.flusher.done():
-            self.flusher = asyncio.create_task(self._flush())
-        return await fut
+        return await self.add(args)
 
-    async def _flush(self) -> None:
-        while self.pending:
-            await asyncio.sleep(0)  # the requests handled in this turn of the loop join the batch
-            batch, self.pending = self.pending, []
-            try:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for args, _ in batch:
-                        pipe.execute_command(*args)
-                    answers = await pipe.execute(raise_on_error=False)
-            except BaseException as exc:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
+    async def _write(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for args, _ in batch:
+                    pipe.execute_command(*args)
+                answers = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, fut), answer in zip(batch, answers, strict=True):
+            if fut.done():
                 continue
-            for (_, fut), answer in zip(batch, answers, strict=True):
-                if fut.done():
-                    continue
-                if isinstance(answer, Exception):
-                    fut.set_exception(answer)
-                else:
-                    fut.set_result(answer)
+            if isinstance(answer, Exception):
+                fut.set_exception(answer)
+            else:
+                fut.set_result(answer)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.exceptions import IntegrityError
 
+from app.batching import GroupCommit
 from app.channels.models import InboundEvent, bounded_dedupe_key
 from app.queue import enqueue
 from app.timeutil import utcnow
@@ -78,31 +79,19 @@ async def _insert_one(conn: Any, values: list[Any]) -> int | None:
         raise
 
 
-class _Inserts:
-    """Group commit of the callbacks one web process stores: the rows that arrive while a statement is in flight go
-    together in the next (MariaDB's INSERT IGNORE ... RETURNING, autocommit). A row left out of the result (a
-    duplicate key, or an error IGNORE turned into a warning: a vanished channel account) and every row of a
-    statement that failed are inserted one by one, so each request gets its own answer: an id, None for a
-    duplicate, or the error."""
+class _Inserts(GroupCommit[list[Any], int | None]):
+    """Group commit (`app.batching.GroupCommit`) of the callbacks one web process stores: the rows that arrive while
+    a statement is in flight go together in the next (MariaDB's INSERT IGNORE ... RETURNING, autocommit). A row
+    left out of the result (a duplicate key, or an error IGNORE turned into a warning: a vanished channel account)
+    and every row of a statement that failed are inserted one by one, so each request gets its own answer: an id,
+    None for a duplicate, or the error."""
+
+    max_batch = MAX_GROUP
 
     def __init__(self, conn: Any) -> None:
+        super().__init__()
         self.conn = conn
         self.loop = asyncio.get_running_loop()
-        self.pending: list[tuple[list[Any], asyncio.Future[int | None]]] = []
-        self.flusher: asyncio.Task[None] | None = None
-
-    async def add(self, values: list[Any]) -> int | None:
-        fut: asyncio.Future[int | None] = self.loop.create_future()
-        self.pending.append((values, fut))
-        if self.flusher is None or self.flusher.done():
-            self.flusher = asyncio.create_task(self._flush())
-        return await fut
-
-    async def _flush(self) -> None:
-        while self.pending:
-            await asyncio.sleep(0)  # the requests handled in this turn of the loop join the statement
-            batch, self.pending = self.pending[:MAX_GROUP], self.pending[MAX_GROUP:]
-            await self._write(batch)
 
     async def _write(self, batch: list[tuple[list[Any], asyncio.Future[int | None]]]) -> None:
         ids: dict[str, int] = {}
