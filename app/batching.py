@@ -41,3 +41,12 @@ class GroupCommit(Generic[T, R]):
 
     async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def _fail(batch: list[tuple[T, asyncio.Future[R]]], exc: BaseException) -> None:
+        """Every request of a failed batch gets its error; a cancellation (or an exit) goes on up."""
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_exception(exc)
+        if not isinstance(exc, Exception):
+            raise exc

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from app.batching import GroupCommit
 from app.logs import get_logger
 
 log = get_logger(__name__)
@@ -69,44 +70,29 @@ return added
 """
 
 
-class _Batch:
-    """Enqueues that arrive while a round trip is in flight go together in the next one (group commit): at
-    64 concurrent callbacks a web process makes a few Redis round trips where it made 64 WATCH/MULTI/EXEC."""
+class _Batch(GroupCommit[list[Any], None]):
+    """Enqueues that arrive while a round trip is in flight go together in the next one (`app.batching.GroupCommit`):
+    at 64 concurrent callbacks a web process makes a few Redis round trips where it made 64 WATCH/MULTI/EXEC."""
 
     def __init__(self, pool: Any) -> None:
+        super().__init__()
         self.pool = pool
         self.script = pool.register_script(_ENQUEUE_MANY)
-        self.pending: list[tuple[list[Any], asyncio.Future[None]]] = []
-        self.flusher: asyncio.Task[None] | None = None
 
-    async def add(self, values: list[Any]) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending.append((values, fut))
-        if self.flusher is None or self.flusher.done():
-            self.flusher = asyncio.create_task(self._flush())
-        await fut
-
-    async def _flush(self) -> None:
+    async def _write(self, batch: list[tuple[list[Any], asyncio.Future[None]]]) -> None:
         from arq.constants import job_key_prefix, result_key_prefix
 
-        while self.pending:
-            await asyncio.sleep(0)  # requests handled in this turn of the loop join the batch
-            batch, self.pending = self.pending, []
-            args: list[Any] = [job_key_prefix, result_key_prefix]
-            for values, _ in batch:
-                args.extend(values)
-            try:
-                await self.script(args=args)
-            except BaseException as exc:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
+        args: list[Any] = [job_key_prefix, result_key_prefix]
+        for values, _ in batch:
+            args.extend(values)
+        try:
+            await self.script(args=args)
+        except BaseException as exc:
+            self._fail(batch, exc)
+            return
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
 
 
 class ArqQueue:

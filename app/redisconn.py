@@ -147,11 +147,7 @@ class Pipeliner(GroupCommit[tuple[Any, ...], Any]):
                     pipe.execute_command(*args)
                 answers = await pipe.execute(raise_on_error=False)
         except BaseException as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
+            self._fail(batch, exc)
             return
         for (_, fut), answer in zip(batch, answers, strict=True):
             if fut.done():

@@ -39,3 +39,14 @@ async def test_a_batch_holds_at_most_max_batch_items() -> None:
     doubler = Doubler(max_batch=2)
     assert await asyncio.gather(*(doubler.add(n) for n in range(5))) == [0, 2, 4, 6, 8]
     assert doubler.batches == [[0, 1], [2, 3], [4]]
+
+
+async def test_a_failed_batch_gives_every_request_its_error_and_a_cancellation_goes_on_up() -> None:
+    loop = asyncio.get_running_loop()
+    batch: list[tuple[int, asyncio.Future[int]]] = [(1, loop.create_future()), (2, loop.create_future())]
+    GroupCommit._fail(batch, ConnectionError("gone"))
+    assert [type(f.exception()) for _, f in batch] == [ConnectionError, ConnectionError]
+    other: list[tuple[int, asyncio.Future[int]]] = [(3, loop.create_future())]
+    with pytest.raises(asyncio.CancelledError):
+        GroupCommit._fail(other, asyncio.CancelledError())
+    assert other[0][1].cancelled() or isinstance(other[0][1].exception(), asyncio.CancelledError)
