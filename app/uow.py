@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from tortoise import connections
+from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.transactions import in_transaction
 
 Hook = Callable[[], Awaitable[Any]]
@@ -34,6 +36,17 @@ async def atomic() -> AsyncIterator[Any]:
         _hooks.reset(token)
     for hook in hooks:
         await hook()
+
+
+@asynccontextmanager
+async def joined() -> AsyncIterator[None]:
+    """The caller's transaction when there is one, else a new one (`atomic`): no savepoint, for steps whose failure
+    fails the caller's whole transaction anyway (a savepoint costs two round trips and protects nothing there)."""
+    if isinstance(connections.get("default"), TransactionalDBClient):
+        yield
+        return
+    async with atomic():
+        yield
 
 
 async def on_commit(hook: Hook) -> None:

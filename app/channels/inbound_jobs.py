@@ -22,6 +22,7 @@ from tortoise.expressions import Q
 
 from app.channels import inbox
 from app.channels.models import ChannelAccount, InboundEvent
+from app.db import dialect_sql
 from app.lease import renewed
 from app.logs import get_logger
 from app.timeutil import utcnow
@@ -41,24 +42,19 @@ LOST_AFTER = timedelta(seconds=20)
 MAX_ATTEMPTS = 8
 
 
-#: the claim and the final status, the two writes every event costs, as SQL written once per dialect: tortoise's
-#: query building cost more CPU than the round trip (the few other writes here are rare and stay in the ORM)
+#: the claim and the final status, the two writes every event costs, as SQL written once (`app.db.dialect_sql`):
+#: tortoise's query building cost more CPU than the round trip (the few other writes here are rare and stay in the ORM)
 _CLAIM = ("UPDATE {q}inbound_event{q} SET {q}status{q}='processing',{q}attempts{q}={q}attempts{q}+1,"
           "{q}processed_at{q}={m} WHERE ({q}status{q}='pending' OR ({q}status{q}='processing' AND "
           "{q}processed_at{q}<{m})) AND {q}id{q}={m}")
 _FINISH = ("UPDATE {q}inbound_event{q} SET {q}status{q}={m},{q}processed_at{q}={m},{q}error{q}=NULL "
            "WHERE {q}id{q}={m} AND {q}status{q}='processing' AND {q}attempts{q}={m}")
-_SQL: dict[tuple[str, str], str] = {}
 
 
 async def _write(template: str, *values: Any) -> int:
     """Run one of the templates above with its parameters (datetimes as the column stores them): rows changed."""
     conn: Any = InboundEvent._meta.db
-    dialect = conn.capabilities.dialect
-    sql = _SQL.get((template, dialect))
-    if sql is None:
-        sql = _SQL[(template, dialect)] = template.format(q="`" if dialect == "mysql" else '"',
-                                                          m="?" if dialect == "sqlite" else "%s")
+    sql = dialect_sql(template, conn.capabilities.dialect)
     column = InboundEvent._meta.fields_map["processed_at"]
     params = [column.to_db_value(v, InboundEvent) if isinstance(v, datetime) else v for v in values]
     changed, _ = await conn.execute_query(sql, params)

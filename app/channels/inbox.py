@@ -29,6 +29,7 @@ from tortoise.exceptions import IntegrityError
 
 from app.batching import GroupCommit
 from app.channels.models import InboundEvent, bounded_dedupe_key
+from app.db import dialect_sql
 from app.queue import enqueue
 from app.timeutil import utcnow
 
@@ -36,17 +37,13 @@ from app.timeutil import utcnow
 LEASE_MS = 60_000
 PREFIX = "gongdan:inbox:"
 
-_INSERT: dict[str, str] = {}
 COLUMNS = ("channel_account_id", "dedupe_key", "payload", "status", "attempts", "received_at")
 #: rows of one grouped statement at most (a callback's row is a few KB: far below max_allowed_packet)
 MAX_GROUP = 100
 
 
-def _insert_sql(dialect: str) -> str:
-    mark = "?" if dialect == "sqlite" else "%s"
-    q = "`" if dialect == "mysql" else '"'
-    return (f"INSERT INTO {q}inbound_event{q} ({', '.join(f'{q}{c}{q}' for c in COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(COLUMNS))})")
+_INSERT = (f"INSERT INTO {{q}}inbound_event{{q}} ({', '.join('{q}' + c + '{q}' for c in COLUMNS)}) "
+           f"VALUES ({', '.join(['{m}'] * len(COLUMNS))})")
 
 
 def _group_sql(rows: int) -> str:
@@ -69,10 +66,8 @@ async def _insert_group(conn: Any, rows: list[list[Any]]) -> dict[str, int]:
 async def _insert_one(conn: Any, values: list[Any]) -> int | None:
     """The plain INSERT of one row: its id, or None when its dedupe key is stored already (any other integrity
     error, such as a channel account deleted meanwhile, is raised: that callback is not acknowledged)."""
-    dialect = conn.capabilities.dialect
-    sql = _INSERT.get(dialect) or _INSERT.setdefault(dialect, _insert_sql(dialect))
     try:
-        return int(await conn.execute_insert(sql, values))
+        return int(await conn.execute_insert(dialect_sql(_INSERT, conn.capabilities.dialect), values))
     except IntegrityError:
         if await InboundEvent.filter(dedupe_key=values[1]).using_db(conn).exists():
             return None

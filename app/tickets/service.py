@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from tortoise import connections
-from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.expressions import F, Q
 
 from app import events
@@ -26,7 +23,7 @@ from app.tickets import states
 from app.tickets.models import Ticket, TicketEvent
 from app.tickets.numbers import next_number
 from app.timeutil import utcnow
-from app.uow import atomic
+from app.uow import atomic, joined
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 PRIORITY_LABELS = {"low": "低", "normal": "普通", "high": "高", "urgent": "紧急"}
@@ -156,14 +153,6 @@ def _phone_fields(phone: str | None) -> dict[str, Any]:
     return {"phone_enc": encrypt_field(normalized), "phone_hash": keyed_hash(normalized)}
 
 
-def _joined_or_atomic() -> AbstractAsyncContextManager[Any]:
-    """The caller's transaction when there is one (intake always opens one), else a new one: a savepoint inside
-    the caller's would cost two round trips and protect nothing, as no caller goes on after a failed create."""
-    if isinstance(connections.get("default"), TransactionalDBClient):
-        return nullcontext()
-    return atomic()
-
-
 async def create(
     *,
     actor: Actor,
@@ -199,7 +188,7 @@ async def create(
     await _check_group_and_assignee(actor, None if group_checked else group_id, assignee_id)
     number = await next_number()
     now = utcnow()
-    async with _joined_or_atomic():
+    async with joined():
         ticket = await Ticket.create(
             number=number,
             subject=subject[:200],
