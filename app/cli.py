@@ -107,9 +107,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
     if not settings.redis_url:
         console.print("[yellow]REDIS_URL is not set: jobs run inside `gongdan serve`; no worker is needed.[/]")
         raise SystemExit(2)
-    from app.logs import configure_logging
+    from app.logs import configure_logging, get_logger
     from app.queue import QUEUE_NAMES
-    from app.worker import run_lanes, worker_settings
+    from app.worker import lower_priority, run_lanes, worker_settings
 
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     lanes = [x.strip() for x in args.queues.split(",") if x.strip()]
@@ -119,6 +119,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
                       f"{', '.join(QUEUE_NAMES)}[/]")
         raise SystemExit(2)
     worker_settings(settings, lane=lanes[0])  # fails here, before any connection, when misconfigured
+    lowered = lower_priority(settings.worker_nice if args.nice is None else args.nice)
+    if lowered:
+        get_logger(__name__).info("worker.priority", **lowered)
     try:
         import uvloop
 
@@ -190,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="an arq job worker (needs REDIS_URL)")
     p.add_argument("--queues", default="inbound,outbox",
                    help="lanes this process serves, each with its own job slots (default: inbound,outbox)")
+    p.add_argument("--nice", type=int, choices=range(20), metavar="0-19", default=None,
+                   help="lower the worker's CPU priority to this (default WORKER_NICE, 10; 0 keeps it)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("migrate", help="apply database migrations")

@@ -138,14 +138,36 @@ async def init_db(settings: Settings) -> None:
 _DIALECT_SQL: dict[tuple[str, str], str] = {}
 
 
+def quote_and_mark(dialect: str) -> tuple[str, str]:
+    """The identifier quote and the parameter mark of tortoise's `dialect` ("mysql" or "sqlite")."""
+    return ("`", "%s") if dialect == "mysql" else ('"', "?")
+
+
 def dialect_sql(template: str, dialect: str) -> str:
     """A hot-path statement written once with ``{q}`` for identifier quotes and ``{m}`` for a parameter mark, for
     tortoise's `dialect` ("mysql" or "sqlite"); built once per process (query building cost more CPU than the round
     trip)."""
     sql = _DIALECT_SQL.get((template, dialect))
     if sql is None:
-        sql = _DIALECT_SQL[(template, dialect)] = template.format(q="`" if dialect == "mysql" else '"',
-                                                                  m="?" if dialect == "sqlite" else "%s")
+        q, m = quote_and_mark(dialect)
+        sql = _DIALECT_SQL[(template, dialect)] = template.format(q=q, m=m)
+    return sql
+
+
+_ROWS_SQL: dict[tuple[str, Any, str], str] = {}
+
+
+def rows_sql(template: str, model: Any, *, alias: str = "") -> str:
+    """`dialect_sql` on `model`'s connection for a read of whole rows through tortoise's ``Model.raw``: ``{{columns}}``
+    becomes every column of the model (after ``alias.``); other ``{{name}}`` fields stay for the caller's ``format``
+    (``Model.raw`` takes no parameters, so only ints go in there)."""
+    dialect = str(model._meta.db.capabilities.dialect)
+    sql = _ROWS_SQL.get((template, model, dialect))
+    if sql is None:
+        quote = quote_and_mark(dialect)[0]
+        prefix = f"{alias}." if alias else ""
+        columns = ",".join(f"{prefix}{quote}{c}{quote}" for c in model._meta.fields_db_projection.values())
+        sql = _ROWS_SQL[(template, model, dialect)] = dialect_sql(template, dialect).replace("{columns}", columns)
     return sql
 
 

@@ -128,6 +128,9 @@ class Settings:
     callback_window_seconds: int = 300
     outbox_max_attempts: int = 8
     inprocess_workers: int = 4
+    #: `gongdan worker` lowers its CPU priority by this (0-19; 0 keeps it): callbacks must be answered within
+    #: WeChat's 5 s whatever the backlog, and the backlog drains as fast once the burst of callbacks is over
+    worker_nice: int = 10
     log_format: str = "console"
     log_level: str = "INFO"
     timezone: str = "Asia/Shanghai"
@@ -167,6 +170,13 @@ def _int(config: Config, name: str, default: int, *, minimum: int = 0) -> int:
         raise ConfigError(f"{name} must be a whole number") from exc
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _nice(config: Config) -> int:
+    value = _int(config, "WORKER_NICE", 10)
+    if value > 19:
+        raise ConfigError("WORKER_NICE must be between 0 and 19")
     return value
 
 
@@ -404,6 +414,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         callback_window_seconds=_int(config, "CALLBACK_WINDOW_SECONDS", 300, minimum=1),
         outbox_max_attempts=_int(config, "OUTBOX_MAX_ATTEMPTS", 8, minimum=1),
         inprocess_workers=_int(config, "INPROCESS_WORKERS", 4, minimum=1),
+        worker_nice=_nice(config),
         log_format=log_format,
         log_level=config("LOG_LEVEL", default="INFO").upper(),
         timezone=config("TIMEZONE", default="Asia/Shanghai"),

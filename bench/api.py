@@ -13,7 +13,9 @@ What it does, in one run:
 3. `gongdan serve` (GONGDAN_ENV=production, no REDIS_URL: jobs in-process) is loaded in phases: POST
    /api/v1/tickets, GET "my open tickets", GET one ticket, and GET one group's whole queue.
 4. One JSON document with every figure, the ratios to the bare route and the comparison with django-helpdesk's
-   figures measured on this machine is printed and written to bench/results/api.json.
+   figures measured on this machine is printed and written to bench/results/api.json; then one line per target
+   (create >= 10x django-helpdesk's 130/s, "my open tickets" p99 < 50 ms, both at c=16) says PASS or FAIL on
+   stderr, and whether other work shared the cores during that phase.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ DJANGO_HELPDESK = {
     "create_per_s": 130, "create_p99_ms": 170, "queue_list_p99_ms": 1500, "queue_list_p50_ms": 1400,
     "concurrency": 16,
 }
-CREATE_TARGET_FACTOR = 5
+#: issue 15: create at least 10x django-helpdesk's rate, "my open tickets" p99 under 50 ms, both at c=16
+CREATE_TARGET_FACTOR = 10
 LIST_P99_TARGET_MS = 50.0
 PHASES = ("bare", "create", "list", "detail", "queue")
 #: other work on the machine above this share of one core marks a phase as contended
@@ -264,16 +267,24 @@ def report(cfg: Config, dataset: Dataset, phases: dict[str, Any], elapsed: float
                     "p99_x": _ratio(phases[name]["p99_ms"], bare["p99_ms"]),
                 }
     targets: dict[str, Any] = {}
+
+    def contention(phase: str) -> dict[str, Any]:
+        # a target missed while other work held the cores says little about this code: the reader is told
+        others = phases[phase]["cpu"].get("others_pct_of_core", 0.0)
+        return {"errors": phases[phase]["errors"], "contended": others > CONTENDED_PCT,
+                "others_pct_of_core": others}
+
     if "create" in phases:
         rate = phases["create"]["req_per_s"]
         goal = CREATE_TARGET_FACTOR * DJANGO_HELPDESK["create_per_s"]
         targets["create_per_s"] = {"target": goal, "measured": rate, "x_django_helpdesk":
                                    _ratio(rate, DJANGO_HELPDESK["create_per_s"]),
-                                   "pass": rate >= goal and phases["create"]["errors"] == 0}
+                                   "pass": rate >= goal and phases["create"]["errors"] == 0, **contention("create")}
     if "list" in phases:
         p99 = phases["list"]["p99_ms"]
         targets["list_p99_ms"] = {"target": LIST_P99_TARGET_MS, "measured": p99,
-                                  "pass": p99 < LIST_P99_TARGET_MS and phases["list"]["errors"] == 0}
+                                  "pass": p99 < LIST_P99_TARGET_MS and phases["list"]["errors"] == 0,
+                                  **contention("list")}
     if "queue" in phases:
         targets["queue_list_p99_vs_django_helpdesk"] = {
             "django_helpdesk_ms": DJANGO_HELPDESK["queue_list_p99_ms"], "measured": phases["queue"]["p99_ms"],
@@ -359,9 +370,37 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
 
 
+def verdicts(doc: dict[str, Any]) -> list[str]:
+    """One line per target: what it asks, what was measured, PASS or FAIL, and whether other work shared the
+    cores meanwhile (then a FAIL may be the machine's, and the phase's *_cpu_ms_per_request tell more)."""
+    concurrency = doc["config"]["concurrency"]
+    lines = []
+    for key, target in doc["targets"].items():
+        if key == "create_per_s":
+            ask = (f"create >= {target['target']} req/s ({CREATE_TARGET_FACTOR}x django-helpdesk's "
+                   f"{DJANGO_HELPDESK['create_per_s']}/s) at c={concurrency}")
+            got = f"{target['measured']} req/s ({target['x_django_helpdesk']}x)"
+        elif key == "list_p99_ms":
+            ask = f"my open tickets p99 < {target['target']:g} ms at c={concurrency}"
+            got = f"p99 {target['measured']} ms"
+        else:
+            lines.append(f"queue p99 {target['measured']} ms vs django-helpdesk's {target['django_helpdesk_ms']} ms: "
+                         f"{target['x_faster']}x faster (a comparison, no target)")
+            continue
+        verdict = "PASS" if target["pass"] else "FAIL"
+        notes = [f"{target['errors']} errors"] if target["errors"] else []
+        if target["contended"]:
+            notes.append(f"contended: other work used {target['others_pct_of_core']}% of a core")
+        lines.append(f"{verdict}  {ask}: {got}" + (f" [{'; '.join(notes)}]" if notes else ""))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     doc = run(parse_args(argv))
     print(json.dumps(doc, ensure_ascii=False, indent=2))
+    # the verdicts go to stderr: stdout stays one JSON document for whoever reads it
+    for line in verdicts(doc):
+        print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -136,6 +136,14 @@ async def _exactly_once(conn: Any, cfg: Config) -> dict[str, Any]:
             "customers_with_two_tickets": doubled, "pass": ok}
 
 
+async def _outbox_rows(conn: Any) -> dict[str, int]:
+    """What the workers sent besides the tickets: an acknowledgement per customer, staff cards (one a minute per
+    ticket and person, `app.notifications.staff.customer_message`)."""
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT kind, COUNT(*) FROM outbox_message GROUP BY kind ORDER BY kind")
+        return {str(kind): int(n) for kind, n in await cur.fetchall()}
+
+
 def run(cfg: Config) -> dict[str, Any]:
     """Prepare, send the burst, wait for tickets and acknowledgements, report."""
     started = time.perf_counter()
@@ -203,6 +211,7 @@ async def _drive(cfg: Config, stack: Stack, path: Path, owners: list[str]) -> di
                 raise RuntimeError("a worker exited: " + " ".join(w.log_tail(800) for w in stack.workers))
         cpu = meter.end()
         checks = await _exactly_once(conn, cfg)
+        outbox_rows = await _outbox_rows(conn)
         peak = stack.peak_rss()
         logs = stack.log_failures()
     finally:
@@ -234,6 +243,7 @@ async def _drive(cfg: Config, stack: Stack, path: Path, owners: list[str]) -> di
         "customers_acknowledged": len(acked),
         "events": {k.removeprefix("events_"): v for k, v in progress.items() if k.startswith("events_")},
         "exactly_once": checks,
+        "outbox_rows_by_kind": outbox_rows,
         "worker_cpu_ms_per_message": round(1000 * workers_cpu_s / max(1, cfg.callbacks), 2),
         "cpu_pct_of_core": cpu,
         "peak_rss_mb": peak,

@@ -3,12 +3,16 @@
     PYTHONPATH=. python -m bench.sync                          # 2,000 departments, 20,000 staff, 200,000 contacts
     PYTHONPATH=. python -m bench.sync --org 200,2000,20000     # smaller
     PYTHONPATH=. python -m bench.sync --per-minute 600         # tighter limits: the limiter becomes the bottleneck
+    PYTHONPATH=. python -m bench.sync --db mysql               # the desk side on MariaDB (database gongdan_bench_sync)
 
 The simulator runs in its own process (so our CPU time is ours alone) and answers 45009 past its per-corp, per-API
 limits (default WeCom's 10,000/min and 150,000/h); our client keeps to ``--client-per-minute`` (default 90 % of
-the simulator's). The desk side is a fresh SQLite file (tables from the models). Printed: wall time, API calls,
-seconds waited on our limiter, our process's CPU time, peak RSS, and the time to apply one incremental event
-(change_contact update_user and change_external_contact edit, each re-reading its object through the API).
+the simulator's). The desk side is a fresh SQLite file, or with ``--db mysql`` the MariaDB database
+``gongdan_bench_sync`` on 127.0.0.1:3306 (dropped and created; tables from the models). Printed per sync: wall
+time, API calls, seconds waited on our limiter, our process's CPU time and its share of the wall (``cpu_per_wall``),
+the simulator's CPU time in the same span (``sim_cpu_s``: WeCom's side of the wall; with MariaDB its server's CPU is
+in neither), peak RSS; then the time to apply one incremental event (change_contact update_user and
+change_external_contact edit, each re-reading its object through the API).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import random
 import resource
 import statistics
@@ -50,16 +55,19 @@ async def _bench(args: argparse.Namespace, port: int) -> dict[str, Any]:
     from starlette.datastructures import Secret
     from tortoise import Tortoise
 
-    from app.db import MODEL_MODULES
+    from app.db import tortoise_config
     from app.logs import configure_logging
     from app.settings import WeComSettings, load_settings, set_settings
     from app.wecom.work import Purpose, wecom_api
     from wecom_sync import directory, external
 
     configure_logging(fmt="console", level="WARNING")
-    tmp = Path(tempfile.mkdtemp(prefix="gongdan-bench-sync-"))
-    settings = load_settings({"GONGDAN_ENV": "test", "DATABASE_URL": f"sqlite://{tmp}/bench.sqlite3"},
-                             env_file=None)
+    if args.db == "mysql":
+        await _create_mysql_db()
+        database_url = f"mysql://root:@127.0.0.1:3306/{MYSQL_DB}"
+    else:
+        database_url = f"sqlite://{Path(tempfile.mkdtemp(prefix='gongdan-bench-sync-'))}/bench.sqlite3"
+    settings = load_settings({"GONGDAN_ENV": "test", "DATABASE_URL": database_url}, env_file=None)
     settings = settings.with_overrides(
         wecom_api_base=f"http://127.0.0.1:{port}/qyapi/cgi-bin/",
         wecom=WeComSettings(corp_id="wwsimcorp0000000001", agent_id="1000002", agent_secret=Secret("sim-agent-secret"),
@@ -67,7 +75,7 @@ async def _bench(args: argparse.Namespace, port: int) -> dict[str, Any]:
                             rate_per_minute=args.client_per_minute, rate_per_hour=args.client_per_hour),
     )
     set_settings(settings)
-    await Tortoise.init(db_url=settings.database_url, modules={"gongdan": MODEL_MODULES})
+    await Tortoise.init(config=tortoise_config(settings))
     await Tortoise.generate_schemas()
     out: dict[str, Any] = {}
     try:
@@ -75,18 +83,18 @@ async def _bench(args: argparse.Namespace, port: int) -> dict[str, Any]:
                                                 ("external_contacts", "customer", external)]
         for kind, purpose, module in plan:
             api = wecom_api(purpose)
-            cpu, wall = time.process_time(), time.perf_counter()
+            cpu, wall, sim = time.process_time(), time.perf_counter(), _cpu_of(args.sim_pid)
             report = await module.full_sync(api=api)
-            out[kind] = {"wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2),
-                         "api_calls": report.api_calls, "limiter_wait_s": round(report.limiter_wait, 2),
-                         "added": report.added, "peak_rss_mb": _rss_mb()}
+            out[kind] = {**_spent(cpu, wall, sim, args.sim_pid), "api_calls": report.api_calls,
+                         "limiter_wait_s": round(report.limiter_wait, 2), "added": report.added,
+                         "peak_rss_mb": _rss_mb()}
         # the nightly reconcile: the same organisation again, nothing to write
         api = wecom_api("customer")
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu, wall, sim = time.process_time(), time.perf_counter(), _cpu_of(args.sim_pid)
         report = await external.full_sync(api=api, resume=False)
-        out["external_contacts_reconcile"] = {"wall_s": round(time.perf_counter() - wall, 2),
-                                              "cpu_s": round(time.process_time() - cpu, 2),
-                                              "api_calls": report.api_calls, "changed": report.changed}
+        out["external_contacts_reconcile"] = {**_spent(cpu, wall, sim, args.sim_pid), "api_calls": report.api_calls,
+                                              "limiter_wait_s": round(report.limiter_wait, 2),
+                                              "changed": report.changed}
         rng = random.Random(5)
         userids = [u for u in await _userids() if not u.startswith("new")]
         samples = []
@@ -112,6 +120,35 @@ async def _bench(args: argparse.Namespace, port: int) -> dict[str, Any]:
     return out
 
 
+MYSQL_DB = "gongdan_bench_sync"
+
+
+async def _create_mysql_db() -> None:
+    import aiomysql
+
+    conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    async with conn.cursor() as cur:
+        await cur.execute(f"DROP DATABASE IF EXISTS {MYSQL_DB}")
+        await cur.execute(f"CREATE DATABASE {MYSQL_DB} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    conn.close()
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far, from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _spent(cpu: float, wall: float, sim: float, sim_pid: int) -> dict[str, float]:
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cpu_per_wall": round(cpu / wall, 2),
+            "sim_cpu_s": round(_cpu_of(sim_pid) - sim, 2)}
+
+
 async def _userids() -> list[str]:
     from app.staff.models import Staff
 
@@ -135,6 +172,8 @@ def main() -> None:
     parser.add_argument("--client-per-minute", type=int, default=0, help="our limiter (default 90%% of the sim's)")
     parser.add_argument("--client-per-hour", type=int, default=0)
     parser.add_argument("--samples", type=int, default=200, help="incremental events timed per kind")
+    parser.add_argument("--db", choices=("sqlite", "mysql"), default="sqlite",
+                        help=f"the desk side's database (mysql: {MYSQL_DB} on 127.0.0.1:3306, dropped first)")
     args = parser.parse_args()
     args.client_per_minute = args.client_per_minute or int(args.per_minute * 0.9)
     args.client_per_hour = args.client_per_hour or int(args.per_hour * 0.93)
@@ -144,6 +183,7 @@ def main() -> None:
     proc.start()
     try:
         port, generated = queue.get(timeout=600)
+        args.sim_pid = proc.pid
         time.sleep(0.5)
         print(f"org {args.org} generated in the simulator in {generated:.1f} s; limits {args.per_minute}/min, "
               f"{args.per_hour}/h (ours {args.client_per_minute}/min, {args.client_per_hour}/h)")

@@ -5,6 +5,7 @@
     python -m bench.worker_cpu --profile 40             # also cProfile (CPU clock) the measured messages, top 40
     python -m bench.worker_cpu --statements             # also print one message's round trips (SQL, BEGIN, ...)
     python -m bench.worker_cpu -n 200 --follow-ups 4    # then 4 texts per customer that join their tickets
+    python -m bench.worker_cpu --database gongdan_bench_worker_b   # runs at once (A/B trees): one database each
 
 What it does: the demo organisation (`seed_demo`: skill groups, routing rules, SLA policies, KB) in a fresh
 database built by `generate_schemas`, one Official Account in safe mode, and the WeChat simulator in a child
@@ -282,6 +283,7 @@ async def main_async(a: argparse.Namespace, state: Any, sim_account: Any, openid
 
 
 def main(argv: list[str] | None = None) -> None:
+    global MYSQL_DB
     p = argparse.ArgumentParser(prog="python -m bench.worker_cpu", description=(__doc__ or "").split("\n")[0])
     p.add_argument("--db", choices=("mysql", "sqlite"), default="mysql")
     p.add_argument("-n", "--messages", type=int, default=300)
@@ -291,9 +293,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sort", default="tottime", help="pstats sort key for --profile (tottime, cumulative)")
     p.add_argument("--statements", action="store_true", help="print one message's SQL statements")
     p.add_argument("--dump", default="", help="with --profile: also write the pstats file here")
+    p.add_argument("--database", default=MYSQL_DB, help="MariaDB database to (re)create (several runs at once: "
+                   "one name each)")
     p.add_argument("--follow-ups", type=int, default=0, metavar="K",
                    help="then K more texts per customer that join their tickets, measured the same way")
     a = p.parse_args(argv)
+    MYSQL_DB = a.database
     os.environ.setdefault("GONGDAN_ENV", "test")
 
     from bench.procs import free_port

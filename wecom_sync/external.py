@@ -14,15 +14,24 @@ transfer_fail; operations made through the API raise no event).
 * WeCom tags become customer tags; ``WECOM_VIP_TAGS`` maps tag names to a VIP level (highest wins).
 * Events re-read the contact (``externalcontact/get``) and apply what WeCom says now, so late or repeated events
   never roll a relation back.
+* A full sync requests the pages ahead (``PREFETCH_PAGES``) while it writes ``GROUP_PAGES`` of them per transaction
+  with hand-written statements over plain rows; the resume cursor is the last page written, so a crash re-reads at
+  most one group.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
+import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 import phonenumbers
 from tortoise import fields as tortoise_fields
 from tortoise.exceptions import IntegrityError
@@ -32,6 +41,7 @@ from tortoise.transactions import in_transaction
 
 from app.customers import service as customers
 from app.customers.models import Customer, CustomerIdentity
+from app.db import quote_and_mark
 from app.errors import PermanentChannelError
 from app.logs import get_logger
 from app.security.crypto import encrypt_field, keyed_hash, normalize_phone
@@ -48,6 +58,9 @@ Progress = Callable[[str, int, int], None]
 IDENTITY_KIND = "external_userid"
 BATCH_USERS = 100
 PAGE_LIMIT = 100
+#: pages requested ahead of the writes, and pages written per transaction
+PREFETCH_PAGES = 20
+GROUP_PAGES = 10
 
 #: change_external_contact types and the follow status a missing relation gets after the re-read
 _DELETIONS = {"del_external_contact": "deleted_by_staff", "del_follow_user": "deleted_by_customer"}
@@ -63,8 +76,8 @@ async def customer_for(*, external_userid: str) -> Customer | None:
     return await customers.find_by_identity(kind=IDENTITY_KIND, scope=identity_scope(), value=external_userid)
 
 
-def _vip_level(tag_names: list[str]) -> int:
-    mapping = dict(get_settings().wecom.vip_tags)
+def _vip_level(tag_names: list[str], mapping: dict[str, int] | None = None) -> int:
+    mapping = dict(get_settings().wecom.vip_tags) if mapping is None else mapping
     return max((mapping[n] for n in tag_names if n in mapping), default=0)
 
 
@@ -78,9 +91,15 @@ def _normalize_mobile(raw: str) -> str | None:
     """``normalize_phone`` with a shortcut for the usual remark mobile, 11 bare digits from 1: parsing the text is
     most of its cost, and for those digits it can only give the CN number they spell."""
     if len(raw) == 11 and raw.isascii() and raw.isdigit() and raw[0] == "1":
+        if _CN_MOBILE.fullmatch(raw):
+            return f"+86{raw}"  # a CN mobile number is a valid number: no need to try every other number type
         number = phonenumbers.PhoneNumber(country_code=86, national_number=int(raw))
         return f"+86{raw}" if phonenumbers.is_valid_number(number) else None
     return normalize_phone(raw)
+
+
+#: libphonenumber's own CN mobile pattern (is_valid_number tries it among the other number types)
+_CN_MOBILE = re.compile(cast(Any, phonenumbers.PhoneMetadata.metadata_for_region("CN")).mobile.national_number_pattern)
 
 
 def _encrypt_mobiles(numbers: list[str]) -> str | None:
@@ -97,14 +116,76 @@ _FOLLOW_COLUMNS = ("id", "contact_id", "userid", "seen_run", *_FOLLOW_FIELDS)
 _PENDING = "~pending:"
 
 
-async def _bulk_write(model: type[Model], rows: dict[int, dict[str, Any]], fields: list[str]) -> None:
-    """Write ``fields`` of the rows (by id) in one statement per batch."""
-    objects = []
-    for pk, values in rows.items():
-        obj = model(**{f: values[f] for f in fields})
-        obj.pk = pk
-        objects.append(obj)
-    await model.bulk_update(objects, fields=fields)
+async def _select(model: type[Model], columns: tuple[str, ...], column: str, values: list[Any],
+                  **equal: Any) -> list[dict[str, Any]]:
+    """``model.filter(<column>__in=values, **equal).values(*columns)`` as one hand-written statement on the writing
+    connection (the caller's transaction): tortoise's query building and per-value conversion cost more CPU than
+    the rows."""
+    if not values:
+        return []
+    db = model._choose_db(True)
+    q, mark = quote_and_mark(db.capabilities.dialect)
+    where = "".join(f" AND {q}{k}{q}={mark}" for k in equal)
+    sql = (f"SELECT {','.join(f'{q}{c}{q}' for c in columns)} FROM {q}{model._meta.db_table}{q} "
+           f"WHERE {q}{column}{q} IN ({','.join([mark] * len(values))}){where}")
+    rows: list[dict[str, Any]] = await db.execute_query_dict(sql, [*values, *equal.values()])
+    fields_map = model._meta.fields_map
+    for c in columns:
+        if isinstance(fields_map.get(c), tortoise_fields.JSONField):
+            for row in rows:
+                if isinstance(row[c], (str, bytes)):
+                    row[c] = orjson.loads(row[c])
+    return rows
+
+
+async def _update_rows(model: type[Model], rows: dict[int, dict[str, Any]], fields: list[str]) -> None:
+    """Write ``fields`` of the rows (by id): one ``UPDATE ... SET f = CASE id WHEN ... END`` per chunk of rows,
+    without a model instance per row."""
+    if not rows:
+        return
+    db = model._choose_db(True)
+    q, mark = quote_and_mark(db.capabilities.dialect)
+    convert = _converters(model, fields)
+    ids = list(rows)
+    # SQLite takes at most 32,766 parameters in a statement
+    step = max(1, 8000 // (2 * len(fields) + 1))
+    for k in range(0, len(ids), step):
+        chunk = ids[k:k + step]
+        whens = " WHEN " + " WHEN ".join([f"{mark} THEN {mark}"] * len(chunk))
+        sets = ",".join(f"{q}{f}{q}=CASE {q}id{q}{whens} END" for f in fields)
+        params: list[Any] = []
+        for f, conv in zip(fields, convert, strict=True):
+            for pk in chunk:
+                v = rows[pk][f]
+                params += (pk, v if conv is None or v is None else conv(v))
+        await db.execute_query(f"UPDATE {q}{model._meta.db_table}{q} SET {sets} "
+                               f"WHERE {q}id{q} IN ({','.join([mark] * len(chunk))})", [*params, *chunk])
+
+
+async def _set_column(model: type[Model], column: str, value: Any, ids: list[int]) -> None:
+    """``model.filter(id__in=ids).update(<column>=value)`` for a plain column, hand-written (see ``_select``)."""
+    db = model._choose_db(True)
+    q, mark = quote_and_mark(db.capabilities.dialect)
+    for k in range(0, len(ids), 8000):
+        chunk = ids[k:k + 8000]
+        await db.execute_query(f"UPDATE {q}{model._meta.db_table}{q} SET {q}{column}{q}={mark} "
+                               f"WHERE {q}id{q} IN ({','.join([mark] * len(chunk))})", [value, *chunk])
+
+
+def _converters(model: type[Model], columns: list[str]) -> list[Callable[[Any], Any] | None]:
+    """How each column's Python value goes to the database: plain strings and integers as they are (the callers cut
+    them to size), JSON encoded as tortoise does, datetimes converted once per value (a batch shares one)."""
+    fields_map = model._meta.fields_map
+    convert: list[Callable[[Any], Any] | None] = []
+    for c in columns:
+        field = fields_map[c]
+        if type(field) in _PLAIN_FIELDS:
+            convert.append(None)
+        elif isinstance(field, tortoise_fields.JSONField):
+            convert.append(field.encoder)
+        else:
+            convert.append(_memo(functools.partial(field.to_db_value, instance=model)))
+    return convert
 
 
 async def _insert_rows(model: type[Model], rows: list[dict[str, Any]]) -> None:
@@ -114,13 +195,24 @@ async def _insert_rows(model: type[Model], rows: list[dict[str, Any]]) -> None:
     columns = executor.regular_columns
     fields_map = model._meta.fields_map
     defaults = [_default(fields_map[c].default) for c in columns]
-    # plain strings and integers go as they are (the callers cut them to size); JSON and datetimes are converted
-    convert = [None if type(fields_map[c]) in _PLAIN_FIELDS else fields_map[c].to_db_value for c in columns]
+    convert = _converters(model, list(columns))
     values = []
     for row in rows:
         line = [row.get(c, d) for c, d in zip(columns, defaults, strict=True)]
-        values.append([v if f is None or v is None else f(v, model) for v, f in zip(line, convert, strict=True)])
+        values.append([v if f is None or v is None else f(v) for v, f in zip(line, convert, strict=True)])
     await db.execute_many(executor.insert_query, values)
+
+
+def _memo(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` remembering its last argument (by identity) and result."""
+    last: list[Any] = [object(), None]
+
+    def converted(value: Any) -> Any:
+        if value is not last[0]:
+            last[:] = [value, convert(value)]
+        return last[1]
+
+    return converted
 
 
 _PLAIN_FIELDS = (tortoise_fields.CharField, tortoise_fields.TextField, tortoise_fields.IntField,
@@ -142,8 +234,9 @@ async def _insert_customers(rows: list[dict[str, Any]]) -> None:
     markers = [f"{prefix}{i}" for i in range(len(rows))]
     await _insert_rows(Customer, [{**row, "email_hash": m, "created_at": now, "updated_at": now}
                                   for row, m in zip(rows, markers, strict=True)])
-    ids = {str(h): int(i) for h, i in await Customer.filter(email_hash__in=markers).values_list("email_hash", "id")}
-    await Customer.filter(id__in=list(ids.values())).update(email_hash=None)
+    ids = {str(r["email_hash"]): int(r["id"]) for r in await _select(Customer, ("email_hash", "id"), "email_hash",
+                                                                     markers)}
+    await _update_rows(Customer, {i: {"email_hash": None} for i in ids.values()}, ["email_hash"])
     for row, marker in zip(rows, markers, strict=True):
         row["id"] = ids[marker]
 
@@ -157,6 +250,7 @@ class _Applier:
         self.scope = identity_scope()
         self.tag_names: dict[str, str] = {}
         self.staff_ids: dict[str, int] = {}
+        self.vip_tags = dict(get_settings().wecom.vip_tags)
 
     async def load(self) -> None:
         self.tag_names = {t.id: t.name for t in await CorpTag.all()}
@@ -178,12 +272,17 @@ class _Applier:
         for ext, (_contact, follows) in zip(ext_ids, items, strict=True):
             follows_of.setdefault(ext, []).extend(follows)
         # plain rows, not model instances: a sync reads every contact and follow, and models cost three times more
-        contacts: dict[str, dict[str, Any]] = {c["external_userid"]: c for c in await ExternalContact.filter(
-            external_userid__in=ext_ids).values(*_CONTACT_COLUMNS)}
-        idents: dict[str, int] = {str(v): int(c) for v, c in await CustomerIdentity.filter(
-            kind=IDENTITY_KIND, scope=self.scope, value__in=ext_ids).values_list("value", "customer_id")}
+        contacts: dict[str, dict[str, Any]] = {c["external_userid"]: c for c in await _select(
+            ExternalContact, _CONTACT_COLUMNS, "external_userid", list(follows_of))}
+        # identities matter only for contacts we do not have (a reconcile reads none)
+        idents: dict[str, int] = {str(r["value"]): int(r["customer_id"]) for r in await _select(
+            CustomerIdentity, ("value", "customer_id"), "value", [e for e in follows_of if e not in contacts],
+            kind=IDENTITY_KIND, scope=self.scope)}
+        # remark mobiles parsed once per follow_info (a new contact's customer takes the first)
+        mobiles = {id(f): _mobiles(f.get("remark_mobiles") or []) for fs in follows_of.values() for f in fs}
         now = utcnow()
         new_contacts: dict[str, tuple[dict[str, Any] | int, dict[str, Any]]] = {}
+        created: set[str] = set()
         new_customers: list[dict[str, Any]] = []
         changed_contacts: dict[int, dict[str, Any]] = {}
         unionids: dict[str, str] = {}
@@ -201,15 +300,14 @@ class _Applier:
                 if ext in new_contacts:
                     continue  # the same contact twice on one page (two follow users)
                 names = self._tag_names(follows_of[ext])
-                vip = _vip_level(names)
+                vip = _vip_level(names, self.vip_tags)
                 holder: dict[str, Any] | int
                 if ext in idents:
                     holder = idents[ext]
                     names, vip = [], 0  # applied below against the existing customer
                 else:
                     # the customer starts with what the page says: tags, VIP level, first remark mobile
-                    phone = next((n for f in follows_of[ext] for n in _mobiles(f.get("remark_mobiles") or [])[0]),
-                                 None)
+                    phone = next((n for f in follows_of[ext] for n in mobiles[id(f)][0]), None)
                     extra: dict[str, Any] = {"phone_enc": encrypt_field(phone), "phone_hash": keyed_hash(phone)} \
                         if phone else {}
                     holder = {"name": fields["name"], "tags": names, "vip_level": vip, **extra}
@@ -225,7 +323,7 @@ class _Applier:
                     changed_contacts[contact["id"]] = contact
                     self.report.count("external_contacts", "changed")
         if changed_contacts:
-            await _bulk_write(ExternalContact, changed_contacts, [*_CONTACT_FIELDS, "synced_at"])
+            await _update_rows(ExternalContact, changed_contacts, [*_CONTACT_FIELDS, "synced_at"])
         if new_customers:
             await _insert_customers(new_customers)
             await self._bulk_identities([{"customer_id": h["id"], "kind": IDENTITY_KIND, "scope": self.scope,
@@ -238,20 +336,21 @@ class _Applier:
             try:
                 async with in_transaction("default"):
                     await _insert_rows(ExternalContact, rows)
+                created = set(new_contacts)
             except IntegrityError:
                 for row in rows:  # another job stored some of them meanwhile: one by one
                     if not await ExternalContact.exists(external_userid=row["external_userid"]):
                         await ExternalContact.create(**row)
-            stored = await ExternalContact.filter(external_userid__in=list(new_contacts)).values(*_CONTACT_COLUMNS)
+            stored = await _select(ExternalContact, _CONTACT_COLUMNS, "external_userid", list(new_contacts))
             contacts.update({c["external_userid"]: c for c in stored})
         if unionids:
             await self._link_unionids(contacts, unionids)
         await self._staff_ids({str(f.get("userid") or "") for _, follows in items for f in follows} - {""})
-        # follows of every contact on the page, in one read
-        contact_ids = [contacts[e]["id"] for e in follows_of]
+        # follows of every contact on the page, in one read (a contact this call created has none)
+        contact_ids = [contacts[e]["id"] for e in follows_of if e not in created]
         existing: dict[tuple[int, str], dict[str, Any]] = {
             (f["contact_id"], f["userid"]): f
-            for f in await ExternalFollow.filter(contact_id__in=contact_ids).values(*_FOLLOW_COLUMNS)
+            for f in await _select(ExternalFollow, _FOLLOW_COLUMNS, "contact_id", contact_ids)
         }
         new_rows: list[dict[str, Any]] = []
         changed_rows: dict[int, dict[str, Any]] = {}
@@ -265,7 +364,7 @@ class _Applier:
                 if not userid:
                     continue
                 seen_pairs.add((contact_id, userid))
-                numbers, hashes = _mobiles(info.get("remark_mobiles") or [])
+                numbers, hashes = mobiles.get(id(info)) or _mobiles(info.get("remark_mobiles") or [])
                 follow = existing.get((contact_id, userid))
                 if numbers and (follow is None or follow["remark_mobile_hashes"] != hashes) and \
                         customer_id not in fresh_customers:
@@ -294,13 +393,13 @@ class _Applier:
         if new_rows:
             await _insert_rows(ExternalFollow, new_rows)
         if changed_rows:
-            await _bulk_write(ExternalFollow, changed_rows, [*_FOLLOW_FIELDS, "remark_mobiles_enc", "synced_at",
+            await _update_rows(ExternalFollow, changed_rows, [*_FOLLOW_FIELDS, "remark_mobiles_enc", "synced_at",
                                                              "seen_run"])
         if self.run_id:
             unchanged = [row["id"] for key, row in existing.items()
                          if key in seen_pairs and row["seen_run"] != self.run_id]
             if unchanged:
-                await ExternalFollow.filter(id__in=unchanged).update(seen_run=self.run_id)
+                await _set_column(ExternalFollow, "seen_run", self.run_id, unchanged)
         if complete:
             ended: dict[str, list[int]] = {}
             for key, gone in existing.items():
@@ -334,8 +433,9 @@ class _Applier:
 
     async def _link_unionids(self, contacts: dict[str, dict[str, Any]], unionids: dict[str, str]) -> None:
         """Attach unionids; where another customer holds one (an MP follower), merge them (the slow path)."""
-        holders = {str(v): int(c) for v, c in await CustomerIdentity.filter(
-            kind="unionid", scope="", value__in=sorted(set(unionids.values()))).values_list("value", "customer_id")}
+        holders = {str(r["value"]): int(r["customer_id"]) for r in await _select(
+            CustomerIdentity, ("value", "customer_id"), "value", sorted(set(unionids.values())), kind="unionid",
+            scope="")}
         fresh: list[dict[str, Any]] = []
         claimed: dict[str, int] = {}
         for ext, unionid in unionids.items():
@@ -374,43 +474,51 @@ class _Applier:
         pending: list[tuple[dict[str, Any], list[str], int]] = []
         for contact in contacts:
             names = sorted({self.tag_names.get(t, "") for t in tag_ids[contact["id"]]} - {""})
-            vip = _vip_level(names)
+            vip = _vip_level(names, self.vip_tags)
             if names != contact["tag_names"] or vip != contact["vip_from_tags"] or contact["customer_id"] in phones:
                 pending.append((contact, names, vip))
         if not pending:
             return
-        loaded = {c.id: c for c in await Customer.filter(id__in=[c["customer_id"] for c, _, _ in pending])}
+        loaded = {int(c["id"]): c for c in await _select(Customer, ("id", "tags", "vip_level", "phone_enc",
+                                                                    "phone_hash"), "id",
+                                                         sorted({c["customer_id"] for c, _, _ in pending}))}
         changed_customers: dict[int, set[str]] = {}
         changed_contacts: dict[int, dict[str, Any]] = {}
         for contact, names, vip in pending:
             customer_id = contact["customer_id"]
             customer = loaded[customer_id]
             phone = phones.get(customer_id)
-            if phone and not customer.phone_enc:
-                await customers.set_contact(customer=customer, phone=phone)
+            if phone and not customer["phone_enc"]:
+                if customer["phone_hash"] is None:
+                    # what set_contact writes for a customer without a phone (nothing verified to keep), batched
+                    customer.update(phone_enc=encrypt_field(phone), phone_hash=keyed_hash(phone))
+                    changed_customers.setdefault(customer_id, set()).update(("phone_enc", "phone_hash"))
+                else:
+                    model = await Customer.get(id=customer_id)
+                    await customers.set_contact(customer=model, phone=phone)
+                    customer["phone_enc"] = model.phone_enc
             if names == contact["tag_names"] and vip == contact["vip_from_tags"]:
                 continue
-            new_tags = sorted((set(customer.tags or []) - set(contact["tag_names"] or [])) | set(names))
+            new_tags = sorted((set(customer["tags"] or []) - set(contact["tag_names"] or [])) | set(names))
             changes: dict[str, Any] = {}
-            if new_tags != list(customer.tags or []):
+            if new_tags != list(customer["tags"] or []):
                 changes["tags"] = new_tags
-            level = vip if vip else (0 if customer.vip_level == contact["vip_from_tags"] else customer.vip_level)
-            if level != customer.vip_level:
+            level = vip if vip else (0 if customer["vip_level"] == contact["vip_from_tags"] else customer["vip_level"])
+            if level != customer["vip_level"]:
                 changes["vip_level"] = level
             if changes:
-                for k, v in changes.items():
-                    setattr(customer, k, v)
+                customer.update(changes)
                 changed_customers.setdefault(customer_id, set()).update(changes)
             contact.update(tag_names=names, vip_from_tags=vip)
             changed_contacts[contact["id"]] = contact
         # one statement per set of changed fields, so a field nobody changed is not written back
-        groups: dict[tuple[str, ...], list[Customer]] = {}
+        groups: dict[tuple[str, ...], dict[int, dict[str, Any]]] = {}
         for customer_id, fields in changed_customers.items():
-            groups.setdefault(tuple(sorted(fields)), []).append(loaded[customer_id])
+            groups.setdefault(tuple(sorted(fields)), {})[customer_id] = loaded[customer_id]
         for names_of_fields, rows in groups.items():
-            await Customer.bulk_update(rows, fields=list(names_of_fields))
+            await _update_rows(Customer, rows, list(names_of_fields))
         if changed_contacts:
-            await _bulk_write(ExternalContact, changed_contacts, ["tag_names", "vip_from_tags"])
+            await _update_rows(ExternalContact, changed_contacts, ["tag_names", "vip_from_tags"])
 
 
 async def _sync_corp_tags(api: WeComApi) -> None:
@@ -468,21 +576,36 @@ async def _full_sync(api: WeComApi, report: SyncReport, progress: Progress | Non
     cursor = str(run.cursor.get("cursor") or "") if run is not None else ""
     if progress:
         progress("follow users", min(start * BATCH_USERS, len(users)), len(users))
-    for index in range(start, len(batches)):
-        while True:
-            page = await api.batch_get_by_user(batches[index], cursor=cursor, limit=PAGE_LIMIT)
-            items = [(item["external_contact"], [item["follow_info"]]) for item in
-                     page.get("external_contact_list") or []]
-            async with in_transaction("default"):
-                await applier.apply(items)
-                cursor = str(page.get("next_cursor") or "")
-                if run is not None:
-                    position = {"batch": index, "cursor": cursor} if cursor else {"batch": index + 1, "cursor": ""}
-                    await SyncRun.filter(id=run.id).update(cursor=position)
-            if not cursor:
+    pages: asyncio.Queue[_Page | BaseException | None] = asyncio.Queue(maxsize=PREFETCH_PAGES)
+    reader = asyncio.create_task(_read_pages(api, batches, start, cursor, pages))
+    try:
+        finished = False
+        while not finished:
+            # a few pages per transaction: each statement costs the same for 100 rows as for 500
+            group: list[_Page] = []
+            while len(group) < GROUP_PAGES:
+                page = await pages.get()
+                if isinstance(page, BaseException):
+                    raise page
+                if page is None:
+                    finished = True
+                    break
+                group.append(page)
+            if not group:
                 break
-        if progress:
-            progress("follow users", min((index + 1) * BATCH_USERS, len(users)), len(users))
+            async with in_transaction("default"):
+                await applier.apply([item for page in group for item in page.items])
+                if run is not None:
+                    await SyncRun.filter(id=run.id).update(cursor=group[-1].position)
+            if progress:
+                for page in group:
+                    if not page.position["cursor"]:
+                        progress("follow users", min(int(page.position["batch"]) * BATCH_USERS, len(users)),
+                                 len(users))
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
     # relations this run did not see are over (a missed del_* event); contacts nobody follows are gone
     stale = ExternalFollow.filter(status="active").exclude(seen_run=applier.run_id)
     n = await stale.count()
@@ -500,6 +623,35 @@ async def _full_sync(api: WeComApi, report: SyncReport, progress: Progress | Non
                 tags[int(contact_id)].update(tag_ids or [])
             await applier._refresh_customers(rows, tags, {})
     await _mark_gone_contacts(report)
+
+
+@dataclass
+class _Page:
+    """One batch/get_by_user page as (contact, [follow_info]) items, and where a resume starts after it."""
+
+    items: list[tuple[dict[str, Any], list[dict[str, Any]]]]
+    position: dict[str, Any]
+
+
+async def _read_pages(api: WeComApi, batches: list[list[str]], start: int, cursor: str,
+                      out: asyncio.Queue[_Page | BaseException | None]) -> None:
+    """Request the pages in order into ``out`` (then None, or the error), ahead of the writes: the next request
+    waits on WeCom and the limiter while we write the previous page."""
+    try:
+        for index in range(start, len(batches)):
+            while True:
+                page = await api.batch_get_by_user(batches[index], cursor=cursor, limit=PAGE_LIMIT)
+                cursor = str(page.get("next_cursor") or "")
+                items = [(item["external_contact"], [item["follow_info"]]) for item in
+                         page.get("external_contact_list") or []]
+                await out.put(_Page(items, {"batch": index, "cursor": cursor} if cursor else
+                                    {"batch": index + 1, "cursor": ""}))
+                if not cursor:
+                    break
+    except Exception as exc:  # handed to the writer, which raises it
+        await out.put(exc)
+        return
+    await out.put(None)
 
 
 async def _mark_gone_contacts(report: SyncReport, contact_id: int | None = None) -> None:

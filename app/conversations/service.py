@@ -10,13 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import F
-
 from app.channels.base import InboundMessage
 from app.channels.models import ChannelAccount
 from app.conversations.config import ConversionRules
 from app.conversations.models import Conversation, Message
 from app.customers.models import Customer
+from app.db import dialect_sql, rows_sql
 from app.logs import get_logger
 from app.notifications import service as notify
 from app.security import tokens as pii_tokens
@@ -25,6 +24,19 @@ from app.tickets.models import Ticket
 from app.timeutil import CHINA, utcnow
 
 log = get_logger(__name__)
+
+#: the per-message statements of the intake path, as SQL written once (`app.db.dialect_sql`): tortoise's query
+#: building cost more CPU than the round trip. SQLite has no row locks (its writer lock serialises transactions).
+_LOCK = {"mysql": "SELECT {q}id{q} FROM {q}customer{q} WHERE {q}id{q}={m} FOR UPDATE",
+         "sqlite": "SELECT {q}id{q} FROM {q}customer{q} WHERE {q}id{q}={m}"}
+_BUMP = ("UPDATE {q}conversation{q} SET {q}message_count{q}={q}message_count{q}+1,{q}last_message_at{q}={m},"
+         "{q}last_inbound_at{q}={m} WHERE {q}id{q}={m}")
+#: the open conversation, read as a model (`app.db.rows_sql`)
+_OPEN = ("SELECT {{columns}} FROM {q}conversation{q} WHERE {q}customer_id{q}={{customer_id}} AND "
+         "{q}channel_account_id{q}={{account_id}} AND {q}status{q}='open' ORDER BY {q}id{q} DESC LIMIT 1")
+#: a new ticket's transcript, read the same way
+_UNTICKETED = ("SELECT {q}id{q},{q}direction{q},{q}text{q} FROM {q}message{q} WHERE "
+               "{q}conversation_id{q}={{conversation_id}} AND {q}ticket_id{q} IS NULL ORDER BY {q}id{q}")
 
 
 async def open_conversation(*, customer: Customer, account: ChannelAccount) -> Conversation:
@@ -41,10 +53,10 @@ async def open_for_inbound(*, customer: Customer, account: ChannelAccount,
     """The conversation an inbound message arriving `now` goes to, and whether it counts that message already: a
     conversation created here is inserted with the message counted (`store_inbound(counted=True)` then writes no
     counter update; a failed store rolls both back in the caller's transaction)."""
-    conv = await Conversation.filter(customer_id=customer.id, channel_account_id=account.id, status="open").order_by(
-        "-id").first()
-    if conv is not None:
-        return conv, False
+    found: list[Conversation] = await Conversation.raw(
+        rows_sql(_OPEN, Conversation).format(customer_id=int(customer.id), account_id=int(account.id)))
+    if found:
+        return found[0], False
     conv = await Conversation.create(customer=customer, channel_account=account, message_count=1,
                                      last_message_at=now, last_inbound_at=now)
     return conv, True
@@ -54,7 +66,9 @@ async def lock_customer(*, customer: Customer) -> None:
     """Hold the customer's row lock until the transaction ends (the first lock an intake transaction takes)."""
     # Taken before any read, so the rows read next are those the previous holder committed, and every later lock
     # (conversation, message, ticket) is taken in the same order by one transaction at a time.
-    await Customer.filter(id=customer.id).select_for_update().only("id").first()
+    conn: Any = Customer._meta.db
+    dialect = conn.capabilities.dialect
+    await conn.execute_query(dialect_sql(_LOCK["mysql" if dialect == "mysql" else "sqlite"], dialect), [customer.id])
 
 
 def is_status_query(inbound: InboundMessage, rules: ConversionRules) -> bool:
@@ -87,9 +101,9 @@ async def store_inbound(*, conv: Conversation, customer: Customer, account: Chan
     )
     if counted:
         return message
-    await Conversation.filter(id=conv.id).update(
-        message_count=F("message_count") + 1, last_message_at=now, last_inbound_at=now
-    )
+    conn: Any = Conversation._meta.db
+    stamp = Conversation._meta.fields_map["last_message_at"].to_db_value(now, Conversation)
+    await conn.execute_query(dialect_sql(_BUMP, conn.capabilities.dialect), [stamp, stamp, conv.id])
     # the counters as the UPDATE left them, without reading the row back
     conv.message_count += 1
     conv.last_message_at = now
@@ -100,8 +114,8 @@ async def store_inbound(*, conv: Conversation, customer: Customer, account: Chan
 async def unticketed_messages(*, conv: Conversation) -> list[Message]:
     """The conversation's messages that belong to no ticket yet, oldest first (a new ticket's transcript): their
     id, direction and text only (read-only rows; load a message in full to change it)."""
-    return list(await Message.filter(conversation_id=conv.id, ticket_id=None).order_by("id").only(
-        "id", "direction", "text"))
+    sql = rows_sql(_UNTICKETED, Message).format(conversation_id=int(conv.id))
+    return list(await Message.raw(sql))
 
 
 def conversion_reason(*, conv: Conversation, text: str, rules: ConversionRules, now: Any,

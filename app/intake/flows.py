@@ -29,6 +29,7 @@ from app.conversations.extract import Extracted, extract
 from app.conversations.models import Conversation, Message
 from app.customers import service as customers
 from app.customers.models import Customer
+from app.db import dialect_sql, rows_sql
 from app.kb import bot
 from app.logs import get_logger
 from app.security import tokens as pii_tokens
@@ -47,6 +48,10 @@ PRIORITY_ORDER = ("low", "normal", "high", "urgent")
 JOINABLE = ("new", "open", "pending", "resolved")
 #: a ticket number the customer quotes, e.g. GD-20261205-0042 (prefix configurable, so any letters)
 NUMBER_IN_TEXT = re.compile(r"\b[A-Z]{1,8}-\d{8}-\d{4,}\b")
+#: the live-ticket read every message makes, as SQL written once and read as models through `Model.raw` (which takes
+#: no parameters: the customer id is formatted in as an int); tortoise's query building cost more than the read
+_JOINABLE = ("SELECT {{columns}} FROM {q}ticket{q} WHERE {q}customer_id{q}={{customer_id}} AND {q}status{q} IN ("
+             + ",".join(f"'{s}'" for s in JOINABLE) + ") ORDER BY {q}last_activity_at{q} DESC,{q}id{q} DESC")
 
 
 @dataclass
@@ -64,8 +69,7 @@ class Context:
     async def joinable(self) -> list[Ticket]:
         """The customer's new, open, pending and resolved tickets (read once)."""
         if self.tickets is None:
-            self.tickets = list(await Ticket.filter(customer_id=self.customer.id, status__in=JOINABLE).order_by(
-                "-last_activity_at", "-id"))
+            self.tickets = list(await Ticket.raw(rows_sql(_JOINABLE, Ticket).format(customer_id=int(self.customer.id))))
         return self.tickets
 
 
@@ -112,15 +116,18 @@ class Outcome:
 
 
 async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer: Customer | None = None,
-                  hold_handoff: bool = False) -> Outcome:
+                  customer_id: int | None = None, hold_handoff: bool = False) -> Outcome:
     """Store a customer's message and let the bot answer, join the right ticket, or open one as the rules say
-    (``hold_handoff``: where the bot would hand off, open nothing and say so in ``Outcome.held_handoff``)."""
+    (``customer_id`` instead of ``customer``: the customer is read under the row lock the path takes;
+    ``hold_handoff``: where the bot would hand off, open nothing and say so in ``Outcome.held_handoff``)."""
     rules = load_rules()
-    if customer is None:
+    if customer is None and customer_id is None:
         customer = await customers.resolve_identity(
             kind=IDENTITY_KIND.get(account.kind, inbound.sender_kind), scope=account.key, value=inbound.sender_id)
-    ctx = Context(customer=customer, account=account, hold_handoff=hold_handoff)
     if conversations.is_status_query(inbound, rules):
+        if customer is None:
+            assert customer_id is not None
+            customer = await customers.load(customer_id=customer_id)
         source = inbound.provider_msg_id or inbound.data.get("inbound_event_id")
         await conversations.answer_status_query(customer=customer, account=account,
                                                 dedupe_key=f"status_query:{account.id}:{source}" if source else None)
@@ -129,7 +136,13 @@ async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer:
         async with atomic():
             # first lock in the transaction: one customer's messages pass one at a time (MariaDB deadlocked on the
             # conversation and ticket rows, and two first messages opened two conversations)
-            await conversations.lock_customer(customer=customer)
+            if customer is None:
+                assert customer_id is not None
+                # the customer row read under that lock: one statement for both
+                customer = await customers.load(customer_id=customer_id, for_update=True)
+            else:
+                await conversations.lock_customer(customer=customer)
+            ctx = Context(customer=customer, account=account, hold_handoff=hold_handoff)
             return await _receive(ctx, inbound=inbound, rules=rules)
     except IntegrityError:
         # the provider message is stored already (WeChat retried, or a concurrent run stored it first)
@@ -192,15 +205,24 @@ def choose_ticket(candidates: list[Ticket], *, text: str) -> Ticket | None:
     return None
 
 
+#: the audit row of every joining message: SQL written once (`app.db.dialect_sql`), as tortoise's model creation and
+#: query building cost more CPU than the round trip (nothing reads the row back)
+_JOINED_EVENT = ("INSERT INTO {q}ticket_event{q} ({q}ticket_id{q},{q}kind{q},{q}actor_kind{q},{q}reason{q},{q}data{q},"
+                 "{q}created_at{q}) VALUES ({m},'customer_message','customer','',{m},{m})")
+
+
 async def join(*, ticket: Ticket, message: Message, already_linked: bool = False) -> None:
     """A customer's message joins a ticket: the ticket is touched, the closing hooks and listeners see it, and a
     pending or resolved ticket opens again."""
     if not already_linked:
         await Message.filter(id=message.id).update(ticket_id=ticket.id)
     await tickets.touch(ticket_id=ticket.id)
-    await TicketEvent.create(ticket_id=ticket.id, kind="customer_message", actor_kind="customer",
-                             data={"message_id": message.id, **({"via": message.data["via"]}
-                                                                 if message.data.get("via") else {})})
+    data = {"message_id": message.id, **({"via": message.data["via"]} if message.data.get("via") else {})}
+    conn: Any = TicketEvent._meta.db
+    fields_map = TicketEvent._meta.fields_map
+    await conn.execute_query(dialect_sql(_JOINED_EVENT, conn.capabilities.dialect), [
+        ticket.id, fields_map["data"].to_db_value(data, TicketEvent),
+        fields_map["created_at"].to_db_value(utcnow(), TicketEvent)])
     if await ticket_flows.on_customer_message(ticket=ticket, message=message):
         return  # consumed: a 1/2 answer to "is it solved?", a refund confirmation code
     if ticket.status in (states.Status.PENDING, states.Status.RESOLVED):
@@ -230,6 +252,11 @@ def _max_priority(chosen: str | None, routed: str) -> str:
     if chosen is None:
         return routed
     return max(chosen, routed, key=lambda p: PRIORITY_ORDER.index(p) if p in PRIORITY_ORDER else 1)
+
+
+#: a new ticket's transcript joins it: SQL written once per number of messages (`app.db.dialect_sql`), as tortoise's
+#: query building cost more CPU than the round trip
+_LINK_MESSAGES = "UPDATE {q}message{q} SET {q}ticket_id{q}={m} WHERE {q}id{q} IN ({marks})"
 
 
 async def open_ticket(ctx: Context, req: NewTicket) -> Ticket:
@@ -282,7 +309,10 @@ async def open_ticket(ctx: Context, req: NewTicket) -> Ticket:
         record={"source": req.source, "reason": req.reason, "keywords": found.matched_keywords,
                 **decision.to_json()})
     if req.messages:
-        await Message.filter(id__in=[m.id for m in req.messages]).update(ticket_id=ticket.id)
+        conn: Any = Message._meta.db
+        marks = ",".join("{m}" for _ in req.messages)
+        await conn.execute_query(dialect_sql(_LINK_MESSAGES.replace("{marks}", marks), conn.capabilities.dialect),
+                                 [ticket.id, *(m.id for m in req.messages)])
     if ctx.tickets is not None:
         ctx.tickets.insert(0, ticket)
     log.info("intake.ticket_opened", ticket_id=ticket.id, source=req.source, reason=req.reason,

@@ -45,4 +45,4 @@ async def staff_replied(*, ticket: Ticket, message: Message, **_: Any) -> None:
 
 async def customer_wrote(*, ticket: Ticket, message: Message, **_: Any) -> None:
     """The assignee hears of the customer's message."""
-    await staff_cards.customer_message(ticket=ticket, message_id=message.id, text=message.text or "")
+    await staff_cards.customer_message(ticket=ticket, text=message.text or "")

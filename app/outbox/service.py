@@ -39,23 +39,45 @@ async def create(
     dedupe_key: str | None = None,
 ) -> OutboxMessage:
     """Write one outbox row and enqueue its delivery after commit; a repeated dedupe_key returns the first row."""
+    row = await _insert(channel=channel, kind=kind, recipient=recipient, payload=payload,
+                        channel_account_id=channel_account_id, ticket_id=ticket_id, dedupe_key=dedupe_key)
+    if row is None:
+        existing = await OutboxMessage.get_or_none(dedupe_key=dedupe_key)
+        if existing is None:
+            raise IntegrityError(f"outbox row {dedupe_key!r} refused and not stored")
+        return existing
+    return row
+
+
+async def create_or_fold(*, channel: str, kind: str, recipient: str, payload: dict[str, Any],
+                         folded: dict[str, Any], dedupe_key: str, ticket_id: int | None = None) -> str:
+    """Write a row under `dedupe_key`, or make `folded` its payload while it waits: created, folded or covered."""
+    row = await _insert(channel=channel, kind=kind, recipient=recipient, payload=payload, channel_account_id=None,
+                        ticket_id=ticket_id, dedupe_key=dedupe_key)
+    if row is not None:
+        return "created"
+    # only while unclaimed: a claim re-reads the row after taking it, so the fold is either in what goes out or not
+    # made at all (and the row that went out stands for this one)
+    if await OutboxMessage.filter(dedupe_key=dedupe_key, status="pending", attempts=0).update(payload=folded):
+        return "folded"
+    if not await OutboxMessage.filter(dedupe_key=dedupe_key).exists():
+        raise IntegrityError(f"outbox row {dedupe_key!r} refused and not stored")
+    return "covered"
+
+
+async def _insert(*, channel: str, kind: str, recipient: str, payload: dict[str, Any],
+                  channel_account_id: int | None, ticket_id: int | None,
+                  dedupe_key: str | None) -> OutboxMessage | None:
+    """The row, its delivery enqueued after commit; None when its dedupe_key may be taken already."""
     try:
         # insert first: a repeated key is rare, so the unique index answers it instead of a read before every write
-        row = await OutboxMessage.create(
-            channel=channel,
-            kind=kind,
-            recipient=recipient,
-            payload=payload,
-            channel_account_id=channel_account_id,
-            ticket_id=ticket_id,
-            dedupe_key=dedupe_key,
-            next_attempt_at=utcnow(),
-        )
+        row = await OutboxMessage.create(channel=channel, kind=kind, recipient=recipient, payload=payload,
+                                         channel_account_id=channel_account_id, ticket_id=ticket_id,
+                                         dedupe_key=dedupe_key, next_attempt_at=utcnow())
     except IntegrityError:
-        existing = await OutboxMessage.get_or_none(dedupe_key=dedupe_key) if dedupe_key is not None else None
-        if existing is None:
+        if dedupe_key is None:
             raise
-        return existing
+        return None
     row_id = row.id
 
     async def _enqueue() -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tortoise.expressions import F
-from tortoise.functions import Count
-
+from app.db import dialect_sql, rows_sql
 from app.logs import get_logger
 from app.staff.models import SkillGroup, Staff
 from app.tickets import calendar as bizcal
@@ -27,18 +25,38 @@ STRATEGIES = ("round_robin", "least_open", "skills", "manual")
 LIVE = ("new", "open", "pending")
 
 
+#: the reads of every automatic assignment (each new ticket in a group): SQL written once (`app.db.dialect_sql`), as
+#: tortoise's query building cost more CPU than the round trips; the members are read as models through `Model.raw`
+#: (which takes no parameters: the group id is formatted in as an int)
+_SETTINGS = "SELECT {q}assignment{q},{q}last_assignee_id{q} FROM {q}group_settings{q} WHERE {q}group_id{q}={m} LIMIT 1"
+_OPEN_COUNTS = ("SELECT {q}assignee_id{q},COUNT({q}id{q}) {q}n{q} FROM {q}ticket{q} "
+                "WHERE {q}assignee_id{q} IN ({marks}) AND {q}status{q} IN ("
+                + ",".join(f"'{s}'" for s in LIVE) + ") GROUP BY {q}assignee_id{q}")
+_MEMBERS = ("SELECT {{columns}} FROM {q}staff{q} s JOIN {q}skill_group_member{q} g ON g.{q}staff_id{q}=s.{q}id{q} "
+            "WHERE g.{q}skill_group_id{q}={{group_id}} AND s.{q}status{q}='active' AND s.{q}on_duty{q}=1 "
+            "ORDER BY s.{q}id{q}")
+#: and its writes
+_ASSIGN = ("UPDATE {q}ticket{q} SET {q}assignee_id{q}={m},{q}version{q}={q}version{q}+1,{q}updated_at{q}={m},"
+           "{q}after_hours_until{q}=NULL WHERE {q}id{q}={m} AND {q}assignee_id{q} IS NULL AND {q}version{q}={m}")
+_ASSIGNED_EVENT = ("INSERT INTO {q}ticket_event{q} ({q}ticket_id{q},{q}kind{q},{q}actor_kind{q},{q}new{q},{q}reason{q},"
+                   "{q}data{q},{q}created_at{q}) VALUES ({m},'assigned','system',{m},'自动分配',{m},{m})")
+_LAST_ASSIGNEE = "UPDATE {q}group_settings{q} SET {q}last_assignee_id{q}={m} WHERE {q}group_id{q}={m}"
+
+
 async def open_counts(*, staff_ids: list[int]) -> dict[int, int]:
     """Live tickets per staff member."""
     if not staff_ids:
         return {}
-    rows = await Ticket.filter(assignee_id__in=staff_ids, status__in=LIVE).group_by("assignee_id").annotate(
-        n=Count("id")).values_list("assignee_id", "n")
-    return {int(a): int(n) for a, n in rows}
+    conn: Any = Ticket._meta.db
+    marks = ",".join("{m}" for _ in staff_ids)
+    rows = await conn.execute_query_dict(dialect_sql(_OPEN_COUNTS.replace("{marks}", marks), conn.capabilities.dialect),
+                                         list(staff_ids))
+    return {int(r["assignee_id"]): int(r["n"]) for r in rows}
 
 
 async def available(*, group_id: int) -> tuple[list[Staff], dict[int, int]]:
     """Members of the group who are active, on duty and under capacity (by id), with their open counts."""
-    members = await Staff.filter(groups__id=group_id, status="active", on_duty=True).order_by("id")
+    members: list[Staff] = await Staff.raw(rows_sql(_MEMBERS, Staff, alias="s").format(group_id=int(group_id)))
     counts = await open_counts(staff_ids=[m.id for m in members])
     return [m for m in members if counts.get(m.id, 0) < m.capacity], counts
 
@@ -52,16 +70,18 @@ def _ticket_skills(ticket: Ticket) -> set[str]:
 
 async def choose(*, ticket: Ticket, group_id: int) -> Staff | None:
     """The member who should take the ticket under the group's strategy, or None (nobody available)."""
-    settings = await GroupSettings.get_or_none(group_id=group_id)
+    conn: Any = GroupSettings._meta.db
+    found = await conn.execute_query_dict(dialect_sql(_SETTINGS, conn.capabilities.dialect), [group_id])
+    settings = found[0] if found else None
     # a group nobody configured is worked by hand (tickets wait in its queue), as before this module existed
-    strategy = settings.assignment if settings else "manual"
+    strategy = str(settings["assignment"]) if settings else "manual"
     if strategy == "manual":
         return None
     candidates, counts = await available(group_id=group_id)
     if not candidates:
         return None
     if strategy == "round_robin":
-        last = settings.last_assignee_id if settings else None
+        last = settings["last_assignee_id"] if settings else None
         after = [m for m in candidates if last is not None and m.id > last]
         return (after or candidates)[0]
     if strategy == "skills":
@@ -84,16 +104,22 @@ async def assign(*, ticket: Ticket) -> Staff | None:
         staff = await choose(ticket=ticket, group_id=group_id)
         if staff is None:
             return None
-        updated = await Ticket.filter(id=ticket.id, assignee_id=None, version=ticket.version).update(
-            assignee_id=staff.id, version=F("version") + 1, updated_at=utcnow(), after_hours_until=None)
+        conn: Any = Ticket._meta.db
+        dialect = conn.capabilities.dialect
+        now = Ticket._meta.fields_map["updated_at"].to_db_value(utcnow(), Ticket)
+        updated, _ = await conn.execute_query(dialect_sql(_ASSIGN, dialect), [staff.id, now, ticket.id, ticket.version])
         if not updated:
             return None  # someone else assigned or changed it meanwhile
         ticket.assignee_id = staff.id  # type: ignore[attr-defined]
         ticket.version += 1
         ticket.after_hours_until = None
-        await TicketEvent.create(ticket_id=ticket.id, kind="assigned", actor_kind="system", new=str(staff.id),
-                                 reason="自动分配")
-        await GroupSettings.update_or_create(group_id=group_id, defaults={"last_assignee_id": staff.id})
+        await conn.execute_query(dialect_sql(_ASSIGNED_EVENT, dialect), [
+            ticket.id, str(staff.id), TicketEvent._meta.fields_map["data"].to_db_value({}, TicketEvent),
+            TicketEvent._meta.fields_map["created_at"].to_db_value(utcnow(), TicketEvent)])
+        # choose() read the group's settings row: it is there (else the ORM's update_or_create, as before)
+        moved, _ = await conn.execute_query(dialect_sql(_LAST_ASSIGNEE, dialect), [staff.id, group_id])
+        if not moved:
+            await GroupSettings.update_or_create(group_id=group_id, defaults={"last_assignee_id": staff.id})
         from app.notifications import staff as staff_cards
 
         await staff_cards.ticket_assigned(ticket=ticket)

@@ -172,10 +172,12 @@ async def _locked(ticket_id: int) -> Ticket:
     return await Ticket.filter(id=ticket_id).select_for_update().get()
 
 
-async def apply_policy(*, ticket: Ticket, policy_id: int | None, start: datetime | None = None) -> None:
-    """Start the first-response and resolution clocks of a (new) ticket under a policy."""
+async def apply_policy(*, ticket: Ticket, policy_id: int | None, start: datetime | None = None,
+                       created: bool = False) -> None:
+    """Start the first-response and resolution clocks of a (new) ticket under a policy (``created``: the ticket was
+    inserted in this transaction, so its INSERT holds the row lock and the object is the row: no re-read)."""
     async with atomic():
-        fresh = await _locked(ticket.id)
+        fresh = ticket if created else await _locked(ticket.id)
         policy = await _policy(policy_id)
         state: dict[str, Any] = {}
         if policy is not None:
@@ -202,7 +204,8 @@ async def on_created(*, ticket: Ticket) -> None:
         policy = await select_policy(ticket=ticket)
         policy_id = policy.id if policy is not None else None
     if policy_id is not None:
-        await apply_policy(ticket=ticket, policy_id=policy_id)
+        # ticket.created is emitted inside the creating transaction
+        await apply_policy(ticket=ticket, policy_id=policy_id, created=True)
 
 
 async def _stop(ticket_id: int, clocks: tuple[str, ...], *, now: datetime) -> None:

@@ -10,9 +10,12 @@ https://developer.work.weixin.qq.com/document/path/90454; the API groups cite th
   from the shared ``TokenStore``, a new one is fetched under the store's lock, the call is repeated once, and a
   second rejection raises ``TokenRejected``. A WeCom 40001 is a wrong secret and is never retried. Tokens are keyed
   per (corp, secret): the self-built app, 通讯录同步 and 客户联系 each have their own.
-* ``RateLimiter`` keeps one process under WeCom's per-corp, per-API limits (10,000/min and 150,000/h; our own
-  ceilings ``WECOM_RATE_PER_MINUTE``/``WECOM_RATE_PER_HOUR`` default to 9,000 and 140,000) and the JS-SDK ticket
-  limits (100/h per app, 400/h per corp). It waits rather than fails, and reports how long it waited.
+* The limiter (``app.wecom.ratelimit``) keeps Gongdan under WeCom's per-corp, per-API limits (10,000/min and
+  150,000/h; our own ceilings ``WECOM_RATE_PER_MINUTE``/``WECOM_RATE_PER_HOUR`` default to 9,000 and 140,000) and
+  the JS-SDK ticket limits (100/h per app, 400/h per corp). With REDIS_URL set its windows live in Redis
+  (``RedisRateLimiter``), so every web and worker process draws on one budget per corp; without it
+  (``RateLimiter``, embedded mode) they are this process's own. It waits rather than fails, and reports how long
+  it waited.
 * ``WeComApi`` runs the synchronous client in worker threads (``anyio.to_thread``), so the event loop never blocks:
   directory, external contacts, ``message/send``, OAuth ``auth/getuserinfo`` and JS-SDK tickets (cached in the
   token store, the agent ticket keyed per agent). Build it with ``wecom_api("app" | "contacts" | "customer")``.
@@ -26,8 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -44,12 +45,14 @@ from app.wecom.errors import (
     PermanentAPIError,
     map_wecom_errcode,
 )
+from app.wecom.ratelimit import RateLimiter, RedisRateLimiter, SpecialLimits
 from app.wecom.tokens import CachedToken, TokenStore, make_token_store, wecom_token_key
 
 __all__ = [
     "ApiStats",
     "Purpose",
     "RateLimiter",
+    "RedisRateLimiter",
     "WeComApi",
     "WeComClient",
     "reset_wecom_apis",
@@ -131,89 +134,11 @@ class WeComClient(SharedTokenClient, WeChatClient):  # type: ignore[misc]
 # -- rate limiting -----------------------------------------------------------------------------------------------
 
 
-class _SlidingWindow:
-    """Calls in the last ``length`` seconds, counted in one-second buckets."""
-
-    def __init__(self, length: float, limit: int) -> None:
-        self.length = length
-        self.limit = limit
-        self.buckets: deque[list[float]] = deque()
-        self.total = 0
-
-    def wait(self, now: float) -> float:
-        """Seconds until one more call fits (0.0 when it fits now)."""
-        while self.buckets and self.buckets[0][0] <= now - self.length:
-            self.total -= int(self.buckets.popleft()[1])
-        if self.total < self.limit:
-            return 0.0
-        # drop whole buckets from the oldest until there is room
-        excess = self.total - self.limit + 1
-        for second, count in self.buckets:
-            excess -= int(count)
-            if excess <= 0:
-                return max(0.001, second + self.length - now)
-        return self.length  # pragma: no cover
-
-    def add(self, now: float) -> None:
-        second = float(int(now))
-        if self.buckets and self.buckets[-1][0] == second:
-            self.buckets[-1][1] += 1
-        else:
-            self.buckets.append([second, 1.0])
-        self.total += 1
-
-
 #: APIs with their own, tighter limits: (per minute, per hour) per corp; the agent ticket also counts per app
-_SPECIAL_LIMITS: dict[str, tuple[int | None, int | None]] = {
+_SPECIAL_LIMITS: SpecialLimits = {
     JSAPI_TICKET: (None, 400),
     AGENT_TICKET: (None, 100),
 }
-
-
-class RateLimiter:
-    """Per-corp, per-API sliding windows shared by every client of one process; ``acquire`` waits for room."""
-
-    def __init__(self, *, per_minute: int, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.per_hour = per_hour
-        self._clock = clock
-        self._windows: dict[str, list[_SlidingWindow]] = {}
-        self._lock = threading.Lock()
-        self.waited = 0.0
-
-    def _windows_for(self, path: str) -> list[_SlidingWindow]:
-        windows = self._windows.get(path)
-        if windows is None:
-            per_minute, per_hour = _SPECIAL_LIMITS.get(path, (self.per_minute, self.per_hour))
-            windows = []
-            if per_minute:
-                windows.append(_SlidingWindow(60.0, per_minute))
-            if per_hour:
-                windows.append(_SlidingWindow(3600.0, per_hour))
-            self._windows[path] = windows
-        return windows
-
-    def _take(self, path: str) -> float:
-        with self._lock:
-            now = self._clock()
-            windows = self._windows_for(path)
-            wait = max((w.wait(now) for w in windows), default=0.0)
-            if wait <= 0:
-                for w in windows:
-                    w.add(now)
-            return wait
-
-    async def acquire(self, path: str) -> float:
-        """Wait until a call of ``path`` fits under the limits; return the seconds waited."""
-        waited = 0.0
-        # Waiting on time passing, not on an event another task would set.
-        while (wait := self._take(path)) > 0:
-            await anyio.sleep(wait)
-            waited += wait
-        if waited:
-            with self._lock:
-                self.waited += waited
-        return waited
 
 
 @dataclass
@@ -389,15 +314,22 @@ class WeComApi:
 # -- factories ---------------------------------------------------------------------------------------------------
 
 _apis: dict[tuple[str, str, str, int, str], WeComApi] = {}
-_limiters: dict[tuple[str, int, int], RateLimiter] = {}
+_limiters: dict[tuple[str, int, int, str], RateLimiter] = {}
 _guard = threading.Lock()
 
 
 def _limiter(corp_id: str, settings: Settings) -> RateLimiter:
-    key = (corp_id, settings.wecom.rate_per_minute, settings.wecom.rate_per_hour)
+    """One limiter per corp and limits: its windows in Redis when REDIS_URL is set, so every process shares
+    the corp's budget, else in this process (embedded mode)."""
+    per_minute, per_hour = settings.wecom.rate_per_minute, settings.wecom.rate_per_hour
+    key = (corp_id, per_minute, per_hour, settings.redis_url or "")
     limiter = _limiters.get(key)
     if limiter is None:
-        limiter = RateLimiter(per_minute=settings.wecom.rate_per_minute, per_hour=settings.wecom.rate_per_hour)
+        if settings.redis_url:
+            limiter = RedisRateLimiter(corp_id=corp_id, redis_url=settings.redis_url, per_minute=per_minute,
+                                       per_hour=per_hour, special=_SPECIAL_LIMITS)
+        else:
+            limiter = RateLimiter(per_minute=per_minute, per_hour=per_hour, special=_SPECIAL_LIMITS)
         _limiters[key] = limiter
     return limiter
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -73,6 +77,8 @@ def test_worker_settings_split_jobs_and_crons_by_lane() -> None:
     assert [c.name for c in outbox.cron_jobs] == ["cron:sweep_outbox"]
     assert "cron:sweep_outbox" not in {c.name for c in inbound.cron_jobs}
     assert (inbound.queue_name, outbox.queue_name) == ("arq:queue", "gongdan:outbox")
+    # a lane reads its queue every 50 ms: at arq's 0.5 s, 16 slots capped a worker at 32 jobs a second (the burst)
+    assert (inbound.max_jobs, outbox.max_jobs, inbound.poll_delay, outbox.poll_delay) == (16, 32, 0.05, 0.05)
 
 
 def test_cli_worker_refuses_an_unknown_lane(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,3 +90,56 @@ def test_cli_worker_refuses_an_unknown_lane(monkeypatch: pytest.MonkeyPatch) -> 
         args.func(args)
     assert exc.value.code == 2
 
+
+
+_LOWER = """
+import json, os, sys
+from pathlib import Path
+from app.worker import lower_priority
+if sys.argv[3] != "0":
+    os.setpriority(os.PRIO_PROCESS, 0, int(sys.argv[3]))
+done = lower_priority(int(sys.argv[1]), autogroup=Path(sys.argv[2]))
+print(json.dumps({"done": done, "nice": os.getpriority(os.PRIO_PROCESS, 0),
+                  "autogroup": Path(sys.argv[2]).read_text()}))
+"""
+#: the nice value the children start from: this process's (whatever the test run was started with)
+BASE = os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def _lower_in_child(tmp_path: Any, nice: int, *, leader: bool, start_nice: int = 0) -> dict[str, Any]:
+    """lower_priority in a child process (the test process keeps its priority), against a stand-in autogroup file."""
+    group = tmp_path / "autogroup"
+    group.write_text("/autogroup-7 nice 0\n")
+    out = subprocess.run([sys.executable, "-c", _LOWER, str(nice), str(group), str(start_nice)], check=True,
+                         capture_output=True, text=True, start_new_session=leader)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def test_a_worker_leading_its_session_lowers_itself_and_its_scheduling_group(tmp_path: Any) -> None:
+    assert _lower_in_child(tmp_path, BASE + 5, leader=True) == {
+        "done": {"nice": BASE + 5, "autogroup_nice": BASE + 5}, "nice": BASE + 5, "autogroup": str(BASE + 5)}
+
+
+def test_a_worker_started_from_a_shell_leaves_the_shells_group_alone(tmp_path: Any) -> None:
+    assert _lower_in_child(tmp_path, BASE + 5, leader=False) == {
+        "done": {"nice": BASE + 5}, "nice": BASE + 5, "autogroup": "/autogroup-7 nice 0\n"}
+
+
+def test_lowering_never_raises_a_priority_and_zero_keeps_it(tmp_path: Any) -> None:
+    assert _lower_in_child(tmp_path, BASE + 2, leader=True, start_nice=BASE + 4) == {
+        "done": {"autogroup_nice": BASE + 2}, "nice": BASE + 4, "autogroup": str(BASE + 2)}
+    assert _lower_in_child(tmp_path, 0, leader=True) == {"done": {}, "nice": BASE, "autogroup": "/autogroup-7 nice 0\n"}
+
+
+def test_worker_nice_comes_from_the_settings_and_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import cli
+    from app.errors import ConfigError
+    from app.settings import load_settings
+
+    assert load_settings({"GONGDAN_ENV": "test"}, env_file=None).worker_nice == 10
+    assert load_settings({"GONGDAN_ENV": "test", "WORKER_NICE": "0"}, env_file=None).worker_nice == 0
+    with pytest.raises(ConfigError, match="WORKER_NICE"):
+        load_settings({"GONGDAN_ENV": "test", "WORKER_NICE": "20"}, env_file=None)
+    assert cli.build_parser().parse_args(["worker", "--nice", "3"]).nice == 3
+    assert cli.build_parser().parse_args(["worker"]).nice is None

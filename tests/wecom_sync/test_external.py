@@ -294,3 +294,64 @@ async def test_a_relation_a_full_sync_finds_ended_takes_its_tags_off_the_custome
     assert report.disabled == {"follows": 1}
     after = await external.customer_for(external_userid="wmTagGone01")
     assert after is not None and (after.tags, after.vip_level) == (["官网"], 0)
+
+
+async def test_pages_are_read_ahead_and_an_interrupted_sync_resumes_after_the_last_written_page(
+        wecom: WeComEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.wecom.errors import PlatformBusy
+    from wecom_sync.models import SyncRun
+
+    await directory.full_sync(api=wecom.api())
+    _seed_many(wecom, 250)
+    monkeypatch.setattr(external, "PAGE_LIMIT", 50)
+    monkeypatch.setattr(external, "GROUP_PAGES", 2)
+    api = wecom.api("customer")
+    read = api.batch_get_by_user
+    calls: list[str] = []
+
+    async def fourth_page_fails(userids: list[str], *, cursor: str = "", limit: int = 100) -> dict[str, object]:
+        calls.append(cursor)
+        if len(calls) == 4:
+            raise PlatformBusy(-1, "system busy")
+        return await read(userids, cursor=cursor, limit=limit)
+
+    monkeypatch.setattr(api, "batch_get_by_user", fourth_page_fails)
+    with pytest.raises(PlatformBusy):
+        await external.full_sync(api=api)
+    [run] = await SyncRun.filter(kind="external_contacts")
+    # pages 1 and 2 were written together; page 3 was read but not written when page 4 failed
+    assert (run.status, run.cursor) == ("running", {"batch": 0, "cursor": calls[2]})
+    written = await ExternalFollow.all().count()
+    assert run.report["added"] == {"external_contacts": await ExternalContact.all().count(), "follows": written}
+    assert written == 100
+    monkeypatch.setattr(api, "batch_get_by_user", read)
+    report = await external.full_sync(api=api)
+    assert report.resumed and report.run_id == run.id
+    assert report.added == {"external_contacts": 250, "follows": 313}
+    assert report.api_calls == 2 + 5  # corp tags, follow users, then pages 3 to 7 of 313 relations
+    assert (await SyncRun.get(id=run.id)).status == "done"
+    again = await external.full_sync(api=api, resume=False)
+    assert (again.added, again.changed, again.disabled) == ({}, {}, {})
+
+
+async def test_a_remark_mobile_learned_later_gives_a_phoneless_customer_its_phone(wecom: WeComEnv) -> None:
+    await directory.full_sync(api=wecom.api())
+    store = wecom.sim.wecom
+    store.contacts.clear()
+    store.contacts_by_user.clear()
+    store.set_external_contact("wmPhone0001", name="孙先生", type=1)
+    store.follow("wmPhone0001", "lina", remark="孙总", tag_ids=[NORMAL])
+    store.set_external_contact("wmPhone0002", name="周女士", type=1)
+    store.follow("wmPhone0002", "lina", remark="周姐", tag_ids=[NORMAL], remark_mobiles=["13800000002"])
+    await external.full_sync(api=wecom.api("customer"))
+    sun = await external.customer_for(external_userid="wmPhone0001")
+    assert sun is not None and sun.phone_enc is None
+    store.follow("wmPhone0001", "chenjing", remark="", tag_ids=[VIP], remark_mobiles=["13900000001"])
+    store.follow("wmPhone0002", "chenjing", remark="", tag_ids=[], remark_mobiles=["13900000009"])
+    report = await external.full_sync(api=wecom.api("customer"), resume=False)
+    assert report.added == {"follows": 2}
+    sun = await external.customer_for(external_userid="wmPhone0001")
+    assert sun is not None and (sun.tags, sun.vip_level) == (["VIP", "普通客户"], 1)
+    assert customers.phone_of(sun) == "+8613900000001" and sun.phone_hash == keyed_hash("+8613900000001")
+    zhou = await external.customer_for(external_userid="wmPhone0002")
+    assert zhou is not None and customers.phone_of(zhou) == "+8613800000002"  # a phone, once set, is kept

@@ -72,6 +72,22 @@ async def ensure_env_account(settings: Settings | None = None) -> ChannelAccount
     )
 
 
+#: from_row's accounts by the row's stored content (a changed row is another key): decrypting the secrets cost more
+#: CPU than the rest of a new follower's first message's account handling
+_by_content: dict[tuple[int, str, str | None, str], MPAccount] = {}
+
+
+def from_row(row: ChannelAccount) -> MPAccount:
+    """An account as the API and the callbacks use it, from its row (secrets decrypted once per row content)."""
+    key = (row.id, row.key, row.secrets_enc, json.dumps(row.config, sort_keys=True, default=str))
+    account = _by_content.get(key)
+    if account is None:
+        if len(_by_content) >= 64:
+            _by_content.clear()
+        account = _by_content[key] = _from_row(row)
+    return account
+
+
 def _from_row(row: ChannelAccount) -> MPAccount:
     secrets = json.loads(decrypt_field(row.secrets_enc)) if row.secrets_enc else {}
     appid = str(row.config.get("appid", ""))
@@ -115,3 +131,4 @@ def api(account: MPAccount) -> MPApi:
 
 def forget_cache() -> None:
     _cache.clear()
+    _by_content.clear()

@@ -114,8 +114,8 @@ async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
         return "done" if updated else "ignored"
 
     async with in_order(f"{account.id}:{inbound.sender_id}"):
-        customer, identity = await customers.resolve_identity_row(kind="mp_openid", scope=account.key,
-                                                                  value=inbound.sender_id)
+        identity, created = await customers.resolve_identity_ref(kind="mp_openid", scope=account.key,
+                                                                 value=inbound.sender_id)
         if inbound.event in ("subscribe", "unsubscribe"):
             subscribed = inbound.event == "subscribe"
             changed_at = inbound.created_at.isoformat()
@@ -125,14 +125,19 @@ async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
             if "unionid_checked" not in identity.data and inbound.event != "unsubscribe":
                 await enqueue("sync_mp_user", account.id, inbound.sender_id,
                               job_id=f"mpuser:{account.id}:{inbound.sender_id}")
+            customer = created or await customers.load(customer_id=identity.customer_id)
             log.info("wechat_mp.event", kind=inbound.event, customer_id=customer.id)
             return "done"
         if "unionid_checked" not in identity.data:
             # a first message: learn the unionid now, so routing sees the person we already know (a VIP from
             # another account or from WeCom) before it decides; the job is ours, the API call is allowed here
-            customer = await mp_jobs.identify_follower(account_id=account.id, identity=identity, customer=customer)
-
-        outcome = await intake.receive(inbound=inbound, account=account, customer=customer)
+            customer = created or await customers.load(customer_id=identity.customer_id)
+            customer = await mp_jobs.identify_follower(account_id=account.id, identity=identity, customer=customer,
+                                                       row=account)
+            outcome = await intake.receive(inbound=inbound, account=account, customer=customer)
+        else:
+            # a known follower: intake reads the customer under the row lock it takes anyway
+            outcome = await intake.receive(inbound=inbound, account=account, customer_id=identity.customer_id)
     if outcome.message is not None and not outcome.duplicate and outcome.message.media:
         await enqueue("download_mp_media", outcome.message.id, job_id=f"mpmedia:{outcome.message.id}")
     return "done"

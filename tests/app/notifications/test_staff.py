@@ -32,7 +32,7 @@ async def test_the_assignment_card_masks_the_phone_even_for_a_lead(db: None) -> 
 
 async def test_message_sla_and_other_cards_mask_texts(db: None) -> None:
     ticket, data = await _ticket(assignee="agent")
-    await cards.customer_message(ticket=ticket, message_id=1,
+    await cards.customer_message(ticket=ticket,
                                  text="我的邮箱 wang@example.com，身份证 11010119900307123X")
     await cards.sla_warning(ticket=ticket, clock="首次响应", due_label="10:30")
     await cards.ticket_card(staff=data["people"]["agent"], ticket=ticket, title="升级 13812345678",
@@ -45,3 +45,27 @@ async def test_message_sla_and_other_cards_mask_texts(db: None) -> None:
         for secret in ("13812345678", "wang@example.com", "11010119900307123X"):
             assert secret not in payload
     assert "w***@example.com" in payloads[0] and "110***********123X" in payloads[0]
+
+
+async def test_a_chatty_customer_buzzes_each_agent_once_a_minute_with_the_newest_line(db: None) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from app.timeutil import set_clock
+
+    ticket, _ = await _ticket(assignee="agent")
+    start = datetime(2026, 12, 5, 9, 0, 5, tzinfo=UTC)
+    try:
+        for seconds, text in ((0, "在吗"), (20, "订单还没到"), (50, "急")):
+            set_clock(lambda s=seconds: start + timedelta(seconds=s))  # type: ignore[misc]
+            await cards.customer_message(ticket=ticket, text=text)
+        set_clock(lambda: start + timedelta(seconds=60))
+        await cards.customer_message(ticket=ticket, text="下一分钟")
+    finally:
+        set_clock(None)
+    rows = await OutboxMessage.filter(kind="staff_card", recipient="agent").order_by("id")
+    newest = '<div class="normal">{}</div>'
+    assert [(r.payload["textcard"]["title"], r.payload["textcard"]["description"].split("</div>", 1)[1])
+            for r in rows] == [
+        (f"客户连续发来多条消息 · {ticket.number}", newest.format("急")),
+        (f"客户新消息 · {ticket.number}", newest.format("下一分钟")),
+    ]

@@ -45,7 +45,7 @@ async def test_every_message_template_reads_in_chinese(db: None, name: str) -> N
 async def test_every_staff_card_reads_in_chinese(db: None) -> None:
     ticket, data = await _ticket()
     await cards.ticket_assigned(ticket=ticket)
-    await cards.customer_message(ticket=ticket, message_id=1, text="还没到账")
+    await cards.customer_message(ticket=ticket, text="还没到账")
     await cards.sla_warning(ticket=ticket, clock="首次响应", due_label="10:30")
     await cards.approval_waiting(ticket=ticket, approver=data["people"]["lead"], approval_id=1, summary="退款 20 元")
     rows = await OutboxMessage.filter(kind="staff_card").order_by("id")

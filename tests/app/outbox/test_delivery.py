@@ -167,3 +167,32 @@ async def test_a_stale_senders_bookkeeping_does_not_touch_a_row_claimed_again(
     assert (await OutboxMessage.get(id=row.id)).status == "sending"
     await service.mark_sent(row=second, provider_msg_id="p-1", detail={})
     assert (await OutboxMessage.get(id=row.id)).status == "sent"
+
+
+async def _fold(text: str) -> str:
+    async with atomic():
+        return await service.create_or_fold(channel="test", kind="staff_card", recipient="agent",
+                                            payload={"text": text}, folded={"text": f"多条：{text}"},
+                                            dedupe_key="card:message:1:1:0")
+
+
+async def test_a_card_waiting_to_go_out_takes_the_newest_text_and_one_sent_covers_the_rest(
+        anydb: str, recording: RecordingAdapter) -> None:
+    assert await _fold("第一条") == "created"
+    assert await _fold("第二条") == "folded"
+    assert await _fold("第三条") == "folded"
+    row = await OutboxMessage.get(dedupe_key="card:message:1:1:0")
+    assert row.payload == {"text": "多条：第三条"}
+    assert await deliver_outbox({}, row.id) == "sent"
+    assert await _fold("第四条") == "covered"
+    assert [s["payload"] for s in recording.sent] == [{"text": "多条：第三条"}]
+    assert await OutboxMessage.filter(kind="staff_card").count() == 1
+
+
+async def test_a_claimed_card_is_never_changed_under_its_sender(anydb: str, recording: RecordingAdapter) -> None:
+    assert await _fold("第一条") == "created"
+    row = await OutboxMessage.get(dedupe_key="card:message:1:1:0")
+    claimed = await service.claim(outbox_id=row.id)
+    assert claimed is not None and claimed.status == "sending"
+    assert await _fold("第二条") == "covered"
+    assert (await OutboxMessage.get(id=row.id)).payload == {"text": "第一条"}

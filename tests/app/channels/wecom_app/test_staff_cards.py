@@ -85,7 +85,7 @@ async def test_customer_message_goes_to_the_group_and_nobody_outside_the_scope(w
     ticket = await _ticket(wecom, assignee=None)
     from app.notifications import staff
 
-    await staff.customer_message(ticket=await Ticket.get(id=ticket.id), message_id=991, text="什么时候到账？")
+    await staff.customer_message(ticket=await Ticket.get(id=ticket.id), text="什么时候到账？")
     await wecom.settle()
     recipients = sorted(await OutboxMessage.filter(channel="wecom_app").values_list("recipient", flat=True))
     assert "zhaolei" not in recipients and "chenjing" not in recipients and "wangfang" not in recipients
