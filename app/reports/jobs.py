@@ -18,6 +18,7 @@ import structlog
 from tortoise.expressions import Q
 
 from app.conversations.models import Conversation, Message
+from app.lease import renewed
 from app.outbox import service as outbox
 from app.outbox.models import OutboxMessage
 from app.reports import facts
@@ -37,6 +38,12 @@ REFRESH_EVERY = 10
 CHANNEL_EVERY = 300
 WEEKLY_EVERY = 3600
 WATERMARK = "message_id"
+#: one refresh at a time across processes (`ReportState` row: the holder's lease expiry, epoch seconds): the cron
+#: fires every REFRESH_EVERY s, and during a burst a run outlasts that; overlapping runs redid each other's work
+#: from the same watermark and deadlocked on the same fact rows
+REFRESH_LEASE = "refresh_lease"
+LEASE_SECONDS = 60
+RENEW_EVERY = 20.0
 SLA_WATERMARK = "sla_event_id"
 
 
@@ -117,9 +124,38 @@ async def _new_messages() -> int:
 
 
 async def reports_refresh(ctx: dict[str, Any]) -> int:
-    """Cron: drain the stale-ticket queue and follow new messages."""
-    result = await refresh()
+    """Cron: drain the stale-ticket queue and follow new messages, unless another run is at it (then 0)."""
+    token = await _take_refresh_lease()
+    if token is None:
+        return 0
+    lease = {"token": token}
+
+    async def renew() -> None:
+        lease["token"] = await _renew_refresh_lease(lease["token"])
+
+    try:
+        async with renewed(renew, every=RENEW_EVERY, name="reports:refresh"):
+            result = await refresh()
+    finally:
+        await ReportState.filter(key=REFRESH_LEASE, value=lease["token"]).update(value=0)
     return result["tickets"] + result["conversations"]
+
+
+async def _take_refresh_lease() -> int | None:
+    """The refresh lease's expiry when this run took it, None when another run holds it."""
+    now = int(utcnow().timestamp())
+    await ReportState.get_or_create(key=REFRESH_LEASE, defaults={"value": 0})
+    # a conditional UPDATE: of two runs in the same second only one changes the row
+    token = now + LEASE_SECONDS
+    taken = await ReportState.filter(key=REFRESH_LEASE, value__lt=now).update(value=token)
+    return token if taken else None
+
+
+async def _renew_refresh_lease(token: int) -> int:
+    """Extend the lease this run holds (a run past its lease goes on; the next one may start beside it)."""
+    new = max(token + 1, int(utcnow().timestamp()) + LEASE_SECONDS)
+    changed = await ReportState.filter(key=REFRESH_LEASE, value=token).update(value=new)
+    return new if changed else token
 
 
 async def reports_channel_tick(ctx: dict[str, Any]) -> int:

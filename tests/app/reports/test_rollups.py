@@ -159,3 +159,30 @@ async def test_the_group_and_agent_sums_are_the_daily_rows_added_up_live_and_reb
     await jobs.rebuild(since=None)
     assert await _group_rows() == moved
     assert await _agent_rows() == by_agent
+
+
+async def test_one_refresh_at_a_time_across_processes(db: None) -> None:
+    from datetime import timedelta
+
+    from app.reports.models import ReportState
+    from app.timeutil import set_clock, utcnow
+
+    data = await factories.org()
+    customer = await factories.customer()
+    t = await tickets.create(actor=SYSTEM, customer_id=customer.id, subject="退款没到账",
+                             group_id=data["groups"]["service"].id)
+    now = utcnow()
+    # another process's run holds the lease: this one leaves the queue to it
+    held = int(now.timestamp()) + jobs.LEASE_SECONDS
+    await ReportState.create(key=jobs.REFRESH_LEASE, value=held)
+    assert await jobs.reports_refresh({}) == 0
+    assert await ReportDirty.filter(ticket_id=t.id).exists()
+    # that run died: once its lease has run out, the next run takes over, drains the queue and lets go
+    set_clock(lambda: now + timedelta(seconds=jobs.LEASE_SECONDS + 1))
+    try:
+        assert await jobs.reports_refresh({}) >= 1
+    finally:
+        set_clock(None)
+    assert not await ReportDirty.exists()
+    assert (await ReportState.get(key=jobs.REFRESH_LEASE)).value == 0
+    assert (await _fact(t.id)).status == "new"
