@@ -10,7 +10,6 @@ process for each filter shape. What a list shows stays exactly what serializers.
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -167,9 +166,3 @@ def _sqlite_iso(text: str) -> str:
     moment = datetime.fromisoformat(text)
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return moment.isoformat()
-
-
-def encode_cursor(row: Any) -> str:
-    """The cursor after `row` (a light row: last_activity_at is ISO text), as service._encode_cursor writes it."""
-    raw = json.dumps({"t": row.last_activity_at, "id": row.id})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

@@ -62,8 +62,9 @@ async def get_by_number(*, actor: Actor, number: str) -> Ticket:
     return ticket
 
 
-def _encode_cursor(ticket: Any) -> str:
-    raw = json.dumps({"t": ticket.last_activity_at.isoformat(), "id": ticket.id})
+def _encode_cursor(last_activity_at: str, ticket_id: int) -> str:
+    """The cursor after a ticket (its last activity in ISO form: a list row carries it as text already)."""
+    raw = json.dumps({"t": last_activity_at, "id": ticket_id})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -107,7 +108,8 @@ async def list_tickets(
                                        assignee_id=assignee_id, unassigned=unassigned, customer_id=customer_id,
                                        after=after, limit=limit + 1)
         page = [SimpleNamespace(**row) for row in rows]
-        return Page(items=page[:limit], next_cursor=listing.encode_cursor(page[limit - 1]) if len(page) > limit
+        return Page(items=page[:limit], next_cursor=_encode_cursor(page[limit - 1].last_activity_at, page[limit - 1].id)
+                    if len(page) > limit
                     else None)
     query = Ticket.filter(actor.ticket_filter())
     if replica:
@@ -150,10 +152,12 @@ async def list_tickets(
         items: list[Any] = [SimpleNamespace(**{
             **v, **{c: v[c].isoformat() if v[c] is not None else None for c in listing.DATES},
             "rating": rating.get(v["id"])}) for v in values]
-        next_cursor = listing.encode_cursor(items[limit - 1]) if len(items) > limit else None
+        next_cursor = (_encode_cursor(items[limit - 1].last_activity_at, items[limit - 1].id)
+                       if len(items) > limit else None)
     else:
         items = await query
-        next_cursor = _encode_cursor(items[limit - 1]) if len(items) > limit else None
+        next_cursor = (_encode_cursor(items[limit - 1].last_activity_at.isoformat(), items[limit - 1].id)
+                       if len(items) > limit else None)
     return Page(items=items[:limit], next_cursor=next_cursor)
 
 
