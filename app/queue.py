@@ -53,6 +53,9 @@ class JobQueue(Protocol):
     async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
         """Schedule job `name`; a job_id already queued is not queued twice."""
 
+    async def waiting(self, lane: str) -> int:
+        """Jobs of `lane` due now and not yet started (deferred ones are not counted)."""
+
 
 #: arq's enqueue (exists check on the job and result keys, then PSETEX + ZADD) for a whole batch in one round trip;
 #: ARGV: the job and result key prefixes, then 5 values per job (id, queue, score, expiry ms, serialized job)
@@ -116,6 +119,9 @@ class ArqQueue:
         job = serialize_job(name, args, {}, None, now_ms, serializer=self.pool.job_serializer)
         await self._batch.add([job_id or uuid.uuid4().hex, queue, score, expires_ms, job])
 
+    async def waiting(self, lane: str) -> int:
+        return int(await self.pool.zcount(queue_name(lane), "-inf", int(time.time() * 1000)))
+
     async def close(self) -> None:
         await self.pool.aclose()
 
@@ -160,6 +166,10 @@ class InProcessQueue:
             self._later(defer_by, (name, args, job_id, 1))
         else:
             self._put((name, args, job_id, 1))
+
+    async def waiting(self, lane: str) -> int:
+        queue = self._queues.get(lane)
+        return 0 if queue is None else queue.qsize()
 
     def _later(self, delay: float, item: tuple[str, tuple[Any, ...], str | None, int]) -> None:
         loop = asyncio.get_running_loop()
@@ -262,3 +272,18 @@ async def enqueue(name: str, *args: Any, job_id: str | None = None, defer_by: fl
         log.debug("job.not_enqueued", job=name, reason="no queue in this process")
         return
     await _queue.enqueue(name, *args, job_id=job_id, defer_by=defer_by)
+
+
+#: inbound jobs waiting above which background model work (embeddings, index builds, training) gives its CPU to the
+#: intake and leaves its work to a later run: about half a second of two workers' intake
+INTAKE_BACKLOG = 50
+
+
+async def waiting(lane: str) -> int:
+    """Jobs of `lane` due now and not yet started, on the process's queue (0 without one)."""
+    return 0 if _queue is None else await _queue.waiting(lane)
+
+
+async def intake_backed_up() -> bool:
+    """Whether more inbound jobs wait than background work should run beside."""
+    return await waiting(INBOUND) > INTAKE_BACKLOG

@@ -73,10 +73,12 @@ def _jobs() -> None:
     register_job(purge_revoked, every_seconds=86400)
     register_job(retention.privacy_purge, every_seconds=86400)
     register_job(purge_idempotency_keys, every_seconds=86400)
-    register_job(understanding.kb_embed_articles, every_seconds=understanding.EMBED_EVERY)
-    register_job(assist_jobs.assist_embed_tickets, every_seconds=assist_jobs.EMBED_EVERY)
-    register_job(assist_jobs.assist_build_index, every_seconds=assist_jobs.INDEX_EVERY)
-    register_job(assist_jobs.assist_train, every_seconds=assist_jobs.TRAIN_EVERY)
+    # the text model's work (about 40 ms of CPU a text) waits while customers' messages queue: during a burst it
+    # would take a third of the cores the intake needs, and a later run catches up from its watermark
+    register_job(understanding.kb_embed_articles, every_seconds=understanding.EMBED_EVERY, yields_to_intake=True)
+    register_job(assist_jobs.assist_embed_tickets, every_seconds=assist_jobs.EMBED_EVERY, yields_to_intake=True)
+    register_job(assist_jobs.assist_build_index, every_seconds=assist_jobs.INDEX_EVERY, yields_to_intake=True)
+    register_job(assist_jobs.assist_train, every_seconds=assist_jobs.TRAIN_EVERY, yields_to_intake=True)
     from app.reports import jobs as report_jobs
 
     register_job(report_jobs.reports_refresh, every_seconds=report_jobs.REFRESH_EVERY)

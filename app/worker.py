@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -28,9 +29,27 @@ LANES.update({"deliver_outbox": OUTBOX, "sweep_outbox": OUTBOX})
 CRONS: list[tuple[str, int]] = [("sweep_outbox", 10)]  # app.outbox.service.SWEEP_EVERY
 
 
-def register_job(fn: JobFunc, *, every_seconds: int | None = None, lane: str = INBOUND) -> JobFunc:
-    """Add a job function (optionally periodic, on a lane other than the inbound one) to the registry."""
+def yielding(fn: JobFunc) -> JobFunc:
+    """`fn` as a job that does nothing (a later run does its work) while the intake is backed up."""
+
+    @functools.wraps(fn)
+    async def job(ctx: dict[str, Any], *args: Any) -> Any:
+        if await jobqueue.intake_backed_up():
+            log.info("job.yielded_to_intake", job=fn.__name__)
+            return None
+        return await fn(ctx, *args)
+
+    job.yields_to_intake = True  # type: ignore[attr-defined]
+    return job
+
+
+def register_job(fn: JobFunc, *, every_seconds: int | None = None, lane: str = INBOUND,
+                 yields_to_intake: bool = False) -> JobFunc:
+    """Add a job function (optionally periodic, on a lane other than the inbound one, or giving way to an intake
+    backlog) to the registry."""
     queue_name(lane)  # an unknown lane fails here, at setup
+    if yields_to_intake:
+        fn = yielding(fn)
     JOBS[fn.__name__] = fn
     if lane != INBOUND:
         LANES[fn.__name__] = lane

@@ -779,7 +779,14 @@ class Stack:
             while time.monotonic() < deadline:
                 if all(w.exited() is None for w in self.workers) and client.exists(
                         "arq:queue:health-check") and client.exists("gongdan:outbox:health-check"):
-                    return
+                    # the keys are shared: the first worker to poll writes them while the others may still be
+                    # importing, so also until every worker has gone quiet (under a tenth of a core for 0.5 s)
+                    pids = [w.proc.pid for w in self.workers if w.proc is not None]
+                    before = [procs.cpu_seconds([pid]) for pid in pids]
+                    time.sleep(0.5)
+                    if all(procs.cpu_seconds([pid]) - b < 0.05 for pid, b in zip(pids, before, strict=True)):
+                        return
+                    continue
                 for w in self.workers:
                     if w.exited() is not None:
                         raise RuntimeError(f"gongdan worker exited with {w.exited()}: {w.log_tail()}")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from tortoise.exceptions import IntegrityError
 
+from app import queue as jobqueue
 from app.assist import text as atext
 from app.assist.models import AssistModel, Suggestion, TicketVector
 from app.conversations.config import load_rules
@@ -106,6 +107,7 @@ async def embed_tickets(*, embedder: understanding.Embedder | None = None, limit
     stored = {v.ticket_id: v for v in await TicketVector.filter(  # type: ignore[attr-defined]
         ticket_id__in=[t.id for t in rows])}
     todo: list[tuple[Ticket, str, str]] = []
+    touched: list[tuple[TicketVector, Ticket]] = []
     for ticket in rows:
         content = ticket_text(ticket)
         key = text_digest(model=embedder.name, text=content)
@@ -113,8 +115,11 @@ async def embed_tickets(*, embedder: understanding.Embedder | None = None, limit
         if have is None or have.digest != key:
             todo.append((ticket, content, key))
         elif have.ticket_updated_at != ticket.updated_at:
-            await TicketVector.filter(id=have.id).update(ticket_updated_at=ticket.updated_at)
+            touched.append((have, ticket))
+    done = 0
     for start in range(0, len(todo), EMBED_BATCH):
+        if start and await jobqueue.intake_backed_up():
+            break  # customers' messages are queueing: the next run goes on from the watermark this one leaves
         batch = todo[start:start + EMBED_BATCH]
         vectors = await asyncio.to_thread(embedder.embed, [c for _, c, _ in batch])
         for (ticket, _, key), vec in zip(batch, vectors, strict=True):
@@ -122,9 +127,15 @@ async def embed_tickets(*, embedder: understanding.Embedder | None = None, limit
                 defaults={"model": embedder.name, "digest": key, "dim": embedder.dim,
                           "vector": understanding.to_text(vec.reshape(1, -1)),
                           "ticket_updated_at": ticket.updated_at}, ticket_id=ticket.id)
-    if todo:
-        log.info("assist.tickets_embedded", count=len(todo), model=embedder.name)
-    return len(todo)
+        done += len(batch)
+    # a run cut short must not move the watermark past a ticket it left: only the touched rows up to its last one
+    upto = None if done == len(todo) else max(t.updated_at for t, _, _ in todo[:done])
+    for have, ticket in touched:
+        if upto is None or ticket.updated_at <= upto:
+            await TicketVector.filter(id=have.id).update(ticket_updated_at=ticket.updated_at)
+    if done:
+        log.info("assist.tickets_embedded", count=done, left=len(todo) - done, model=embedder.name)
+    return done
 
 
 async def stored_vector(*, ticket: Ticket) -> np.ndarray | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -62,14 +62,24 @@ async def customer_target(ticket: Ticket) -> tuple[str, int | None, str]:
     account_id: int | None = ticket.channel_account_id  # type: ignore[attr-defined]
     if account_id is None:
         return "null", None, ""
+    # kept on the object: a new ticket's acknowledgement and its 下班 notice go to the same place
+    asked = (account_id, ticket.customer_id)  # type: ignore[attr-defined]
+    known = ticket.__dict__.get("_customer_target")
+    if known is not None and known[0] == asked:
+        return cast(tuple[str, int | None, str], known[1])
+    target = await _look_up_target(account_id, ticket.customer_id)  # type: ignore[attr-defined]
+    ticket.__dict__["_customer_target"] = (asked, target)
+    return target
+
+
+async def _look_up_target(account_id: int, customer_id: int) -> tuple[str, int | None, str]:
     conn: Any = ChannelAccount._meta.db
     dialect = conn.capabilities.dialect
     accounts = await conn.execute_query_dict(dialect_sql(_ACCOUNT, dialect), [account_id])
     if not accounts or accounts[0]["kind"] not in IDENTITY_KIND:
         return "null", None, ""
     kind, key = str(accounts[0]["kind"]), str(accounts[0]["key"])
-    handles = await conn.execute_query_dict(
-        dialect_sql(_HANDLE, dialect), [ticket.customer_id, IDENTITY_KIND[kind], key])  # type: ignore[attr-defined]
+    handles = await conn.execute_query_dict(dialect_sql(_HANDLE, dialect), [customer_id, IDENTITY_KIND[kind], key])
     if not handles:
         return "null", account_id, ""
     return kind, account_id, str(handles[0]["value"])

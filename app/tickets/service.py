@@ -20,7 +20,7 @@ from app.security import tokens
 from app.security.crypto import encrypt_field, keyed_hash, normalize_phone
 from app.security.scope import Actor
 from app.staff.models import SkillGroup, Staff
-from app.tickets import states
+from app.tickets import sla, states
 from app.tickets.models import Ticket, TicketEvent
 from app.tickets.numbers import next_number
 from app.timeutil import utcnow
@@ -220,6 +220,9 @@ async def create(
     await _check_group_and_assignee(actor, None if group_checked else group_id, assignee_id)
     number = await next_number()
     now = utcnow()
+    # the routed policy's clocks go into the INSERT (a ticket without one gets the best match from sla.on_created)
+    clocks = {} if sla_policy_id is None else await sla.started_clocks(policy_id=sla_policy_id, group_id=group_id,
+                                                                      start=now)
     async with joined():
         ticket = await Ticket.create(
             number=number,
@@ -235,10 +238,10 @@ async def create(
             assignee_id=assignee_id,
             channel_account_id=channel_account_id,
             conversation_id=conversation_id,
-            sla_policy_id=sla_policy_id,
             after_hours_until=after_hours_until,
             last_activity_at=now,
             **_phone_fields(phone),
+            **clocks,
         )
         conn: Any = TicketEvent._meta.db
         fields_map = TicketEvent._meta.fields_map

@@ -156,11 +156,17 @@ def next_check(state: dict[str, Any]) -> datetime | None:
     return min(moments) if moments else None
 
 
-async def _save(ticket: Ticket, state: dict[str, Any], **extra: Any) -> None:
+def _columns(state: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The ticket's SLA columns for these clocks: the state, each clock's due time, the cron's next moment."""
     columns: dict[str, Any] = {DUE_COLUMN[c]: _dt((state.get(c) or {}).get("due")) for c in CLOCKS}
     paused = bool(extra.get("sla_paused_at"))
     columns["sla_next_check_at"] = None if paused else next_check(state)
     columns.update(extra)
+    return columns
+
+
+async def _save(ticket: Ticket, state: dict[str, Any], **extra: Any) -> None:
+    columns = _columns(state, **extra)
     await Ticket.filter(id=ticket.id).update(sla_state=state, **columns)
     ticket.sla_state = state
     for key, value in columns.items():
@@ -172,40 +178,37 @@ async def _locked(ticket_id: int) -> Ticket:
     return await Ticket.filter(id=ticket_id).select_for_update().get()
 
 
-async def apply_policy(*, ticket: Ticket, policy_id: int | None, start: datetime | None = None,
-                       created: bool = False) -> None:
-    """Start the first-response and resolution clocks of a (new) ticket under a policy (``created``: the ticket was
-    inserted in this transaction, so its INSERT holds the row lock and the object is the row: no re-read)."""
-    async with atomic():
-        fresh = ticket if created else await _locked(ticket.id)
-        policy = await _policy(policy_id)
-        state: dict[str, Any] = {}
-        if policy is not None:
-            start = start or utcnow()
-            cal = await bizcal.for_group(group_id=fresh.group_id)  # type: ignore[attr-defined]
-            if policy.first_response_minutes and fresh.first_responded_at is None:
-                state[FIRST] = _start_clock(cal, start=start, seconds=policy.first_response_minutes * 60,
-                                            ratio=policy.warn_ratio)
-            if policy.resolution_minutes:
-                state[RESOLUTION] = _start_clock(cal, start=start, seconds=policy.resolution_minutes * 60,
-                                                 ratio=policy.warn_ratio)
-        await _save(fresh, state, sla_policy_id=policy.id if policy else None)
-        ticket.sla_policy_id = fresh.sla_policy_id  # type: ignore[attr-defined]
-        ticket.sla_state = fresh.sla_state
-        for c in CLOCKS:
-            setattr(ticket, DUE_COLUMN[c], getattr(fresh, DUE_COLUMN[c]))
-        ticket.sla_next_check_at = fresh.sla_next_check_at
+async def started_clocks(*, policy_id: int | None, group_id: int | None, start: datetime) -> dict[str, Any]:
+    """The SLA columns of a new ticket in `group_id` whose clocks start at `start` under a policy (the policy's
+    id, its first-response and resolution clocks on the group's calendar; none found: no clocks). A new ticket
+    takes them in its INSERT (app.tickets.service.create)."""
+    policy = await _policy(policy_id)
+    state: dict[str, Any] = {}
+    if policy is not None:
+        cal = await bizcal.for_group(group_id=group_id)
+        if policy.first_response_minutes:
+            state[FIRST] = _start_clock(cal, start=start, seconds=policy.first_response_minutes * 60,
+                                        ratio=policy.warn_ratio)
+        if policy.resolution_minutes:
+            state[RESOLUTION] = _start_clock(cal, start=start, seconds=policy.resolution_minutes * 60,
+                                             ratio=policy.warn_ratio)
+    return _columns(state, sla_state=state, sla_policy_id=policy.id if policy else None)
 
 
 async def on_created(*, ticket: Ticket) -> None:
-    """Start the clocks of the policy routing chose, else of the best matching one."""
-    policy_id: int | None = ticket.sla_policy_id  # type: ignore[attr-defined]
-    if policy_id is None:
-        policy = await select_policy(ticket=ticket)
-        policy_id = policy.id if policy is not None else None
-    if policy_id is not None:
-        # ticket.created is emitted inside the creating transaction
-        await apply_policy(ticket=ticket, policy_id=policy_id, created=True)
+    """Start the clocks of the best matching policy on a new ticket that came without a policy (a routed one has
+    its clocks from its INSERT)."""
+    if ticket.sla_policy_id is not None:  # type: ignore[attr-defined]
+        return
+    policy = await select_policy(ticket=ticket)
+    if policy is None:
+        return
+    # ticket.created is emitted inside the creating transaction: its INSERT holds the row lock, the object is the row
+    columns = await started_clocks(policy_id=policy.id, group_id=ticket.group_id,  # type: ignore[attr-defined]
+                                   start=utcnow())
+    await Ticket.filter(id=ticket.id).update(**columns)
+    for key, value in columns.items():
+        setattr(ticket, key, value)
 
 
 async def _stop(ticket_id: int, clocks: tuple[str, ...], *, now: datetime) -> None:

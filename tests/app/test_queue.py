@@ -94,3 +94,54 @@ async def test_arq_batched_enqueue_puts_each_job_on_its_lane_once() -> None:
     finally:
         await pool.flushdb()
         await q.close()
+
+
+async def test_in_process_waiting_counts_a_lanes_queued_jobs_not_its_running_or_deferred_ones() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def job(ctx: dict[str, Any], n: int) -> None:
+        started.set()
+        await release.wait()
+
+    q = InProcessQueue({"process_inbound_event": job, "deliver_outbox": job}, workers=1, lanes={OUTBOX: 1})
+    q.start()
+    await q.enqueue("process_inbound_event", 1)
+    await started.wait()  # running: no longer waiting
+    for n in (2, 3, 4):
+        await q.enqueue("process_inbound_event", n)
+    await q.enqueue("process_inbound_event", 5, defer_by=60)
+    assert await q.waiting(INBOUND) == 3
+    assert await q.waiting(OUTBOX) == 0
+    release.set()
+    await q.drain()
+    assert await q.waiting(INBOUND) == 0
+    await q.close()
+
+
+async def test_arq_waiting_counts_a_lanes_due_jobs_not_deferred_ones() -> None:
+    from arq.connections import create_pool
+
+    from app.redisconn import redis_settings_from_url
+
+    pool = await create_pool(redis_settings_from_url(_own_db(redis_url_or_skip())))
+    await pool.flushdb()
+    q = ArqQueue(pool)
+    try:
+        import app.worker  # noqa: F401
+
+        await asyncio.gather(*(q.enqueue("process_inbound_event", n) for n in range(7)),
+                             q.enqueue("process_inbound_event", 99, defer_by=60),
+                             q.enqueue("deliver_outbox", 1))
+        assert await q.waiting(INBOUND) == 7
+        assert await q.waiting(OUTBOX) == 1
+        jobqueue.set_queue(q)
+        assert await jobqueue.waiting(INBOUND) == 7
+    finally:
+        jobqueue.set_queue(None)
+        await pool.flushdb()
+        await q.close()
+
+
+async def test_waiting_without_a_queue_is_zero() -> None:
+    jobqueue.set_queue(None)
+    assert await jobqueue.waiting(INBOUND) == 0

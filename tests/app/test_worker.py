@@ -143,3 +143,32 @@ def test_worker_nice_comes_from_the_settings_and_the_command_line(monkeypatch: p
         load_settings({"GONGDAN_ENV": "test", "WORKER_NICE": "20"}, env_file=None)
     assert cli.build_parser().parse_args(["worker", "--nice", "3"]).nice == 3
     assert cli.build_parser().parse_args(["worker"]).nice is None
+
+
+async def test_a_background_cron_gives_way_to_an_intake_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[int] = []
+
+    async def heavy_chore(ctx: dict[str, Any]) -> int:
+        ran.append(1)
+        return 5
+
+    wrapped = worker.yielding(heavy_chore)
+    assert wrapped.__name__ == "heavy_chore"
+    counts = iter([jobqueue.INTAKE_BACKLOG + 1, jobqueue.INTAKE_BACKLOG])
+    asked: list[str] = []
+
+    async def waiting(lane: str) -> int:
+        asked.append(lane)
+        return next(counts)
+
+    monkeypatch.setattr(jobqueue, "waiting", waiting)
+    assert await wrapped({}) is None and ran == []  # skipped: the next run does the work
+    assert await wrapped({}) == 5 and ran == [1]
+    assert asked == [INBOUND, INBOUND]
+
+
+def test_the_model_crons_give_way_to_the_intake_and_the_desks_own_crons_do_not() -> None:
+    jobs = worker.load_jobs()
+    yielding = {name for name, fn in jobs.items() if getattr(fn, "yields_to_intake", False)}
+    assert yielding == {"kb_embed_articles", "assist_embed_tickets", "assist_build_index", "assist_train"}
+    assert {name for name, _ in worker.CRONS} >= yielding

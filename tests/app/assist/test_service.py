@@ -188,3 +188,29 @@ async def test_ticket_vectors_are_the_stored_ones_of_the_model_in_force(
     assert np.allclose(found[ids[0]], expected, atol=1e-6)
     understanding.set_embedder(BagEmbedder(name="bag-2"))  # another model: its vectors are not made yet
     assert await assist.ticket_vectors(ticket_ids=ids) == {}
+
+
+async def test_embedding_stops_between_batches_while_the_intake_is_backed_up_and_resumes_after(
+        desk: dict[str, Any], embedder: BagEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import queue as jobqueue
+
+    monkeypatch.setattr(assist, "EMBED_BATCH", 10)
+    backlog = [0]
+
+    async def waiting(lane: str) -> int:
+        return backlog[0]
+
+    monkeypatch.setattr(jobqueue, "waiting", waiting)
+    real_embed = embedder.embed
+
+    def embed_then_burst(texts: Any) -> Any:
+        backlog[0] = jobqueue.INTAKE_BACKLOG + 1  # a burst of callbacks arrives while the first batch is embedded
+        return real_embed(texts)
+
+    monkeypatch.setattr(embedder, "embed", embed_then_burst)
+    assert await assist.embed_tickets() == 10
+    assert await TicketVector.all().count() == 10
+    backlog[0] = 0
+    monkeypatch.setattr(embedder, "embed", real_embed)
+    assert await assist.embed_tickets() == 14  # the rest, from the watermark the first batch left
+    assert await TicketVector.all().count() == 24

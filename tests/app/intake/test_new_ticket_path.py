@@ -107,3 +107,30 @@ async def test_a_ticket_created_inside_a_transaction_rolls_back_with_it(db: None
     assert await Ticket.all().count() == 0
     alone = await tickets.create(actor=SYSTEM, customer_id=customer.id, subject="自己的事务")
     assert (await Ticket.get(id=alone.id)).subject == "自己的事务"
+
+
+async def test_a_routed_ticket_is_inserted_with_its_clocks_running(db: None) -> None:
+    await factories.org()
+    sla.invalidate()
+    policy = await SlaPolicy.create(name="标准", first_response_minutes=240, resolution_minutes=2880, warn_ratio=0.8,
+                                    position=0)
+    account = await ChannelAccount.create(kind="wechat_mp", key="clocks", name="公众号")
+    customer = await factories.customer()
+    with count_statements() as statements:
+        ticket = await intake.customer_ticket(customer=customer, account=account, subject="退款",
+                                              description="退款没到")
+    # the clocks go into the ticket's INSERT: no UPDATE of the row it just wrote, no savepoint around one
+    assert not any(s.startswith("UPDATE") and "sla_state" in s for s in statements), statements
+    assert not any(s.startswith("SAVEPOINT") for s in statements), statements
+    stored = await Ticket.get(id=ticket.id)
+    assert stored.sla_policy_id == policy.id  # type: ignore[attr-defined]
+    assert set(stored.sla_state) == {sla.FIRST, sla.RESOLUTION}
+    first, resolution = stored.sla_state[sla.FIRST], stored.sla_state[sla.RESOLUTION]
+    assert (first["target"], resolution["target"], first["done"]) == (240 * 60, 2880 * 60, [])
+    assert stored.first_response_due == datetime.fromisoformat(first["due"])
+    assert stored.resolution_due == datetime.fromisoformat(resolution["due"])
+    assert stored.next_response_due is None
+    assert stored.sla_next_check_at == datetime.fromisoformat(first["warn_at"])
+    # the object the caller holds is the row
+    assert (ticket.sla_state, ticket.first_response_due, ticket.sla_next_check_at) == (
+        stored.sla_state, stored.first_response_due, stored.sla_next_check_at)
