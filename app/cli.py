@@ -119,7 +119,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
                       f"{', '.join(QUEUE_NAMES)}[/]")
         raise SystemExit(2)
     worker_settings(settings, lane=lanes[0])  # fails here, before any connection, when misconfigured
-    lowered = lower_priority(settings.worker_nice if args.nice is None else args.nice)
+    lowered = lower_priority(settings.worker_nice if args.nice is None else args.nice,
+                             idle=settings.worker_sched_idle)
     if lowered:
         get_logger(__name__).info("worker.priority", **lowered)
     try:
@@ -194,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queues", default="inbound,outbox",
                    help="lanes this process serves, each with its own job slots (default: inbound,outbox)")
     p.add_argument("--nice", type=int, choices=range(20), metavar="0-19", default=None,
-                   help="lower the worker's CPU priority to this (default WORKER_NICE, 10; 0 keeps it)")
+                   help="lower the worker's CPU priority to this (default WORKER_NICE, 19; 0 keeps it)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("migrate", help="apply database migrations")

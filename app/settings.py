@@ -130,7 +130,9 @@ class Settings:
     inprocess_workers: int = 4
     #: `gongdan worker` lowers its CPU priority by this (0-19; 0 keeps it): callbacks must be answered within
     #: WeChat's 5 s whatever the backlog, and the backlog drains as fast once the burst of callbacks is over
-    worker_nice: int = 10
+    worker_nice: int = 19
+    #: and runs in Linux's idle scheduling class (SCHED_IDLE): a process that wakes takes the core from it at once
+    worker_sched_idle: bool = True
     log_format: str = "console"
     log_level: str = "INFO"
     timezone: str = "Asia/Shanghai"
@@ -174,7 +176,7 @@ def _int(config: Config, name: str, default: int, *, minimum: int = 0) -> int:
 
 
 def _nice(config: Config) -> int:
-    value = _int(config, "WORKER_NICE", 10)
+    value = _int(config, "WORKER_NICE", 19)
     if value > 19:
         raise ConfigError("WORKER_NICE must be between 0 and 19")
     return value
@@ -415,6 +417,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         outbox_max_attempts=_int(config, "OUTBOX_MAX_ATTEMPTS", 8, minimum=1),
         inprocess_workers=_int(config, "INPROCESS_WORKERS", 4, minimum=1),
         worker_nice=_nice(config),
+        worker_sched_idle=_bool(config, "WORKER_SCHED_IDLE", True),
         log_format=log_format,
         log_level=config("LOG_LEVEL", default="INFO").upper(),
         timezone=config("TIMEZONE", default="Asia/Shanghai"),

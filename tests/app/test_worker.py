@@ -93,43 +93,62 @@ def test_cli_worker_refuses_an_unknown_lane(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 _LOWER = """
-import json, os, sys
+import json, os, sys, threading
 from pathlib import Path
 from app.worker import lower_priority
 if sys.argv[3] != "0":
     os.setpriority(os.PRIO_PROCESS, 0, int(sys.argv[3]))
-done = lower_priority(int(sys.argv[1]), autogroup=Path(sys.argv[2]))
+done = lower_priority(int(sys.argv[1]), idle=sys.argv[4] == "1", autogroup=Path(sys.argv[2]))
+later = []
+thread = threading.Thread(target=lambda: later.append(os.sched_getscheduler(0)))
+thread.start()
+thread.join()
 print(json.dumps({"done": done, "nice": os.getpriority(os.PRIO_PROCESS, 0),
-                  "autogroup": Path(sys.argv[2]).read_text()}))
+                  "autogroup": Path(sys.argv[2]).read_text(),
+                  "idle_class": [os.sched_getscheduler(0) == os.SCHED_IDLE, later[0] == os.SCHED_IDLE]}))
 """
 #: the nice value the children start from: this process's (whatever the test run was started with)
 BASE = os.getpriority(os.PRIO_PROCESS, 0)
 
 
-def _lower_in_child(tmp_path: Any, nice: int, *, leader: bool, start_nice: int = 0) -> dict[str, Any]:
+def _lower_in_child(tmp_path: Any, nice: int, *, leader: bool, start_nice: int = 0,
+                    idle: bool = False) -> dict[str, Any]:
     """lower_priority in a child process (the test process keeps its priority), against a stand-in autogroup file."""
     group = tmp_path / "autogroup"
     group.write_text("/autogroup-7 nice 0\n")
-    out = subprocess.run([sys.executable, "-c", _LOWER, str(nice), str(group), str(start_nice)], check=True,
-                         capture_output=True, text=True, start_new_session=leader)
+    out = subprocess.run([sys.executable, "-c", _LOWER, str(nice), str(group), str(start_nice), str(int(idle))],
+                         check=True, capture_output=True, text=True, start_new_session=leader)
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
 
 def test_a_worker_leading_its_session_lowers_itself_and_its_scheduling_group(tmp_path: Any) -> None:
     assert _lower_in_child(tmp_path, BASE + 5, leader=True) == {
-        "done": {"nice": BASE + 5, "autogroup_nice": BASE + 5}, "nice": BASE + 5, "autogroup": str(BASE + 5)}
+        "done": {"nice": BASE + 5, "autogroup_nice": BASE + 5}, "nice": BASE + 5, "autogroup": str(BASE + 5),
+        "idle_class": [False, False]}
 
 
 def test_a_worker_started_from_a_shell_leaves_the_shells_group_alone(tmp_path: Any) -> None:
     assert _lower_in_child(tmp_path, BASE + 5, leader=False) == {
-        "done": {"nice": BASE + 5}, "nice": BASE + 5, "autogroup": "/autogroup-7 nice 0\n"}
+        "done": {"nice": BASE + 5}, "nice": BASE + 5, "autogroup": "/autogroup-7 nice 0\n",
+        "idle_class": [False, False]}
 
 
 def test_lowering_never_raises_a_priority_and_zero_keeps_it(tmp_path: Any) -> None:
     assert _lower_in_child(tmp_path, BASE + 2, leader=True, start_nice=BASE + 4) == {
-        "done": {"autogroup_nice": BASE + 2}, "nice": BASE + 4, "autogroup": str(BASE + 2)}
-    assert _lower_in_child(tmp_path, 0, leader=True) == {"done": {}, "nice": BASE, "autogroup": "/autogroup-7 nice 0\n"}
+        "done": {"autogroup_nice": BASE + 2}, "nice": BASE + 4, "autogroup": str(BASE + 2),
+        "idle_class": [False, False]}
+    assert _lower_in_child(tmp_path, 0, leader=True) == {"done": {}, "nice": BASE, "autogroup": "/autogroup-7 nice 0\n",
+                                                         "idle_class": [False, False]}
+
+
+def test_an_idle_class_worker_and_every_thread_it_starts_give_the_core_to_any_other_process(tmp_path: Any) -> None:
+    # SCHED_IDLE: a web, database or Redis process that wakes takes the core at once, not after the worker's slice
+    assert _lower_in_child(tmp_path, BASE + 5, leader=True, idle=True) == {
+        "done": {"nice": BASE + 5, "autogroup_nice": BASE + 5, "sched_idle": 1}, "nice": BASE + 5,
+        "autogroup": str(BASE + 5), "idle_class": [True, True]}
+    # nice 0 means "leave the worker's scheduling as it is": the idle class too
+    assert _lower_in_child(tmp_path, 0, leader=True, idle=True)["idle_class"] == [False, False]
 
 
 def test_worker_nice_comes_from_the_settings_and_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,8 +156,10 @@ def test_worker_nice_comes_from_the_settings_and_the_command_line(monkeypatch: p
     from app.errors import ConfigError
     from app.settings import load_settings
 
-    assert load_settings({"GONGDAN_ENV": "test"}, env_file=None).worker_nice == 10
+    default = load_settings({"GONGDAN_ENV": "test"}, env_file=None)
+    assert (default.worker_nice, default.worker_sched_idle) == (19, True)
     assert load_settings({"GONGDAN_ENV": "test", "WORKER_NICE": "0"}, env_file=None).worker_nice == 0
+    assert not load_settings({"GONGDAN_ENV": "test", "WORKER_SCHED_IDLE": "false"}, env_file=None).worker_sched_idle
     with pytest.raises(ConfigError, match="WORKER_NICE"):
         load_settings({"GONGDAN_ENV": "test", "WORKER_NICE": "20"}, env_file=None)
     assert cli.build_parser().parse_args(["worker", "--nice", "3"]).nice == 3
