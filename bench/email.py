@@ -180,6 +180,9 @@ class CountingQueue:
     async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
         self.jobs[name] += 1
 
+    async def waiting(self, lane: str) -> int:
+        return 0  # nothing runs: nothing waits
+
 
 def _count_files(root: Path) -> int:
     return sum(1 for f in root.rglob("*") if f.is_file())

@@ -62,6 +62,9 @@ class _Recorder:
     async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
         self.jobs.append(name)
 
+    async def waiting(self, lane: str) -> int:
+        return 0  # nothing runs: nothing waits
+
 
 def _serve_simulator(state: Any, port: int, ready: Any) -> None:
     from simulator import SimulatorServer

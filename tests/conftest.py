@@ -268,12 +268,16 @@ class RecordingQueue:
         if job_id is None or all(j[2] != job_id for j in self.jobs):
             self.jobs.append((name, args, job_id))
 
+    async def waiting(self, lane: str) -> int:
+        """Recorded jobs of `lane` (none runs, so all wait)."""
+        return sum(1 for name, _, _ in self.jobs if jobqueue.lane_of(name) == lane)
+
 
 @pytest.fixture
 def queue() -> Iterator[RecordingQueue]:
     """The job queue as a RecordingQueue: no job runs, ``queue.jobs`` says what was enqueued."""
     q = RecordingQueue()
-    jobqueue.set_queue(q)  # type: ignore[arg-type]
+    jobqueue.set_queue(q)
     yield q
     jobqueue.set_queue(None)
 
