@@ -194,6 +194,11 @@ async def watch(account: ChannelAccount) -> bool:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # we were stopped, and a call cut off by it raised its own error: reconnecting would leave a
+                # watcher nobody owns, holding the mailbox's read lease
+                raise asyncio.CancelledError from exc
             log.warning("email.idle_dropped", account=account.key, error=type(exc).__name__)
             await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
             attempt += 1

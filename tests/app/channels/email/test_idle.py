@@ -288,3 +288,33 @@ async def test_idle_switched_off_leaves_the_mailbox_to_the_poll_and_back_on_watc
     await _until(lambda: _events(2))
     await jobs.drain()
     assert sorted(t.subject for t in await Ticket.all()) == ["question 1", "question 2"]
+
+
+async def test_a_stopped_watcher_stays_stopped_when_its_cancellation_comes_back_as_an_error(
+        watched: tuple[Mailbox, ChannelAccount, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # a database or IMAP call cut off by the cancellation may raise its own error instead of CancelledError; the
+    # watcher used to take that for a dropped connection, wait 5 s and reconnect, and the zombie then held the
+    # mailbox's read lease when the poll came (seen under load in the IDLE-switched-off test)
+    _, account, _ = watched
+    calls: list[int] = []
+    entered = asyncio.Event()
+
+    async def cut_off(mailbox: Any, *, on_wake: Any) -> bool:
+        calls.append(1)
+        if len(calls) > 1:
+            return False  # a reconnect: end the watch here rather than loop
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("connection cut off mid-call") from None
+        return True
+
+    monkeypatch.setattr(idle, "_idle_once", cut_off)
+    monkeypatch.setattr(idle, "BACKOFF", (0.0,))
+    task = asyncio.create_task(idle.watch(account))
+    await entered.wait()
+    task.cancel()
+    await asyncio.wait({task}, timeout=WAIT)
+    assert task.done() and task.cancelled()
+    assert calls == [1]  # not reconnected
