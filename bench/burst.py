@@ -224,8 +224,6 @@ async def _drive(cfg: Config, stack: Stack, path: Path, owners: list[str]) -> di
         first_by_customer.setdefault(owners[int(line)], sent_at)
     first = min((t[1] for t in times), default=first_sent)
     waits = [acked[c] - t for c, t in first_by_customer.items() if c in acked]
-    ack_latencies = [(t[2] - t[1]) * 1000 for t in times if t[2]]
-    window = max((t[2] for t in times if t[2]), default=first) - first
     workers_cpu_s = cpu.get("workers_pct_of_core", 0.0) / 100 * ((done_at or time.time()) - first)
     return {
         "drained": done_at is not None,
@@ -235,10 +233,7 @@ async def _drive(cfg: Config, stack: Stack, path: Path, owners: list[str]) -> di
         "callback_to_ack_sent_ms": {"p50": round(_percentile(waits, 50) * 1000),
                                     "p99": round(_percentile(waits, 99) * 1000),
                                     "max": round(max(waits, default=0) * 1000, 1), "customers": len(waits)},
-        "callbacks": {"sent": len(times), "acknowledged": len(ack_latencies),
-                      "errors": len(times) - len(ack_latencies),
-                      "req_per_s": round(len(ack_latencies) / window, 1) if window else 0.0,
-                      "p50_ms": _percentile(ack_latencies, 50), "p99_ms": _percentile(ack_latencies, 99)},
+        "callbacks": callbacks.post_summary(times, cfg.callbacks, sent.get("error_samples", [])),
         "tickets": int(progress.get("tickets", 0)),
         "customers_acknowledged": len(acked),
         "events": {k.removeprefix("events_"): v for k, v in progress.items() if k.startswith("events_")},

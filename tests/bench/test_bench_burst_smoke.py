@@ -31,7 +31,7 @@ def test_a_small_burst_on_two_web_and_two_worker_processes_is_exactly_once(tmp_p
         asyncio.run(drop_database(SMOKE_DB))
     assert json.loads((tmp_path / "burst.json").read_text()) == doc
     assert doc["drained"] is True
-    assert doc["callbacks"]["errors"] == 0 and doc["callbacks"]["acknowledged"] == 120
+    assert doc["callbacks"]["errors"] == 0 and doc["callbacks"]["requests"] == 120 and doc["callbacks"]["unsent"] == 0
     assert doc["exactly_once"] == {"messages_stored": 120, "distinct_provider_ids": 120, "messages_without_ticket": 0,
                                    "messages_on_another_customers_ticket": 0, "customers_with_two_tickets": 0,
                                    "pass": True}
