@@ -54,3 +54,22 @@ def test_stdlib_and_structlog_lines_as_rendered(log_output: io.StringIO) -> None
         assert clear not in text
     assert text.count("z***@example.com") == 4
     assert "136****5671" in text and "138****5678" in text
+
+
+def test_a_line_below_the_level_is_dropped_before_redaction_reads_it(log_output: io.StringIO) -> None:
+    # redaction renders and scans every value: at LOG_LEVEL=WARNING an info line paid for that on every ticket and
+    # was thrown away afterwards
+    rendered: list[str] = []
+
+    class Value:
+        def __str__(self) -> str:
+            rendered.append("str")
+            return "13812345678"
+
+    logger = get_logger("app.tickets.level_probe")
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    logger.info("ticket.level_probe", value=Value())
+    assert rendered == [] and "ticket.level_probe" not in log_output.getvalue()
+    logger.warning("ticket.level_probe", value=Value())
+    assert rendered == ["str"] and "138****5678" in log_output.getvalue()
