@@ -9,7 +9,9 @@ Follows 获取 Access token https://developers.weixin.qq.com/doc/offiaccount/Bas
   would keep killing each other's tokens: fetches are serialised by a lock, and a process that waited for the lock
   re-reads the store before fetching (N processes, one fetch);
 * a rejected token (40001 MP / 40014 / 42001) is deleted only if the store still holds that very token
-  (compare-and-delete), so a slow process cannot throw away the fresh token another one just stored.
+  (compare-and-delete), so a slow process cannot throw away the fresh token another one just stored;
+* a process reuses the token it read for up to ``LOCAL_SECONDS`` before reading the store again (a token read from
+  the store has at least the margin to live), and drops its copy with the stored one when the platform rejects it.
 
 The store interface is synchronous because wechatpy is, and runs in worker threads. ``RedisTokenStore`` serves
 web and worker processes alike; ``MemoryTokenStore`` serves the embedded single-process mode. The same store holds
@@ -51,6 +53,11 @@ log = get_logger(__name__)
 REFRESH_MARGIN_SECONDS = 300
 #: never cache for less than this, whatever expires_in says
 _MIN_TTL_SECONDS = 30
+#: how long a process reuses the token it last read before reading the store again: every WeChat call read it
+#: from Redis (a round trip in a thread per outbox delivery). A stored token has at least the refresh margin to
+#: live, and after another process refreshes an MP token the old one stays valid for 5 minutes, so a copy this
+#: young is valid; a token the platform revoked early is dropped here too when it is rejected (one retry, as before)
+LOCAL_SECONDS = 30.0
 
 
 class TokenLockTimeout(TemporaryChannelError):
@@ -228,24 +235,37 @@ class CachedToken:
         self._fetch = fetch
         self.margin = margin
         self.lock_timeout = lock_timeout
+        #: (token, reuse until: monotonic seconds); one tuple, replaced whole, so threads never see half of it
+        self._local: tuple[str, float] | None = None
 
     def get(self) -> str:
-        """The stored token, fetching one (once across all processes) when there is none."""
+        """The token: this process's recent copy, else the stored one, else fetched (once across all processes)."""
+        local = self._local
+        if local is not None and time.monotonic() < local[1]:
+            return local[0]
         token = self.store.get(self.key)
         if token:
-            return token
+            return self._keep(token)
         with self.store.lock(self.key, self.lock_timeout):
             # Whoever held the lock before us has probably stored a fresh token already.
             token = self.store.get(self.key)
             if token:
-                return token
+                return self._keep(token)
             token, expires_in = self._fetch()
             self.store.set(self.key, token, max(_MIN_TTL_SECONDS, expires_in - self.margin))
             log.info("access_token_fetched", key=self.key, expires_in=expires_in)
-            return token
+            return self._keep(token)
+
+    def _keep(self, token: str) -> str:
+        self._local = (token, time.monotonic() + min(LOCAL_SECONDS, self.margin / 2))
+        return token
 
     def invalidate(self, rejected: str) -> bool:
-        """Drop the token the platform rejected, unless another process already replaced it."""
+        """Drop the token the platform rejected, here and in the store unless another process already replaced
+        it."""
+        local = self._local
+        if local is not None and local[0] == rejected:
+            self._local = None
         return self.store.delete_if(self.key, rejected)
 
 

@@ -195,3 +195,28 @@ async def test_custom_fields_nan_is_422(api: httpx.AsyncClient) -> None:
     r = await api.patch(f"/api/v1/tickets/{created['id']}", headers={**h, "content-type": "application/json"},
                         content=b'{"version": 1, "custom_fields": {"n": NaN}}')
     assert r.status_code == 422, r.text
+
+
+async def test_a_ticket_for_a_group_is_checked_against_the_cached_groups_and_an_unknown_one_is_422(
+        api: httpx.AsyncClient) -> None:
+    from app.staff.models import SkillGroup
+    from tests.sqlcount import count_statements
+
+    data = await _setup()
+    cust = await factories.customer()
+    h = data["headers"]["admin"]
+    group = data["groups"]["service"]
+    body = {"customer_id": cust.id, "subject": "物流停滞"}
+    r = await api.post("/api/v1/tickets", headers=h, json={**body, "group_id": 9999})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_group"
+    assert await Ticket.all().count() == 0
+    # the first create fills routing's group cache; the next one reads no skill_group row
+    assert (await api.post("/api/v1/tickets", headers=h, json={**body, "group_id": group.id})).status_code == 201
+    with count_statements() as statements:
+        r = await api.post("/api/v1/tickets", headers=h, json={**body, "group_id": group.id})
+    assert r.status_code == 201 and r.json()["group_id"] == group.id
+    assert not [s for s in statements if "skill_group" in s], statements
+    # a group created after the cache was filled is read, not refused
+    new = await SkillGroup.create(name="新建组", department_id=2)
+    r = await api.post("/api/v1/tickets", headers=h, json={**body, "group_id": new.id})
+    assert r.status_code == 201 and r.json()["group_id"] == new.id

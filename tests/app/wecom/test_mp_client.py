@@ -182,6 +182,49 @@ async def test_token_stored_with_five_minute_margin(client: MPClient, store: Mem
     assert 7200 - 300 - 5 <= expires_at - time.monotonic() <= 7200 - 300
 
 
+class _CountingStore(MemoryTokenStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key: str) -> str | None:
+        self.reads += 1
+        return super().get(key)
+
+
+async def test_the_process_reuses_its_token_without_reading_the_store_and_drops_it_when_rejected(
+        sim: SimulatorServer, state: SimulatorState, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.wecom.tokens as tokens
+
+    store = _CountingStore()
+    api = MPApi(MPClient(APPID, SECRET, api_base=sim.api_base_url, store=store))
+    for _ in range(3):
+        await api.get_user(OPENID)
+    # one read finds nothing, one more under the lock, then the fetched token is this process's copy
+    assert (store.reads, state.token_fetch_count(APPID)) == (2, 1)
+    # another process refreshed the token: this one keeps its copy (still valid for 5 minutes on MP) ...
+    store.set(mp_token_key(APPID), "someone-elses-token", 7000)
+    await api.get_user(OPENID)
+    assert store.reads == 2
+    # ... until it is LOCAL_SECONDS old
+    monkeypatch.setattr(tokens, "LOCAL_SECONDS", 0.0)
+    api.client.token._local = None
+    assert api.client.access_token == "someone-elses-token"
+    assert store.reads == 3
+    # a copy the platform rejects is dropped with the stored one: one refetch, and the call succeeds
+    monkeypatch.setattr(tokens, "LOCAL_SECONDS", 30.0)
+    api.client.token._local = None
+    store.delete(mp_token_key(APPID))
+    await api.get_user(OPENID)
+    fetched = state.token_fetch_count(APPID)
+    state.inject_fault("user/info", {"errcode": 40001}, times=1)
+    await api.get_user(OPENID)
+    assert state.token_fetch_count(APPID) == fetched + 1
+    tokens_used = [c.query["access_token"] for c in state.api_calls_for("user/info")][-3:]
+    assert tokens_used[0] == tokens_used[1] != tokens_used[2]
+    assert api.client.access_token == tokens_used[2]
+
+
 def test_wrong_secret_is_permanent(sim: SimulatorServer, state: SimulatorState) -> None:
     client = MPClient(APPID, "wrong-secret", api_base=sim.api_base_url, store=MemoryTokenStore())
     with pytest.raises(PermanentAPIError) as excinfo:
