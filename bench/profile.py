@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     env = procs.gongdan_env(cfg.database_url, db_pool_size=cfg.db_pool_size)
     token = procs.gongdan(["token", "create", "--staff", "lina", "--name", "profile"], env).strip().splitlines()[-1]
     # the same callers as bench.api: creates come from an integration's admin token
-    admin = procs.gongdan(["token", "create", "--staff", "admin", "--name", "profile-api"], env).strip().splitlines()[-1]
+    admin = procs.gongdan(["token", "create", "--staff", "admin", "--name", "profile-api"],
+                          env).strip().splitlines()[-1]
     port = procs.free_port()
     out = procs.RESULTS / f"profile-{a.phase}.txt"
     with procs.Server("gongdan-profile", api.serve_argv(port, 1), env=env, port=port) as server:
