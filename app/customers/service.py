@@ -18,7 +18,6 @@ from app.tickets.models import Ticket
 from app.timeutil import utcnow
 from app.uow import atomic
 
-
 #: the read of every ticket an integration or a staff member opens, as SQL written once (`app.db.rows_sql`):
 #: tortoise's query building cost more CPU than the round trip
 _BY_ID = "SELECT {{columns}} FROM {q}customer{q} WHERE {q}id{q}={{customer_id}}"
