@@ -25,7 +25,7 @@ _BY_ID = "SELECT {{columns}} FROM {q}customer{q} WHERE {q}id{q}={{customer_id}}"
 
 async def get(*, customer_id: int, actor: Actor) -> Customer:
     """Return a customer the actor may see, following merges to the survivor."""
-    found = await Customer.raw(rows_sql(_BY_ID, Customer).format(customer_id=int(customer_id)))
+    found: list[Customer] = await Customer.raw(rows_sql(_BY_ID, Customer).format(customer_id=int(customer_id)))
     customer = found[0] if found else None
     if customer is None or not await _visible(customer.id, actor):
         raise NotFound("客户不存在")
