@@ -58,10 +58,11 @@ def make_settings(**overrides: Any) -> Settings:
 def _fresh_caches() -> Iterator[None]:
     """Each test has its own database: forget what the process cached of the previous one (rules, policies,
     calendars: their ids repeat from one test database to the next)."""
+    from app.outbox import service as outbox
     from app.tickets import calendar, routing, sla
     from app.webhooks import service as webhooks
 
-    caches = (routing, sla, calendar, webhooks)
+    caches = (routing, sla, calendar, webhooks, outbox)
     for cache in caches:
         cache.invalidate()
     yield

@@ -3,6 +3,7 @@ outcome is unknown (sent, but the platform never answered) that wait for staff t
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -49,20 +50,47 @@ async def create(
     return row
 
 
+#: fold keys this process knows are stored (learnt after the commit that wrote or met the row; rows are never
+#: deleted), with when to forget them: the next fold under a known key is one UPDATE instead of a refused INSERT,
+#: the UPDATE and a read (a customer's every message in a burst folds into the card of its minute)
+_known_keys: dict[str, float] = {}
+KNOWN_KEY_SECONDS = 300.0
+
+
+def invalidate() -> None:
+    """Forget the fold keys this process learnt (tests: each has its own database)."""
+    _known_keys.clear()
+
+
+async def _learn(dedupe_key: str) -> None:
+    async def remember() -> None:
+        if len(_known_keys) > 10_000:
+            _known_keys.clear()
+        _known_keys[dedupe_key] = time.monotonic() + KNOWN_KEY_SECONDS
+
+    await on_commit(remember)
+
+
 async def create_or_fold(*, channel: str, kind: str, recipient: str, payload: dict[str, Any],
                          folded: dict[str, Any], dedupe_key: str, ticket_id: int | None = None) -> str:
     """Write a row under `dedupe_key`, or make `folded` its payload while it waits: created, folded or covered."""
+    # only while unclaimed: a claim re-reads the row after taking it, so the fold is either in what goes out or not
+    # made at all (and the row that went out stands for this one)
+    fold = OutboxMessage.filter(dedupe_key=dedupe_key, status="pending", attempts=0)
+    if _known_keys.get(dedupe_key, 0.0) > time.monotonic():
+        return "folded" if await fold.update(payload=folded) else "covered"
     row = await _insert(channel=channel, kind=kind, recipient=recipient, payload=payload, channel_account_id=None,
                         ticket_id=ticket_id, dedupe_key=dedupe_key)
     if row is not None:
-        return "created"
-    # only while unclaimed: a claim re-reads the row after taking it, so the fold is either in what goes out or not
-    # made at all (and the row that went out stands for this one)
-    if await OutboxMessage.filter(dedupe_key=dedupe_key, status="pending", attempts=0).update(payload=folded):
-        return "folded"
-    if not await OutboxMessage.filter(dedupe_key=dedupe_key).exists():
+        outcome = "created"
+    elif await fold.update(payload=folded):
+        outcome = "folded"
+    elif await OutboxMessage.filter(dedupe_key=dedupe_key).exists():
+        outcome = "covered"
+    else:
         raise IntegrityError(f"outbox row {dedupe_key!r} refused and not stored")
-    return "covered"
+    await _learn(dedupe_key)
+    return outcome
 
 
 async def _insert(*, channel: str, kind: str, recipient: str, payload: dict[str, Any],

@@ -196,3 +196,37 @@ async def test_a_claimed_card_is_never_changed_under_its_sender(anydb: str, reco
     assert claimed is not None and claimed.status == "sending"
     assert await _fold("第二条") == "covered"
     assert (await OutboxMessage.get(id=row.id)).payload == {"text": "第一条"}
+
+
+async def test_a_fold_under_a_key_this_process_knows_is_one_update(anydb: str, recording: RecordingAdapter) -> None:
+    from tests.sqlcount import count_statements
+
+    assert await _fold("第一条") == "created"
+    with count_statements() as statements:
+        assert await _fold("第二条") == "folded"
+    assert [s.split()[0] for s in statements] == ["UPDATE"], statements
+    row = await OutboxMessage.get(dedupe_key="card:message:1:1:0")
+    assert await deliver_outbox({}, row.id) == "sent"
+    with count_statements() as statements:
+        assert await _fold("第三条") == "covered"
+    assert [s.split()[0] for s in statements] == ["UPDATE"], statements
+    # another process's row is learnt from the refused INSERT, then folded into with one UPDATE
+    service.invalidate()
+    assert await _fold("第四条") == "covered"
+    with count_statements() as statements:
+        assert await _fold("第五条") == "covered"
+    assert len(statements) == 1
+    assert [s["payload"] for s in recording.sent] == [{"text": "多条：第二条"}]
+
+
+async def test_a_card_whose_transaction_rolled_back_is_not_taken_for_stored(anydb: str) -> None:
+    with pytest.raises(RuntimeError):
+        async with atomic():
+            assert await service.create_or_fold(
+                channel="test", kind="staff_card", recipient="agent", payload={"text": "第一条"},
+                folded={"text": "多条：第一条"}, dedupe_key="card:message:1:1:0") == "created"
+            raise RuntimeError("the intake failed after the card")
+    assert await OutboxMessage.filter(dedupe_key="card:message:1:1:0").count() == 0
+    # the next message's card is written, not folded into a row that never was
+    assert await _fold("第二条") == "created"
+    assert (await OutboxMessage.get(dedupe_key="card:message:1:1:0")).payload == {"text": "第二条"}
