@@ -181,7 +181,8 @@ async def _receive(ctx: Context, *, inbound: InboundMessage, rules: ConversionRu
                                              account=ctx.account)
     if reason is None:
         return Outcome(message=message)
-    history = await conversations.unticketed_messages(conv=conv)
+    # a conversation this message opened holds only it (inserted in this transaction, under the customer's lock)
+    history = [message] if counted else await conversations.unticketed_messages(conv=conv)
     texts = [m.text for m in history if m.direction == "in" and m.text]
     subject = (inbound.subject or message.text or (texts[-1] if texts else "")).strip().replace("\n", " ")
     ticket = await open_ticket(ctx, NewTicket(source=ctx.account.kind, reason=reason, subject=subject,

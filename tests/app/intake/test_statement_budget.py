@@ -32,6 +32,9 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 OPENID = "oBudgetCustomer000000000001"
 
 NEW_TICKET_BUDGET = 21
+#: a new customer's first message opening a ticket (the customer and their unionid created too; its conversation is
+#: new, so no transcript is read: 26 before)
+FIRST_MESSAGE_TICKET_BUDGET = 25
 JOIN_BUDGET = 14
 NO_TICKET_BUDGET = 12
 
@@ -100,3 +103,13 @@ async def test_a_new_ticket_a_joining_message_and_a_plain_message_stay_within_bu
     assert len(created) <= NEW_TICKET_BUDGET, "\n".join(created)
     assert len(joined) <= JOIN_BUDGET, "\n".join(joined)
     assert len(plain) <= NO_TICKET_BUDGET, "\n".join(plain)
+
+
+async def test_a_first_message_that_opens_a_ticket_reads_no_transcript(desk: WeChatDriver) -> None:
+    # the message opened the conversation in the same transaction: it is the whole transcript
+    await _statements_for(desk, "我要投诉", openid="oBudgetWarmup00000000000001")
+    created = await _statements_for(desk, "订单号 2025112512345678 我要投诉，退款还没到账")
+    ticket = await Ticket.filter(customer__identities__value=OPENID).get()
+    assert ticket.description == "订单号 2025112512345678 我要投诉，退款还没到账"
+    assert [s for s in created if "ticket_id" in s and "IS NULL" in s] == [], created
+    assert len(created) <= FIRST_MESSAGE_TICKET_BUDGET, "\n".join(created)
