@@ -14,6 +14,7 @@ import structlog
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -248,6 +249,22 @@ def _bounded(name: str, value: str | int | None) -> int:
 def path_int(request: Request, name: str) -> int:
     """An integer path parameter (400 when it is not one, or beyond 64 bits)."""
     return _bounded(name, request.path_params.get(name))
+
+
+#: WeChat's and WeCom's callbacks: their answers are `success` or a short encrypted reply, far below GZip's minimum
+#: size, and a burst brings thousands a second
+UNCOMPRESSED_PREFIX = "/callbacks/"
+
+
+class CompressionMiddleware(GZipMiddleware):
+    """Starlette's GZip for pages and the API; the platform callbacks skip its wrapper (it parsed every answer's
+    headers to decide not to compress them)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope["path"]).startswith(UNCOMPRESSED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 class RequestContextMiddleware:

@@ -9,7 +9,6 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -22,6 +21,7 @@ from app.customers import endpoints as customer_endpoints
 from app.db import close_db, init_db
 from app.errors import DomainError
 from app.http import (
+    CompressionMiddleware,
     RequestContextMiddleware,
     domain_error_handler,
     http_error_handler,
@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
         routes=routes,
         middleware=[
             Middleware(RequestContextMiddleware),
-            Middleware(GZipMiddleware, minimum_size=1024, compresslevel=5),
+            Middleware(CompressionMiddleware, minimum_size=1024, compresslevel=5),
         ],
         exception_handlers={
             DomainError: domain_error_handler,

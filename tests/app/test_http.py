@@ -53,3 +53,23 @@ async def test_api_errors_without_a_chinese_message_get_a_chinese_default(api: h
     assert r.status_code == 405 and r.json()["error"]["message"] == "不支持该请求方法"
     r = await api.post("/api/v1/tickets", headers=h, content=b"{")
     assert r.status_code == 400 and r.json()["error"]["message"] == "请求体不是合法的 JSON"
+
+
+async def test_answers_are_gzipped_except_the_platform_callbacks() -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from app.http import CompressionMiddleware
+
+    async def big(request: object) -> PlainTextResponse:
+        return PlainTextResponse("工单" * 2000)
+
+    app = Starlette(routes=[Route("/api/v1/big", big), Route("/callbacks/wechat", big)],
+                    middleware=[Middleware(CompressionMiddleware, minimum_size=1024)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk") as client:
+        api = await client.get("/api/v1/big", headers={"Accept-Encoding": "gzip"})
+        callback = await client.get("/callbacks/wechat", headers={"Accept-Encoding": "gzip"})
+    assert api.headers["content-encoding"] == "gzip" and api.text == "工单" * 2000
+    assert "content-encoding" not in callback.headers and callback.text == "工单" * 2000
