@@ -54,20 +54,23 @@ def make_settings(**overrides: Any) -> Settings:
     return base.with_overrides(**overrides)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    """Each test has its own database: forget what the process cached of the previous one (rules, policies,
-    calendars: their ids repeat from one test database to the next)."""
+def _forget_caches() -> None:
+    """Forget what the process cached of the previous database (rules, policies, calendars, webhooks, the card keys
+    known stored: their ids repeat from one test database to the next)."""
     from app.outbox import service as outbox
     from app.tickets import calendar, routing, sla
     from app.webhooks import service as webhooks
 
-    caches = (routing, sla, calendar, webhooks, outbox)
-    for cache in caches:
+    for cache in (routing, sla, calendar, webhooks, outbox):
         cache.invalidate()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    """Each test has its own database: nothing cached of another one."""
+    _forget_caches()
     yield
-    for cache in caches:
-        cache.invalidate()
+    _forget_caches()
     if TEST_DB == "mysql":
         # the next test may use SQLite outside the `db` fixture (a CLI run on a file): tortoise's SQL cache is per
         # connection name, not per dialect
@@ -135,7 +138,9 @@ async def db(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterato
 
 
 async def fresh_database(settings: Settings, *, sqlite_only: bool = False) -> None:
-    """An empty database of this run's tier (a test that needs a second fresh start calls it again)."""
+    """An empty database of this run's tier (a test that needs a second fresh start calls it again), and nothing
+    cached of the previous one."""
+    _forget_caches()
     if TEST_DB == "mysql" and not sqlite_only:
         await _init_mysql(settings)
     else:
