@@ -575,14 +575,9 @@ def measure_e2e(cfg: Config, callbacks: Callbacks) -> dict[str, Any]:
 
 
 def post_summary(times: list[list[float]], messages: int, error_samples: list[str]) -> dict[str, Any]:
-    """The end-to-end batch as posted, from every request the load client sent (`times`: [line, sent at, answered
-    at or 0]), not from its measurement window.
-
-    The window counts only requests that start at or after its opening, which with no warm-up is the shared start
-    the client sleeps until; uvloop's millisecond timers can end that sleep a fraction of a millisecond early (seen:
-    0.4 ms), and then the first request of every connection went uncounted and without an error: a clean run
-    reported 16 of 20 callbacks posted, and the drain waited for 16 events only.
-    """
+    """A batch as posted (the end-to-end phase here, the whole of bench.burst), from every request the load client
+    sent (`times`: [line, sent at, answered at or 0]) rather than from a measurement window: a batch has no
+    warm-up or window, and the lines the client never sent are counted too (`unsent`)."""
     acked = sorted((answered - sent) * 1000 for _, sent, answered in times if answered)
     first = min((sent for _, sent, _ in times), default=0.0)
     last = max((answered for _, _, answered in times if answered), default=first)

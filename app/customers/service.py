@@ -18,19 +18,16 @@ from app.tickets.models import Ticket
 from app.timeutil import utcnow
 from app.uow import atomic
 
-#: the read of every ticket an integration or a staff member opens, as SQL written once (`app.db.rows_sql`):
-#: tortoise's query building cost more CPU than the round trip
-_BY_ID = "SELECT {{columns}} FROM {q}customer{q} WHERE {q}id{q}={{customer_id}}"
-
 
 async def get(*, customer_id: int, actor: Actor) -> Customer:
     """Return a customer the actor may see, following merges to the survivor."""
-    found: list[Customer] = await Customer.raw(rows_sql(_BY_ID, Customer).format(customer_id=int(customer_id)))
-    customer = found[0] if found else None
-    if customer is None or not await _visible(customer.id, actor):
+    try:
+        customer = await load(customer_id=customer_id)
+    except DoesNotExist:
+        raise NotFound("客户不存在") from None
+    # the scope is the id asked for (an agent who sees a merged-away customer sees where it went)
+    if not await _visible(int(customer_id), actor):
         raise NotFound("客户不存在")
-    while customer.merged_into_id is not None:  # type: ignore[attr-defined]
-        customer = await Customer.get(id=customer.merged_into_id)  # type: ignore[attr-defined]
     return customer
 
 
