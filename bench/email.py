@@ -171,19 +171,6 @@ def bare_parse(raw: bytes) -> int:
     return size
 
 
-class CountingQueue:
-    """Keeps the jobs the measured steps enqueue (their names counted), running none of them."""
-
-    def __init__(self) -> None:
-        self.jobs: Counter[str] = Counter()
-
-    async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
-        self.jobs[name] += 1
-
-    async def waiting(self, lane: str) -> int:
-        return 0  # nothing runs: nothing waits
-
-
 def _count_files(root: Path) -> int:
     return sum(1 for f in root.rglob("*") if f.is_file())
 
@@ -199,7 +186,7 @@ async def run(*, emails: int, database_url: str = DATABASE) -> dict[str, Any]:
     """Measure both sides; returns the figures."""
     mails = corpus(emails)
     await drop_database(database_url, create=True)
-    queue = CountingQueue()
+    queue = procs.CountingQueue()
     with tempfile.TemporaryDirectory(prefix="gongdan-bench-email-") as data_dir:
         settings = load_settings({"GONGDAN_ENV": "test", "DATABASE_URL": database_url, "DB_POOL_SIZE": "4"},
                                  env_file=None).with_overrides(data_dir=Path(data_dir))

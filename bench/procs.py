@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
@@ -246,3 +247,16 @@ class CpuMeter:
                for name, pids in self.groups.items()}
         out["machine_busy_pct_of_core"] = round(100 * (machine_busy_seconds() - self.busy0) / wall, 1)
         return out
+
+
+class CountingQueue:
+    """Keeps the jobs the measured steps enqueue (their names counted), running none of them."""
+
+    def __init__(self) -> None:
+        self.jobs: Counter[str] = Counter()
+
+    async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
+        self.jobs[name] += 1
+
+    async def waiting(self, lane: str) -> int:
+        return 0  # nothing runs: nothing waits

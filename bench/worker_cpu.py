@@ -53,19 +53,6 @@ MYSQL_ADMIN = "mysql://root:@127.0.0.1:3306/mysql"
 MYSQL_DB = "gongdan_bench_worker"
 
 
-class _Recorder:
-    """The job queue: follow-up jobs are recorded, not run."""
-
-    def __init__(self) -> None:
-        self.jobs: list[str] = []
-
-    async def enqueue(self, name: str, *args: Any, job_id: str | None = None, defer_by: float | None = None) -> None:
-        self.jobs.append(name)
-
-    async def waiting(self, lane: str) -> int:
-        return 0  # nothing runs: nothing waits
-
-
 def _serve_simulator(state: Any, port: int, ready: Any) -> None:
     from simulator import SimulatorServer
 
@@ -213,6 +200,7 @@ async def main_async(a: argparse.Namespace, state: Any, sim_account: Any, openid
     from app.tickets.models import Ticket
     from app.wecom.mp import reset_mp_apis
     from app.wecom.tokens import reset_token_stores
+    from bench import procs
     from simulator import WeChatDriver
 
     data_dir = Path(tempfile.mkdtemp(prefix="gongdan-worker-cpu-"))
@@ -228,8 +216,8 @@ async def main_async(a: argparse.Namespace, state: Any, sim_account: Any, openid
     await seed_demo()
     await accounts.upsert_account(key="default", name="压测号", appid=APPID, secret=SECRET, token=TOKEN,
                                   aes_key=AES_KEY, template_id="TPL", is_default=True)
-    recorder = _Recorder()
-    jobqueue.set_queue(recorder)
+    # follow-up jobs (outbox deliveries) are counted, not run
+    jobqueue.set_queue(procs.CountingQueue())
     from app.main import create_app
 
     app = create_app(settings, run_jobs=False)
