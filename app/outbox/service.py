@@ -208,9 +208,10 @@ async def resend(*, actor: Actor, outbox_id: int) -> OutboxMessage:
         else actor.is_admin)
     if row is None or not visible:
         raise NotFound("消息不存在或不在你的权限范围内")
+    now = utcnow()
     async with atomic():
         changed = await OutboxMessage.filter(id=row.id, status="unknown").update(
-            status="pending", next_attempt_at=utcnow(), lease_until=None)
+            status="pending", next_attempt_at=now, lease_until=None)
         if not changed:
             raise InvalidTransition("这条消息的发送结果已经确定（或已重新发送），无需再发", code="not_unknown")
         if ticket_id is not None:
@@ -222,4 +223,7 @@ async def resend(*, actor: Actor, outbox_id: int) -> OutboxMessage:
             await enqueue("deliver_outbox", row_id, job_id=f"deliver:{row_id}:{attempts}:resend")
 
         await on_commit(_enqueue)
-    return await OutboxMessage.get(id=row.id)
+    # the row as this request left it: a read after the enqueue raced the delivery it started (an in-process job
+    # could claim the row first, and the answer said 'sending')
+    row.status, row.next_attempt_at, row.lease_until = "pending", now, None
+    return row
