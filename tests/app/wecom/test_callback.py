@@ -372,6 +372,25 @@ def test_xml_bombs_and_external_entities_are_refused(body: str) -> None:
     rejected(excinfo, "forbidden_xml", 400)
 
 
+@pytest.mark.parametrize("body", [
+    '<!DOCTYPE xml><xml><Content>hi</Content></xml>',
+    '<!DOCTYPE xml SYSTEM "http://127.0.0.1:9/x.dtd"><xml><Content>hi</Content></xml>',
+    '<!DOCTYPE xml [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]><xml/>',
+], ids=["bare", "external_dtd", "parameter_entity"])
+def test_any_document_type_declaration_is_refused(body: str) -> None:
+    with pytest.raises(CallbackRejected) as excinfo:
+        parse_xml(body)
+    rejected(excinfo, "forbidden_xml", 400)
+
+
+def test_undeclared_entities_are_malformed_and_cdata_and_predefined_entities_parse() -> None:
+    with pytest.raises(CallbackRejected) as excinfo:
+        parse_xml("<xml><Content>&e;</Content></xml>")
+    rejected(excinfo, "malformed_body", 400)
+    assert parse_xml("<xml><A><![CDATA[<!DOCTYPE x>&e;]]></A><B>a &lt;&amp;&#20320; b</B></xml>") == {
+        "A": "<!DOCTYPE x>&e;", "B": "a <&你 b"}
+
+
 def test_entities_inside_the_encrypted_payload_are_refused_too() -> None:
     encrypt = simcrypto.encrypt(str(M2.aes_key), M2.receive_id, EXTERNAL_ENTITY.encode())
     body = f"<xml><ToUserName>gh_1</ToUserName><Encrypt>{encrypt}</Encrypt></xml>"
