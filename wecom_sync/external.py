@@ -112,6 +112,9 @@ _CONTACT_COLUMNS = ("id", "external_userid", "customer_id", *_CONTACT_FIELDS, "t
 _FOLLOW_FIELDS = ("staff_id", "remark", "description", "createtime", "tag_ids", "remark_corp_name",
                   "remark_mobile_hashes", "add_way", "state", "oper_userid", "status")
 _FOLLOW_COLUMNS = ("id", "contact_id", "userid", "seen_run", *_FOLLOW_FIELDS)
+#: the longest multi-row INSERT sent to MySQL (aiomysql's executemany splits at about the same size; MariaDB's
+#: max_allowed_packet is 16 MiB)
+MAX_STATEMENT_CHARS = 1_000_000
 #: marks the rows of one bulk insert in ``email_hash`` until their ids are read back (keyed hashes are hex)
 _PENDING = "~pending:"
 
@@ -136,6 +139,23 @@ async def _select(model: type[Model], columns: tuple[str, ...], column: str, val
                 if isinstance(row[c], (str, bytes)):
                     row[c] = orjson.loads(row[c])
     return rows
+
+
+async def _max_id(model: type[Model]) -> int:
+    """The highest id in ``model``'s table (0 when empty), read in the caller's transaction."""
+    db = model._choose_db(True)
+    q = quote_and_mark(db.capabilities.dialect)[0]
+    row = (await db.execute_query_dict(f"SELECT MAX({q}id{q}) AS {q}m{q} FROM {q}{model._meta.db_table}{q}"))[0]
+    return int(row["m"] or 0)
+
+
+async def _ids_after(model: type[Model], last_id: int, key: str) -> dict[Any, int]:
+    """``key`` -> id of the rows past ``last_id``: the ones just inserted (auto-increment ids only grow), found by
+    the primary key instead of a parameter per row."""
+    db = model._choose_db(True)
+    q, mark = quote_and_mark(db.capabilities.dialect)
+    return {r[key]: int(r["id"]) for r in await db.execute_query_dict(
+        f"SELECT {q}{key}{q},{q}id{q} FROM {q}{model._meta.db_table}{q} WHERE {q}id{q}>{mark}", [last_id])}
 
 
 async def _update_rows(model: type[Model], rows: dict[int, dict[str, Any]], fields: list[str]) -> None:
@@ -189,18 +209,47 @@ def _converters(model: type[Model], columns: list[str]) -> list[Callable[[Any], 
 
 
 async def _insert_rows(model: type[Model], rows: list[dict[str, Any]]) -> None:
-    """What ``bulk_create`` writes, in one executemany, without a model instance per row (most of its CPU)."""
+    """What ``bulk_create`` writes, without a model instance per row (most of its CPU): on MySQL one multi-row
+    INSERT per ``MAX_STATEMENT_CHARS`` where a column every row gives the same value (the sync's timestamps, statuses,
+    defaults) is escaped once, not once per row; elsewhere one executemany."""
+    if not rows:
+        return
     db = model._choose_db(True)
     executor = db.executor_class(model=model, db=db)
     columns = executor.regular_columns
     fields_map = model._meta.fields_map
     defaults = [_default(fields_map[c].default) for c in columns]
     convert = _converters(model, list(columns))
-    values = []
+    connection = getattr(db, "_connection", None)  # a transaction's own connection (a pool has none)
+    if db.capabilities.dialect != "mysql" or connection is None:
+        values = []
+        for row in rows:
+            line = [row.get(c, d) for c, d in zip(columns, defaults, strict=True)]
+            values.append([v if f is None or v is None else f(v) for v, f in zip(line, convert, strict=True)])
+        await db.execute_many(executor.insert_query, values)
+        return
+    escape: Callable[[Any], str] = connection.escape
+    specs = list(zip(range(len(columns)), columns, defaults, convert, strict=True))
+    first = [rows[0].get(c, d) for _, c, d, _ in specs]
+    # a column every row gives the same value is converted and escaped once; the others once per row
+    varying = [(j, c, d, f) for j, c, d, f in specs
+               if not all(row.get(c, d) == first[j] and type(row.get(c, d)) is type(first[j]) for row in rows)]
+    shared = [escape(first[j] if f is None or first[j] is None else f(first[j])) for j, _, _, f in specs]
+    prefix = f"INSERT INTO `{model._meta.db_table}` ({','.join(f'`{c}`' for c in columns)}) VALUES "
+    chunk: list[str] = []
+    size = 0
     for row in rows:
-        line = [row.get(c, d) for c, d in zip(columns, defaults, strict=True)]
-        values.append([v if f is None or v is None else f(v) for v, f in zip(line, convert, strict=True)])
-    await db.execute_many(executor.insert_query, values)
+        parts = shared.copy()
+        for j, c, d, f in varying:
+            v = row.get(c, d)
+            parts[j] = escape(v if f is None or v is None else f(v))
+        row_sql = "(" + ",".join(parts) + ")"
+        if chunk and size + len(row_sql) > MAX_STATEMENT_CHARS:
+            await db.execute_script(prefix + ",".join(chunk))
+            chunk, size = [], 0
+        chunk.append(row_sql)
+        size += len(row_sql) + 1
+    await db.execute_script(prefix + ",".join(chunk))
 
 
 def _memo(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -234,9 +283,15 @@ async def _insert_customers(rows: list[dict[str, Any]]) -> None:
     markers = [f"{prefix}{i}" for i in range(len(rows))]
     await _insert_rows(Customer, [{**row, "email_hash": m, "created_at": now, "updated_at": now}
                                   for row, m in zip(rows, markers, strict=True)])
-    ids = {str(r["email_hash"]): int(r["id"]) for r in await _select(Customer, ("email_hash", "id"), "email_hash",
-                                                                     markers)}
-    await _update_rows(Customer, {i: {"email_hash": None} for i in ids.values()}, ["email_hash"])
+    # the markers share a prefix and end in digits, so one index range holds them (in binary order and in the
+    # unicode collation alike digits sort before "z"): no parameter per row to escape
+    db = Customer._choose_db(True)
+    q, mark = quote_and_mark(db.capabilities.dialect)
+    found = await db.execute_query_dict(
+        f"SELECT {q}email_hash{q},{q}id{q} FROM {q}{Customer._meta.db_table}{q} "
+        f"WHERE {q}email_hash{q}>={mark} AND {q}email_hash{q}<{mark}", [prefix, f"{prefix}z"])
+    ids = {str(r["email_hash"]): int(r["id"]) for r in found if str(r["email_hash"]).startswith(prefix)}
+    await _set_column(Customer, "email_hash", None, list(ids.values()))
     for row, marker in zip(rows, markers, strict=True):
         row["id"] = ids[marker]
 
@@ -333,6 +388,7 @@ class _Applier:
             rows = [{"external_userid": ext, "synced_at": now, "status": "active",
                      "customer_id": h["id"] if isinstance(h, dict) else h, **values}
                     for ext, (h, values) in new_contacts.items()]
+            last_id = await _max_id(ExternalContact)
             try:
                 async with in_transaction("default"):
                     await _insert_rows(ExternalContact, rows)
@@ -341,8 +397,13 @@ class _Applier:
                 for row in rows:  # another job stored some of them meanwhile: one by one
                     if not await ExternalContact.exists(external_userid=row["external_userid"]):
                         await ExternalContact.create(**row)
-            stored = await _select(ExternalContact, _CONTACT_COLUMNS, "external_userid", list(new_contacts))
-            contacts.update({c["external_userid"]: c for c in stored})
+                stored = await _select(ExternalContact, _CONTACT_COLUMNS, "external_userid", list(new_contacts))
+                contacts.update({c["external_userid"]: c for c in stored})
+            else:
+                # the rows are as written: only their ids are new, and they are past every id there was
+                ids = await _ids_after(ExternalContact, last_id, "external_userid")
+                contacts.update({r["external_userid"]: {**{c: r[c] for c in _CONTACT_COLUMNS[1:]},
+                                                        "id": ids[r["external_userid"]]} for r in rows})
         if unionids:
             await self._link_unionids(contacts, unionids)
         await self._staff_ids({str(f.get("userid") or "") for _, follows in items for f in follows} - {""})

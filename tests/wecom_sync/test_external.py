@@ -355,3 +355,27 @@ async def test_a_remark_mobile_learned_later_gives_a_phoneless_customer_its_phon
     assert customers.phone_of(sun) == "+8613900000001" and sun.phone_hash == keyed_hash("+8613900000001")
     zhou = await external.customer_for(external_userid="wmPhone0002")
     assert zhou is not None and customers.phone_of(zhou) == "+8613800000002"  # a phone, once set, is kept
+
+
+async def test_bulk_rows_are_written_as_the_orm_writes_them_with_shared_values_escaped_once(db: None) -> None:
+    from tortoise.transactions import in_transaction
+
+    from app.customers.models import Customer
+    from app.timeutil import utcnow
+
+    now = utcnow().replace(microsecond=123456)
+    tricky = "100%s 'quoted' \\back\\slash \"双引号\" 客户 %(x)s"
+    rows = [{"name": tricky, "tags": ["VIP", tricky], "vip_level": 2, "created_at": now, "updated_at": now},
+            {"name": f"{tricky} 2", "tags": ["VIP", tricky], "vip_level": 0, "created_at": now, "updated_at": now,
+             "phone_hash": "ab" * 32}]
+    async with in_transaction("default"):
+        last = await external._max_id(Customer)
+        await external._insert_rows(Customer, rows)
+        ids = await external._ids_after(Customer, last, "name")
+    assert sorted(ids) == [tricky, f"{tricky} 2"]
+    stored = {c.name: c for c in await Customer.filter(id__in=list(ids.values()))}
+    for row in rows:
+        got = stored[row["name"]]
+        assert (got.tags, got.vip_level, got.phone_hash, got.email_hash, got.merged_into_id,  # type: ignore[attr-defined]
+                got.created_at, got.updated_at) == (row["tags"], row["vip_level"], row.get("phone_hash"), None, None,
+                                                    now, now)
