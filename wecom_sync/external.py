@@ -401,9 +401,9 @@ class _Applier:
                 contacts.update({c["external_userid"]: c for c in stored})
             else:
                 # the rows are as written: only their ids are new, and they are past every id there was
-                ids = await _ids_after(ExternalContact, last_id, "external_userid")
+                new_ids = await _ids_after(ExternalContact, last_id, "external_userid")
                 contacts.update({r["external_userid"]: {**{c: r[c] for c in _CONTACT_COLUMNS[1:]},
-                                                        "id": ids[r["external_userid"]]} for r in rows})
+                                                        "id": new_ids[r["external_userid"]]} for r in rows})
         if unionids:
             await self._link_unionids(contacts, unionids)
         await self._staff_ids({str(f.get("userid") or "") for _, follows in items for f in follows} - {""})
