@@ -111,7 +111,7 @@ class WeComClient(SharedTokenClient, WeChatClient):  # type: ignore[misc]
         name: str = "app",
     ) -> None:
         super().__init__(corp_id, secret, timeout=timeout, auto_retry=False)
-        self.API_BASE_URL = api_base if api_base.endswith("/") else api_base + "/"
+        self._settle_session(api_base)
         self.name = name
         self.store = store
         self.token = CachedToken(store, wecom_token_key(corp_id, secret), self._fetch_token)

@@ -440,3 +440,32 @@ def test_make_token_store_picks_redis_or_memory_and_caches() -> None:
     assert make_token_store(Settings()) is memory
     redis_backed.client.close()
     reset_token_stores()
+
+
+def test_the_session_takes_the_environments_proxy_once_and_honours_no_proxy(
+        sim: SimulatorServer, store: MemoryTokenStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.corp.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxied = MPClient(APPID, SECRET, api_base="https://api.weixin.qq.com/cgi-bin/", store=store)
+    assert proxied._http.proxies["https"] == "http://proxy.corp.example:3128"
+    assert proxied._http.trust_env is False  # no proxy or ~/.netrc lookups per call
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    direct = MPClient(APPID, SECRET, api_base=sim.api_base_url, store=store)
+    assert direct._http.proxies == {}
+
+
+def test_answers_decode_with_orjson_and_leniently_where_it_refuses(client: MPClient) -> None:
+    import requests
+
+    def answer(content: bytes) -> Any:
+        response = requests.Response()
+        response._content = content
+        return client._decode_result(response)
+
+    assert answer('{"errcode":0,"nickname":"王先生"}'.encode()) == {"errcode": 0, "nickname": "王先生"}
+    # a raw control character inside a string and broken UTF-8: wechatpy's decoding still reads them
+    assert answer(b'{"errcode":0,"remark":"a\tb\xff"}') == {"errcode": 0, "remark": "a\tb"}
+    media = b"\x89PNG\r\n\x1a\n"
+    assert isinstance(answer(media), requests.Response)
