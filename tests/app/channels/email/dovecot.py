@@ -91,6 +91,14 @@ class Dovecot:
                 killed += 1
         return killed
 
+    def _ours(self, pid: int) -> bool:
+        """Whether ``pid`` is a process of this server: its master leads a process group of its own. Another
+        dovecot for the same user (a second test run on the machine) has sessions with the same title."""
+        try:
+            return self.proc is not None and os.getpgid(pid) == self.proc.pid
+        except ProcessLookupError:
+            return False
+
     def _session_pids(self, command: str) -> list[int]:
         pids = []
         for entry in Path("/proc").iterdir():
@@ -100,7 +108,8 @@ class Dovecot:
                 title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:  # the process ended meanwhile
                 continue
-            if title.startswith("dovecot/imap ") and f"[{self.user} " in title and f" {command}]" in title:
+            if title.startswith("dovecot/imap ") and f"[{self.user} " in title and f" {command}]" in title \
+                    and self._ours(int(entry.name)):
                 pids.append(int(entry.name))
         return pids
 
