@@ -33,6 +33,8 @@ from typing import Any, cast
 
 import orjson
 import phonenumbers
+from pymysql.constants import SERVER_STATUS
+from pymysql.converters import escape_string as _pymysql_escape_string
 from tortoise import fields as tortoise_fields
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
@@ -228,7 +230,7 @@ async def _insert_rows(model: type[Model], rows: list[dict[str, Any]]) -> None:
             values.append([v if f is None or v is None else f(v) for v, f in zip(line, convert, strict=True)])
         await db.execute_many(executor.insert_query, values)
         return
-    escape: Callable[[Any], str] = connection.escape
+    escape = _escaper(connection)
     specs = list(zip(range(len(columns)), columns, defaults, convert, strict=True))
     first = [rows[0].get(c, d) for _, c, d, _ in specs]
     # a column every row gives the same value is converted and escaped once; the others once per row
@@ -250,6 +252,30 @@ async def _insert_rows(model: type[Model], rows: list[dict[str, Any]]) -> None:
         chunk.append(row_sql)
         size += len(row_sql) + 1
     await db.execute_script(prefix + ",".join(chunk))
+
+
+#: PyMySQL's escaping of a str's characters (aiomysql's connections use it), typed
+_escape_string: Callable[[str], str] = _pymysql_escape_string
+
+
+def _escaper(connection: Any) -> Callable[[Any], str]:
+    """The connection's ``escape``, with the plain types a sync writes most (str, int, None) turned into SQL
+    literals first, as it turns them, without its dispatch: a bulk insert escapes tens of thousands of values."""
+    escape: Callable[[Any], str] = connection.escape
+    if connection.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+        return escape  # quotes are doubled in that mode: leave it to the driver
+
+    def literal(value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            return "'" + _escape_string(value) + "'"
+        if kind is int:
+            return str(value)
+        if value is None:
+            return "NULL"
+        return escape(value)
+
+    return literal
 
 
 def _memo(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -379,3 +379,19 @@ async def test_bulk_rows_are_written_as_the_orm_writes_them_with_shared_values_e
         assert (got.tags, got.vip_level, got.phone_hash, got.email_hash, got.merged_into_id,  # type: ignore[attr-defined]
                 got.created_at, got.updated_at) == (row["tags"], row["vip_level"], row.get("phone_hash"), None, None,
                                                     now, now)
+
+
+@pytest.mark.parametrize("status", [0, 512], ids=["backslash_escapes", "no_backslash_escapes"])
+def test_the_escaper_writes_what_the_connections_escape_writes(status: int) -> None:
+    from datetime import UTC, datetime
+
+    from aiomysql.connection import Connection
+
+    connection = Connection.__new__(Connection)  # escaping needs only the server status and the charset
+    connection.server_status = status
+    connection._charset = "utf8mb4"
+    connection._writer = None  # never connected: nothing to close
+    literal = external._escaper(connection)
+    for value in ["plain", "it's \\ 100% \"x\" \x00\n\r\x1a 客户", "", 0, -7, 2**40, None, True, 1.5,
+                  datetime(2026, 12, 5, 8, 30, 1, 123456, tzinfo=UTC)]:
+        assert literal(value) == connection.escape(value), value
