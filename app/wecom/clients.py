@@ -15,7 +15,8 @@ What the subclass changes in wechatpy (2.0.0a26):
 * The HTTP session resolves proxies for ``api_base`` from the environment once (``HTTPS_PROXY``, ``NO_PROXY``) and
   then stops consulting it: requests otherwise re-reads the proxy variables and looks for ``~/.netrc`` on every
   call, about a tenth of a call's CPU (issue 15). Answers decode with orjson, falling back to wechatpy's lenient
-  decoding (raw control characters, bad UTF-8, non-JSON bodies such as media).
+  decoding (raw control characters, bad UTF-8, non-JSON bodies such as media); an integer beyond 64 bits, which
+  neither API sends, would come back as a float.
 * Every failure leaves as one of our errors (mapping table in ``app.wecom.errors``): an errcode through
   ``map_errcode``, an HTTP error status or a connection failure as ``PlatformUnavailable``, and a read timeout (the
   request went out, its answer did not come) as ``PlatformTimedOut``: the outcome is unknown.
