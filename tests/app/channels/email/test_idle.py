@@ -318,3 +318,25 @@ async def test_a_stopped_watcher_stays_stopped_when_its_cancellation_comes_back_
     await asyncio.wait({task}, timeout=WAIT)
     assert task.done() and task.cancelled()
     assert calls == [1]  # not reconnected
+
+
+def test_a_server_counts_only_its_own_sessions(idle_server: dovecot.Dovecot) -> None:
+    # a second dovecot for the same user (another test run on the machine) names its sessions the same way; counting
+    # them made the IDLE-switched-off test wait for a session that was not ours
+    import imaplib
+    import time
+
+    with dovecot.running(ADDRESS, PASSWORD) as other:
+        client = imaplib.IMAP4("127.0.0.1", other.port)
+        try:
+            client.login(ADDRESS, PASSWORD)
+            client.select("INBOX")
+            client.send(client._new_tag() + b" IDLE\r\n")
+            client.readline()  # "+ idling"
+            deadline = time.monotonic() + WAIT
+            while other.sessions("IDLE") != 1:  # the title changes as the server takes the command
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert idle_server.sessions("IDLE") == 0
+        finally:
+            client.shutdown()
