@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Mount, Route
 from tortoise import connections
 
-from app import openapi
+from app import heap, openapi
 from app import setup as wiring
 from app.assist import endpoints as assist_endpoints
 from app.customers import endpoints as customer_endpoints
@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
         if runtime is not None:
             await runtime.start()
         log.info("app.started", database="mysql" if settings.is_mysql else "sqlite",
-                 jobs="arq" if settings.redis_url else "in-process")
+                 jobs="arq" if settings.redis_url else "in-process", frozen_objects=heap.freeze_startup())
         try:
             yield {}
         finally:

@@ -12,6 +12,7 @@ from typing import Any, cast
 from arq import cron, func
 from arq.connections import create_pool
 
+from app import heap
 from app import queue as jobqueue
 from app.db import close_db, init_db
 from app.logs import configure_logging, get_logger
@@ -129,7 +130,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
     await init_db(settings)
     load_jobs()
     jobqueue.set_queue(ArqQueue(ctx["redis"]))
-    log.info("worker.started")
+    log.info("worker.started", frozen_objects=heap.freeze_startup())
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
