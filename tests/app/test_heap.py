@@ -25,8 +25,7 @@ def test_what_is_alive_is_frozen_and_garbage_is_collected_first(unfrozen: list[i
     cycle.append(cycle)
     del cycle  # garbage, reachable only from itself: collected, not frozen
     kept = [object()]
-    frozen = heap.freeze_startup()
-    assert frozen == gc.get_freeze_count() > 0
+    assert heap.freeze_startup() > 0  # a frozen object freed by its last reference leaves the count: no exact figure
     alive = gc.get_objects()  # what later collections walk: neither the frozen list nor the collected cycle
     assert not any(o is kept for o in alive)
     assert not any(isinstance(o, list) and len(o) == 1 and o[0] is o for o in alive)
