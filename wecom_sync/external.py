@@ -256,6 +256,9 @@ async def _insert_rows(model: type[Model], rows: list[dict[str, Any]]) -> None:
 
 #: PyMySQL's escaping of a str's characters (aiomysql's connections use it), typed
 _escape_string: Callable[[str], str] = _pymysql_escape_string
+#: finds a character ``_escape_string`` changes (its table's); most values have none, and a regular expression's
+#: scan costs less than ``str.translate`` building the same text again
+_needs_escape = re.compile(r"[\x00\n\r\x1a'\"\\]").search
 
 
 def _escaper(connection: Any) -> Callable[[Any], str]:
@@ -268,7 +271,7 @@ def _escaper(connection: Any) -> Callable[[Any], str]:
     def literal(value: Any) -> str:
         kind = type(value)
         if kind is str:
-            return "'" + _escape_string(value) + "'"
+            return "'" + (value if _needs_escape(value) is None else _escape_string(value)) + "'"
         if kind is int:
             return str(value)
         if value is None:

@@ -392,6 +392,8 @@ def test_the_escaper_writes_what_the_connections_escape_writes(status: int) -> N
     connection._charset = "utf8mb4"
     connection._writer = None  # never connected: nothing to close
     literal = external._escaper(connection)
-    for value in ["plain", "it's \\ 100% \"x\" \x00\n\r\x1a 客户", "", 0, -7, 2**40, None, True, 1.5,
+    specials = ["'", '"', "\\", "\x00", "\n", "\r", "\x1a"]
+    for value in ["plain", "it's \\ 100% \"x\" \x00\n\r\x1a 客户", "", *specials, *(f"a{c}" for c in specials),
+                  *(f"{c}客户" for c in specials), "%s", "\t\x7f\u2028", 0, -7, 2**40, None, True, 1.5,
                   datetime(2026, 12, 5, 8, 30, 1, 123456, tzinfo=UTC)]:
         assert literal(value) == connection.escape(value), value
