@@ -233,18 +233,21 @@ async def _insert_rows(model: type[Model], rows: list[dict[str, Any]]) -> None:
     escape = _escaper(connection)
     specs = list(zip(range(len(columns)), columns, defaults, convert, strict=True))
     first = [rows[0].get(c, d) for _, c, d, _ in specs]
-    # a column every row gives the same value is converted and escaped once; the others once per row
-    varying = [(j, c, d, f) for j, c, d, f in specs
-               if not all(row.get(c, d) == first[j] and type(row.get(c, d)) is type(first[j]) for row in rows)]
-    shared = [escape(first[j] if f is None or first[j] is None else f(first[j])) for j, _, _, f in specs]
+    # a column every row gives the same value is converted and escaped once; the others once per row, a column at
+    # a time (a comprehension per column costs less than a loop over rows and columns)
+    literals: list[list[str]] = []
+    for j, c, d, f in specs:
+        values = [row.get(c, d) for row in rows]
+        if all(v == first[j] and type(v) is type(first[j]) for v in values):
+            literals.append([escape(first[j] if f is None or first[j] is None else f(first[j]))] * len(rows))
+        elif f is None:
+            literals.append([escape(v) for v in values])
+        else:
+            literals.append([escape(v if v is None else f(v)) for v in values])
     prefix = f"INSERT INTO `{model._meta.db_table}` ({','.join(f'`{c}`' for c in columns)}) VALUES "
     chunk: list[str] = []
     size = 0
-    for row in rows:
-        parts = shared.copy()
-        for j, c, d, f in varying:
-            v = row.get(c, d)
-            parts[j] = escape(v if f is None or v is None else f(v))
+    for parts in zip(*literals):
         row_sql = "(" + ",".join(parts) + ")"
         if chunk and size + len(row_sql) > MAX_STATEMENT_CHARS:
             await db.execute_script(prefix + ",".join(chunk))
