@@ -210,17 +210,19 @@ def _converters(model: type[Model], columns: list[str]) -> list[Callable[[Any], 
     return convert
 
 
-async def _insert_rows(model: type[Model], rows: list[dict[str, Any]]) -> None:
+async def _insert_rows(model: type[Model], rows: list[dict[str, Any]], *, common: dict[str, Any] | None = None) -> None:
     """What ``bulk_create`` writes, without a model instance per row (most of its CPU): on MySQL one multi-row
     INSERT per ``MAX_STATEMENT_CHARS`` where a column every row gives the same value (the sync's timestamps, statuses,
-    defaults) is escaped once, not once per row; elsewhere one executemany."""
+    defaults) is escaped once, not once per row; elsewhere one executemany. ``common``: values of columns a row
+    does not give, in place of the model's defaults."""
     if not rows:
         return
     db = model._choose_db(True)
     executor = db.executor_class(model=model, db=db)
     columns = executor.regular_columns
     fields_map = model._meta.fields_map
-    defaults = [_default(fields_map[c].default) for c in columns]
+    common = common or {}
+    defaults = [common[c] if c in common else _default(fields_map[c].default) for c in columns]
     convert = _converters(model, list(columns))
     connection = getattr(db, "_connection", None)  # a transaction's own connection (a pool has none)
     if db.capabilities.dialect != "mysql" or connection is None:
@@ -312,20 +314,24 @@ async def _insert_customers(rows: list[dict[str, Any]]) -> None:
     """
     prefix = f"{_PENDING}{uuid.uuid4().hex}:"
     now = utcnow()
-    markers = [f"{prefix}{i}" for i in range(len(rows))]
-    await _insert_rows(Customer, [{**row, "email_hash": m, "created_at": now, "updated_at": now}
-                                  for row, m in zip(rows, markers, strict=True)])
-    # the markers share a prefix and end in digits, so one index range holds them (in binary order and in the
-    # unicode collation alike digits sort before "z"): no parameter per row to escape
+    for i, row in enumerate(rows):
+        row["email_hash"] = f"{prefix}{i:08d}"
+    await _insert_rows(Customer, rows, common={"created_at": now, "updated_at": now})
+    # the markers share a prefix and end in as many digits, so one index range holds them in the rows' order (in
+    # binary order and in the unicode collation alike digits sort before "z"): only the ids need reading, and the
+    # markers are cleared by the same range, with no parameter per row
     db = Customer._choose_db(True)
     q, mark = quote_and_mark(db.capabilities.dialect)
-    found = await db.execute_query_dict(
-        f"SELECT {q}email_hash{q},{q}id{q} FROM {q}{Customer._meta.db_table}{q} "
-        f"WHERE {q}email_hash{q}>={mark} AND {q}email_hash{q}<{mark}", [prefix, f"{prefix}z"])
-    ids = {str(r["email_hash"]): int(r["id"]) for r in found if str(r["email_hash"]).startswith(prefix)}
-    await _set_column(Customer, "email_hash", None, list(ids.values()))
-    for row, marker in zip(rows, markers, strict=True):
-        row["id"] = ids[marker]
+    where = f"WHERE {q}email_hash{q}>={mark} AND {q}email_hash{q}<{mark}"
+    markers = [prefix, f"{prefix}z"]
+    table = f"{q}{Customer._meta.db_table}{q}"
+    found = await db.execute_query_dict(f"SELECT {q}id{q} FROM {table} {where} ORDER BY {q}email_hash{q}", markers)
+    if len(found) != len(rows):
+        raise RuntimeError(f"{len(found)} customers read back for {len(rows)} inserted")
+    await db.execute_query(f"UPDATE {table} SET {q}email_hash{q}=NULL {where}", markers)
+    for row, found_row in zip(rows, found, strict=True):
+        del row["email_hash"]
+        row["id"] = int(found_row["id"])
 
 
 class _Applier:
@@ -517,7 +523,7 @@ class _Applier:
         now = utcnow()
         try:
             async with in_transaction("default"):
-                await _insert_rows(CustomerIdentity, [{**row, "created_at": now} for row in rows])
+                await _insert_rows(CustomerIdentity, rows, common={"created_at": now})
         except IntegrityError:
             for row in rows:  # a concurrent writer holds some: attach one by one (merging where needed)
                 customer = await Customer.get(id=row["customer_id"])

@@ -397,3 +397,20 @@ def test_the_escaper_writes_what_the_connections_escape_writes(status: int) -> N
                   *(f"{c}客户" for c in specials), "%s", "\t\x7f\u2028", 0, -7, 2**40, None, True, 1.5,
                   datetime(2026, 12, 5, 8, 30, 1, 123456, tzinfo=UTC)]:
         assert literal(value) == connection.escape(value), value
+
+
+async def test_new_customers_get_their_own_ids_in_any_number_and_keep_no_marker(db: None) -> None:
+    from tortoise.transactions import in_transaction
+
+    from app.customers.models import Customer
+
+    await Customer.create(name="先来的客户")
+    # twelve rows: unpadded markers would sort "10" and "11" before "2"
+    rows: list[dict[str, object]] = [{"name": f"客户{i}", "tags": [f"t{i}"], "vip_level": i % 3} for i in range(12)]
+    async with in_transaction("default"):
+        await external._insert_customers(rows)
+    assert all("email_hash" not in row for row in rows)
+    stored = {c.id: c for c in await Customer.filter(id__in=[row["id"] for row in rows])}
+    assert [(stored[row["id"]].name, stored[row["id"]].tags, stored[row["id"]].vip_level)  # type: ignore[index]
+            for row in rows] == [(f"客户{i}", [f"t{i}"], i % 3) for i in range(12)]
+    assert await Customer.filter(email_hash__isnull=False).count() == 0
