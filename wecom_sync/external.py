@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import re
 import uuid
@@ -31,14 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-import orjson
 import phonenumbers
-from pymysql.constants import SERVER_STATUS
-from pymysql.converters import escape_string as _pymysql_escape_string
-from tortoise import fields as tortoise_fields
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
-from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from app.customers import service as customers
@@ -46,6 +40,7 @@ from app.customers.models import Customer, CustomerIdentity
 from app.db import quote_and_mark
 from app.errors import PermanentChannelError
 from app.logs import get_logger
+from app.rows import ids_after, insert_rows, max_id, select_rows, set_column, update_rows
 from app.security.crypto import encrypt_field, keyed_hash, normalize_phone
 from app.settings import get_settings
 from app.staff.models import Staff
@@ -114,196 +109,8 @@ _CONTACT_COLUMNS = ("id", "external_userid", "customer_id", *_CONTACT_FIELDS, "t
 _FOLLOW_FIELDS = ("staff_id", "remark", "description", "createtime", "tag_ids", "remark_corp_name",
                   "remark_mobile_hashes", "add_way", "state", "oper_userid", "status")
 _FOLLOW_COLUMNS = ("id", "contact_id", "userid", "seen_run", *_FOLLOW_FIELDS)
-#: the longest multi-row INSERT sent to MySQL (aiomysql's executemany splits at about the same size; MariaDB's
-#: max_allowed_packet is 16 MiB)
-MAX_STATEMENT_CHARS = 1_000_000
 #: marks the rows of one bulk insert in ``email_hash`` until their ids are read back (keyed hashes are hex)
 _PENDING = "~pending:"
-
-
-async def _select(model: type[Model], columns: tuple[str, ...], column: str, values: list[Any],
-                  **equal: Any) -> list[dict[str, Any]]:
-    """``model.filter(<column>__in=values, **equal).values(*columns)`` as one hand-written statement on the writing
-    connection (the caller's transaction): tortoise's query building and per-value conversion cost more CPU than
-    the rows."""
-    if not values:
-        return []
-    db = model._choose_db(True)
-    q, mark = quote_and_mark(db.capabilities.dialect)
-    where = "".join(f" AND {q}{k}{q}={mark}" for k in equal)
-    sql = (f"SELECT {','.join(f'{q}{c}{q}' for c in columns)} FROM {q}{model._meta.db_table}{q} "
-           f"WHERE {q}{column}{q} IN ({','.join([mark] * len(values))}){where}")
-    rows: list[dict[str, Any]] = await db.execute_query_dict(sql, [*values, *equal.values()])
-    fields_map = model._meta.fields_map
-    for c in columns:
-        if isinstance(fields_map.get(c), tortoise_fields.JSONField):
-            for row in rows:
-                if isinstance(row[c], (str, bytes)):
-                    row[c] = orjson.loads(row[c])
-    return rows
-
-
-async def _max_id(model: type[Model]) -> int:
-    """The highest id in ``model``'s table (0 when empty), read in the caller's transaction."""
-    db = model._choose_db(True)
-    q = quote_and_mark(db.capabilities.dialect)[0]
-    row = (await db.execute_query_dict(f"SELECT MAX({q}id{q}) AS {q}m{q} FROM {q}{model._meta.db_table}{q}"))[0]
-    return int(row["m"] or 0)
-
-
-async def _ids_after(model: type[Model], last_id: int, key: str) -> dict[Any, int]:
-    """``key`` -> id of the rows past ``last_id``: the ones just inserted (auto-increment ids only grow), found by
-    the primary key instead of a parameter per row."""
-    db = model._choose_db(True)
-    q, mark = quote_and_mark(db.capabilities.dialect)
-    return {r[key]: int(r["id"]) for r in await db.execute_query_dict(
-        f"SELECT {q}{key}{q},{q}id{q} FROM {q}{model._meta.db_table}{q} WHERE {q}id{q}>{mark}", [last_id])}
-
-
-async def _update_rows(model: type[Model], rows: dict[int, dict[str, Any]], fields: list[str]) -> None:
-    """Write ``fields`` of the rows (by id): one ``UPDATE ... SET f = CASE id WHEN ... END`` per chunk of rows,
-    without a model instance per row."""
-    if not rows:
-        return
-    db = model._choose_db(True)
-    q, mark = quote_and_mark(db.capabilities.dialect)
-    convert = _converters(model, fields)
-    ids = list(rows)
-    # SQLite takes at most 32,766 parameters in a statement
-    step = max(1, 8000 // (2 * len(fields) + 1))
-    for k in range(0, len(ids), step):
-        chunk = ids[k:k + step]
-        whens = " WHEN " + " WHEN ".join([f"{mark} THEN {mark}"] * len(chunk))
-        sets = ",".join(f"{q}{f}{q}=CASE {q}id{q}{whens} END" for f in fields)
-        params: list[Any] = []
-        for f, conv in zip(fields, convert, strict=True):
-            for pk in chunk:
-                v = rows[pk][f]
-                params += (pk, v if conv is None or v is None else conv(v))
-        await db.execute_query(f"UPDATE {q}{model._meta.db_table}{q} SET {sets} "
-                               f"WHERE {q}id{q} IN ({','.join([mark] * len(chunk))})", [*params, *chunk])
-
-
-async def _set_column(model: type[Model], column: str, value: Any, ids: list[int]) -> None:
-    """``model.filter(id__in=ids).update(<column>=value)`` for a plain column, hand-written (see ``_select``)."""
-    db = model._choose_db(True)
-    q, mark = quote_and_mark(db.capabilities.dialect)
-    for k in range(0, len(ids), 8000):
-        chunk = ids[k:k + 8000]
-        await db.execute_query(f"UPDATE {q}{model._meta.db_table}{q} SET {q}{column}{q}={mark} "
-                               f"WHERE {q}id{q} IN ({','.join([mark] * len(chunk))})", [value, *chunk])
-
-
-def _converters(model: type[Model], columns: list[str]) -> list[Callable[[Any], Any] | None]:
-    """How each column's Python value goes to the database: plain strings and integers as they are (the callers cut
-    them to size), JSON encoded as tortoise does, datetimes converted once per value (a batch shares one)."""
-    fields_map = model._meta.fields_map
-    convert: list[Callable[[Any], Any] | None] = []
-    for c in columns:
-        field = fields_map[c]
-        if type(field) in _PLAIN_FIELDS:
-            convert.append(None)
-        elif isinstance(field, tortoise_fields.JSONField):
-            convert.append(field.encoder)
-        else:
-            convert.append(_memo(functools.partial(field.to_db_value, instance=model)))
-    return convert
-
-
-async def _insert_rows(model: type[Model], rows: list[dict[str, Any]], *, common: dict[str, Any] | None = None) -> None:
-    """What ``bulk_create`` writes, without a model instance per row (most of its CPU): on MySQL one multi-row
-    INSERT per ``MAX_STATEMENT_CHARS`` where a column every row gives the same value (the sync's timestamps, statuses,
-    defaults) is escaped once, not once per row; elsewhere one executemany. ``common``: values of columns a row
-    does not give, in place of the model's defaults."""
-    if not rows:
-        return
-    db = model._choose_db(True)
-    executor = db.executor_class(model=model, db=db)
-    columns = executor.regular_columns
-    fields_map = model._meta.fields_map
-    common = common or {}
-    defaults = [common[c] if c in common else _default(fields_map[c].default) for c in columns]
-    convert = _converters(model, list(columns))
-    connection = getattr(db, "_connection", None)  # a transaction's own connection (a pool has none)
-    if db.capabilities.dialect != "mysql" or connection is None:
-        values = []
-        for row in rows:
-            line = [row.get(c, d) for c, d in zip(columns, defaults, strict=True)]
-            values.append([v if f is None or v is None else f(v) for v, f in zip(line, convert, strict=True)])
-        await db.execute_many(executor.insert_query, values)
-        return
-    escape = _escaper(connection)
-    specs = list(zip(range(len(columns)), columns, defaults, convert, strict=True))
-    first = [rows[0].get(c, d) for _, c, d, _ in specs]
-    # a column every row gives the same value is converted and escaped once; the others once per row, a column at
-    # a time (a comprehension per column costs less than a loop over rows and columns)
-    literals: list[list[str]] = []
-    for j, c, d, f in specs:
-        values = [row.get(c, d) for row in rows]
-        if all(v == first[j] and type(v) is type(first[j]) for v in values):
-            literals.append([escape(first[j] if f is None or first[j] is None else f(first[j]))] * len(rows))
-        elif f is None:
-            literals.append([escape(v) for v in values])
-        else:
-            literals.append([escape(v if v is None else f(v)) for v in values])
-    prefix = f"INSERT INTO `{model._meta.db_table}` ({','.join(f'`{c}`' for c in columns)}) VALUES "
-    chunk: list[str] = []
-    size = 0
-    for parts in zip(*literals):
-        row_sql = "(" + ",".join(parts) + ")"
-        if chunk and size + len(row_sql) > MAX_STATEMENT_CHARS:
-            await db.execute_script(prefix + ",".join(chunk))
-            chunk, size = [], 0
-        chunk.append(row_sql)
-        size += len(row_sql) + 1
-    await db.execute_script(prefix + ",".join(chunk))
-
-
-#: PyMySQL's escaping of a str's characters (aiomysql's connections use it), typed
-_escape_string: Callable[[str], str] = _pymysql_escape_string
-#: finds a character ``_escape_string`` changes (its table's); most values have none, and a regular expression's
-#: scan costs less than ``str.translate`` building the same text again
-_needs_escape = re.compile(r"[\x00\n\r\x1a'\"\\]").search
-
-
-def _escaper(connection: Any) -> Callable[[Any], str]:
-    """The connection's ``escape``, with the plain types a sync writes most (str, int, None) turned into SQL
-    literals first, as it turns them, without its dispatch: a bulk insert escapes tens of thousands of values."""
-    escape: Callable[[Any], str] = connection.escape
-    if connection.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
-        return escape  # quotes are doubled in that mode: leave it to the driver
-
-    def literal(value: Any) -> str:
-        kind = type(value)
-        if kind is str:
-            return "'" + (value if _needs_escape(value) is None else _escape_string(value)) + "'"
-        if kind is int:
-            return str(value)
-        if value is None:
-            return "NULL"
-        return escape(value)
-
-    return literal
-
-
-def _memo(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``convert`` remembering its last argument (by identity) and result."""
-    last: list[Any] = [object(), None]
-
-    def converted(value: Any) -> Any:
-        if value is not last[0]:
-            last[:] = [value, convert(value)]
-        return last[1]
-
-    return converted
-
-
-_PLAIN_FIELDS = (tortoise_fields.CharField, tortoise_fields.TextField, tortoise_fields.IntField,
-                 tortoise_fields.BigIntField)
-
-
-def _default(value: Any) -> Any:
-    return value() if callable(value) else value
 
 
 async def _insert_customers(rows: list[dict[str, Any]]) -> None:
@@ -316,7 +123,7 @@ async def _insert_customers(rows: list[dict[str, Any]]) -> None:
     now = utcnow()
     for i, row in enumerate(rows):
         row["email_hash"] = f"{prefix}{i:08d}"
-    await _insert_rows(Customer, rows, common={"created_at": now, "updated_at": now})
+    await insert_rows(Customer, rows, common={"created_at": now, "updated_at": now})
     # the markers share a prefix and end in as many digits, so one index range holds them in the rows' order (in
     # binary order and in the unicode collation alike digits sort before "z"): only the ids need reading, and the
     # markers are cleared by the same range, with no parameter per row
@@ -365,10 +172,10 @@ class _Applier:
         for ext, (_contact, follows) in zip(ext_ids, items, strict=True):
             follows_of.setdefault(ext, []).extend(follows)
         # plain rows, not model instances: a sync reads every contact and follow, and models cost three times more
-        contacts: dict[str, dict[str, Any]] = {c["external_userid"]: c for c in await _select(
+        contacts: dict[str, dict[str, Any]] = {c["external_userid"]: c for c in await select_rows(
             ExternalContact, _CONTACT_COLUMNS, "external_userid", list(follows_of))}
         # identities matter only for contacts we do not have (a reconcile reads none)
-        idents: dict[str, int] = {str(r["value"]): int(r["customer_id"]) for r in await _select(
+        idents: dict[str, int] = {str(r["value"]): int(r["customer_id"]) for r in await select_rows(
             CustomerIdentity, ("value", "customer_id"), "value", [e for e in follows_of if e not in contacts],
             kind=IDENTITY_KIND, scope=self.scope)}
         # remark mobiles parsed once per follow_info (a new contact's customer takes the first)
@@ -416,7 +223,7 @@ class _Applier:
                     changed_contacts[contact["id"]] = contact
                     self.report.count("external_contacts", "changed")
         if changed_contacts:
-            await _update_rows(ExternalContact, changed_contacts, [*_CONTACT_FIELDS, "synced_at"])
+            await update_rows(ExternalContact, changed_contacts, [*_CONTACT_FIELDS, "synced_at"])
         if new_customers:
             await _insert_customers(new_customers)
             await self._bulk_identities([{"customer_id": h["id"], "kind": IDENTITY_KIND, "scope": self.scope,
@@ -426,20 +233,20 @@ class _Applier:
             rows = [{"external_userid": ext, "synced_at": now, "status": "active",
                      "customer_id": h["id"] if isinstance(h, dict) else h, **values}
                     for ext, (h, values) in new_contacts.items()]
-            last_id = await _max_id(ExternalContact)
+            last_id = await max_id(ExternalContact)
             try:
                 async with in_transaction("default"):
-                    await _insert_rows(ExternalContact, rows)
+                    await insert_rows(ExternalContact, rows)
                 created = set(new_contacts)
             except IntegrityError:
                 for row in rows:  # another job stored some of them meanwhile: one by one
                     if not await ExternalContact.exists(external_userid=row["external_userid"]):
                         await ExternalContact.create(**row)
-                stored = await _select(ExternalContact, _CONTACT_COLUMNS, "external_userid", list(new_contacts))
+                stored = await select_rows(ExternalContact, _CONTACT_COLUMNS, "external_userid", list(new_contacts))
                 contacts.update({c["external_userid"]: c for c in stored})
             else:
                 # the rows are as written: only their ids are new, and they are past every id there was
-                new_ids = await _ids_after(ExternalContact, last_id, "external_userid")
+                new_ids = await ids_after(ExternalContact, last_id, "external_userid")
                 contacts.update({r["external_userid"]: {**{c: r[c] for c in _CONTACT_COLUMNS[1:]},
                                                         "id": new_ids[r["external_userid"]]} for r in rows})
         if unionids:
@@ -449,7 +256,7 @@ class _Applier:
         contact_ids = [contacts[e]["id"] for e in follows_of if e not in created]
         existing: dict[tuple[int, str], dict[str, Any]] = {
             (f["contact_id"], f["userid"]): f
-            for f in await _select(ExternalFollow, _FOLLOW_COLUMNS, "contact_id", contact_ids)
+            for f in await select_rows(ExternalFollow, _FOLLOW_COLUMNS, "contact_id", contact_ids)
         }
         new_rows: list[dict[str, Any]] = []
         changed_rows: dict[int, dict[str, Any]] = {}
@@ -490,15 +297,15 @@ class _Applier:
                     changed_rows[follow["id"]] = follow
                     self.report.count("follows", "changed")
         if new_rows:
-            await _insert_rows(ExternalFollow, new_rows)
+            await insert_rows(ExternalFollow, new_rows)
         if changed_rows:
-            await _update_rows(ExternalFollow, changed_rows, [*_FOLLOW_FIELDS, "remark_mobiles_enc", "synced_at",
+            await update_rows(ExternalFollow, changed_rows, [*_FOLLOW_FIELDS, "remark_mobiles_enc", "synced_at",
                                                              "seen_run"])
         if self.run_id:
             unchanged = [row["id"] for key, row in existing.items()
                          if key in seen_pairs and row["seen_run"] != self.run_id]
             if unchanged:
-                await _set_column(ExternalFollow, "seen_run", self.run_id, unchanged)
+                await set_column(ExternalFollow, "seen_run", self.run_id, unchanged)
         if complete:
             ended: dict[str, list[int]] = {}
             for key, gone in existing.items():
@@ -523,7 +330,7 @@ class _Applier:
         now = utcnow()
         try:
             async with in_transaction("default"):
-                await _insert_rows(CustomerIdentity, rows, common={"created_at": now})
+                await insert_rows(CustomerIdentity, rows, common={"created_at": now})
         except IntegrityError:
             for row in rows:  # a concurrent writer holds some: attach one by one (merging where needed)
                 customer = await Customer.get(id=row["customer_id"])
@@ -532,7 +339,7 @@ class _Applier:
 
     async def _link_unionids(self, contacts: dict[str, dict[str, Any]], unionids: dict[str, str]) -> None:
         """Attach unionids; where another customer holds one (an MP follower), merge them (the slow path)."""
-        holders = {str(r["value"]): int(r["customer_id"]) for r in await _select(
+        holders = {str(r["value"]): int(r["customer_id"]) for r in await select_rows(
             CustomerIdentity, ("value", "customer_id"), "value", sorted(set(unionids.values())), kind="unionid",
             scope="")}
         fresh: list[dict[str, Any]] = []
@@ -578,7 +385,7 @@ class _Applier:
                 pending.append((contact, names, vip))
         if not pending:
             return
-        loaded = {int(c["id"]): c for c in await _select(Customer, ("id", "tags", "vip_level", "phone_enc",
+        loaded = {int(c["id"]): c for c in await select_rows(Customer, ("id", "tags", "vip_level", "phone_enc",
                                                                     "phone_hash"), "id",
                                                          sorted({c["customer_id"] for c, _, _ in pending}))}
         changed_customers: dict[int, set[str]] = {}
@@ -615,9 +422,9 @@ class _Applier:
         for customer_id, fields in changed_customers.items():
             groups.setdefault(tuple(sorted(fields)), {})[customer_id] = loaded[customer_id]
         for names_of_fields, rows in groups.items():
-            await _update_rows(Customer, rows, list(names_of_fields))
+            await update_rows(Customer, rows, list(names_of_fields))
         if changed_contacts:
-            await _update_rows(ExternalContact, changed_contacts, ["tag_names", "vip_from_tags"])
+            await update_rows(ExternalContact, changed_contacts, ["tag_names", "vip_from_tags"])
 
 
 async def _sync_corp_tags(api: WeComApi) -> None:

@@ -357,48 +357,6 @@ async def test_a_remark_mobile_learned_later_gives_a_phoneless_customer_its_phon
     assert zhou is not None and customers.phone_of(zhou) == "+8613800000002"  # a phone, once set, is kept
 
 
-async def test_bulk_rows_are_written_as_the_orm_writes_them_with_shared_values_escaped_once(db: None) -> None:
-    from tortoise.transactions import in_transaction
-
-    from app.customers.models import Customer
-    from app.timeutil import utcnow
-
-    now = utcnow().replace(microsecond=123456)
-    tricky = "100%s 'quoted' \\back\\slash \"双引号\" 客户 %(x)s"
-    rows = [{"name": tricky, "tags": ["VIP", tricky], "vip_level": 2, "created_at": now, "updated_at": now},
-            {"name": f"{tricky} 2", "tags": ["VIP", tricky], "vip_level": 0, "created_at": now, "updated_at": now,
-             "phone_hash": "ab" * 32}]
-    async with in_transaction("default"):
-        last = await external._max_id(Customer)
-        await external._insert_rows(Customer, rows)
-        ids = await external._ids_after(Customer, last, "name")
-    assert sorted(ids) == [tricky, f"{tricky} 2"]
-    stored = {c.name: c for c in await Customer.filter(id__in=list(ids.values()))}
-    for row in rows:
-        got = stored[row["name"]]
-        assert (got.tags, got.vip_level, got.phone_hash, got.email_hash, got.merged_into_id,  # type: ignore[attr-defined]
-                got.created_at, got.updated_at) == (row["tags"], row["vip_level"], row.get("phone_hash"), None, None,
-                                                    now, now)
-
-
-@pytest.mark.parametrize("status", [0, 512], ids=["backslash_escapes", "no_backslash_escapes"])
-def test_the_escaper_writes_what_the_connections_escape_writes(status: int) -> None:
-    from datetime import UTC, datetime
-
-    from aiomysql.connection import Connection
-
-    connection = Connection.__new__(Connection)  # escaping needs only the server status and the charset
-    connection.server_status = status
-    connection._charset = "utf8mb4"
-    connection._writer = None  # never connected: nothing to close
-    literal = external._escaper(connection)
-    specials = ["'", '"', "\\", "\x00", "\n", "\r", "\x1a"]
-    for value in ["plain", "it's \\ 100% \"x\" \x00\n\r\x1a 客户", "", *specials, *(f"a{c}" for c in specials),
-                  *(f"{c}客户" for c in specials), "%s", "\t\x7f\u2028", 0, -7, 2**40, None, True, 1.5,
-                  datetime(2026, 12, 5, 8, 30, 1, 123456, tzinfo=UTC)]:
-        assert literal(value) == connection.escape(value), value
-
-
 async def test_new_customers_get_their_own_ids_in_any_number_and_keep_no_marker(db: None) -> None:
     from tortoise.transactions import in_transaction
 

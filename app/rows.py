@@ -1,0 +1,214 @@
+"""Plain rows in bulk: hand-written reads and writes over dicts for the jobs that handle thousands of rows at once
+(the WeCom syncs), on the writing connection, so inside the caller's transaction.
+
+Tortoise's query building, its model instance per row and its per-value conversion cost more CPU than the rows
+themselves; these functions write what ``filter().values()``, ``bulk_create`` and ``filter().update()`` write, with
+the model's own field conversions, and nothing else. On MySQL a bulk insert is one multi-row INSERT escaped here
+(a value every row shares is escaped once); elsewhere it is one executemany.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from pymysql.constants import SERVER_STATUS
+from pymysql.converters import escape_string as _pymysql_escape_string
+from tortoise import fields as tortoise_fields
+from tortoise.models import Model
+
+from app.db import quote_and_mark
+
+__all__ = ["MAX_STATEMENT_CHARS", "ids_after", "insert_rows", "max_id", "select_rows", "set_column", "update_rows"]
+
+#: the longest multi-row INSERT sent to MySQL (aiomysql's executemany splits at about the same size; MariaDB's
+#: max_allowed_packet is 16 MiB)
+MAX_STATEMENT_CHARS = 1_000_000
+
+
+async def select_rows(model: type[Model], columns: tuple[str, ...], column: str, values: list[Any],
+                  **equal: Any) -> list[dict[str, Any]]:
+    """``model.filter(<column>__in=values, **equal).values(*columns)`` as one hand-written statement on the writing
+    connection (the caller's transaction)."""
+    if not values:
+        return []
+    db = model._choose_db(True)
+    q, mark = quote_and_mark(db.capabilities.dialect)
+    where = "".join(f" AND {q}{k}{q}={mark}" for k in equal)
+    sql = (f"SELECT {','.join(f'{q}{c}{q}' for c in columns)} FROM {q}{model._meta.db_table}{q} "
+           f"WHERE {q}{column}{q} IN ({','.join([mark] * len(values))}){where}")
+    rows: list[dict[str, Any]] = await db.execute_query_dict(sql, [*values, *equal.values()])
+    fields_map = model._meta.fields_map
+    for c in columns:
+        if isinstance(fields_map.get(c), tortoise_fields.JSONField):
+            for row in rows:
+                if isinstance(row[c], (str, bytes)):
+                    row[c] = orjson.loads(row[c])
+    return rows
+
+
+async def max_id(model: type[Model]) -> int:
+    """The highest id in ``model``'s table (0 when empty), read in the caller's transaction."""
+    db = model._choose_db(True)
+    q = quote_and_mark(db.capabilities.dialect)[0]
+    row = (await db.execute_query_dict(f"SELECT MAX({q}id{q}) AS {q}m{q} FROM {q}{model._meta.db_table}{q}"))[0]
+    return int(row["m"] or 0)
+
+
+async def ids_after(model: type[Model], last_id: int, key: str) -> dict[Any, int]:
+    """``key`` -> id of the rows past ``last_id``: the ones just inserted (auto-increment ids only grow), found by
+    the primary key instead of a parameter per row."""
+    db = model._choose_db(True)
+    q, mark = quote_and_mark(db.capabilities.dialect)
+    return {r[key]: int(r["id"]) for r in await db.execute_query_dict(
+        f"SELECT {q}{key}{q},{q}id{q} FROM {q}{model._meta.db_table}{q} WHERE {q}id{q}>{mark}", [last_id])}
+
+
+async def update_rows(model: type[Model], rows: dict[int, dict[str, Any]], fields: list[str]) -> None:
+    """Write ``fields`` of the rows (by id): one ``UPDATE ... SET f = CASE id WHEN ... END`` per chunk of rows,
+    without a model instance per row."""
+    if not rows:
+        return
+    db = model._choose_db(True)
+    q, mark = quote_and_mark(db.capabilities.dialect)
+    convert = _converters(model, fields)
+    ids = list(rows)
+    # SQLite takes at most 32,766 parameters in a statement
+    step = max(1, 8000 // (2 * len(fields) + 1))
+    for k in range(0, len(ids), step):
+        chunk = ids[k:k + step]
+        whens = " WHEN " + " WHEN ".join([f"{mark} THEN {mark}"] * len(chunk))
+        sets = ",".join(f"{q}{f}{q}=CASE {q}id{q}{whens} END" for f in fields)
+        params: list[Any] = []
+        for f, conv in zip(fields, convert, strict=True):
+            for pk in chunk:
+                v = rows[pk][f]
+                params += (pk, v if conv is None or v is None else conv(v))
+        await db.execute_query(f"UPDATE {q}{model._meta.db_table}{q} SET {sets} "
+                               f"WHERE {q}id{q} IN ({','.join([mark] * len(chunk))})", [*params, *chunk])
+
+
+async def set_column(model: type[Model], column: str, value: Any, ids: list[int]) -> None:
+    """``model.filter(id__in=ids).update(<column>=value)`` for a plain column, hand-written."""
+    db = model._choose_db(True)
+    q, mark = quote_and_mark(db.capabilities.dialect)
+    for k in range(0, len(ids), 8000):
+        chunk = ids[k:k + 8000]
+        await db.execute_query(f"UPDATE {q}{model._meta.db_table}{q} SET {q}{column}{q}={mark} "
+                               f"WHERE {q}id{q} IN ({','.join([mark] * len(chunk))})", [value, *chunk])
+
+
+def _converters(model: type[Model], columns: list[str]) -> list[Callable[[Any], Any] | None]:
+    """How each column's Python value goes to the database: plain strings and integers as they are (the callers cut
+    them to size), JSON encoded as tortoise does, datetimes converted once per value (a batch shares one)."""
+    fields_map = model._meta.fields_map
+    convert: list[Callable[[Any], Any] | None] = []
+    for c in columns:
+        field = fields_map[c]
+        if type(field) in _PLAIN_FIELDS:
+            convert.append(None)
+        elif isinstance(field, tortoise_fields.JSONField):
+            convert.append(field.encoder)
+        else:
+            convert.append(_memo(functools.partial(field.to_db_value, instance=model)))
+    return convert
+
+
+async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *,
+                      common: dict[str, Any] | None = None) -> None:
+    """What ``bulk_create`` writes, without a model instance per row (most of its CPU): on MySQL one multi-row
+    INSERT per ``MAX_STATEMENT_CHARS`` where a column every row gives the same value (the sync's timestamps, statuses,
+    defaults) is escaped once, not once per row; elsewhere one executemany. ``common``: values of columns a row
+    does not give, in place of the model's defaults."""
+    if not rows:
+        return
+    db = model._choose_db(True)
+    executor = db.executor_class(model=model, db=db)
+    columns = executor.regular_columns
+    fields_map = model._meta.fields_map
+    common = common or {}
+    defaults = [common[c] if c in common else _default(fields_map[c].default) for c in columns]
+    convert = _converters(model, list(columns))
+    connection = getattr(db, "_connection", None)  # a transaction's own connection (a pool has none)
+    if db.capabilities.dialect != "mysql" or connection is None:
+        values = []
+        for row in rows:
+            line = [row.get(c, d) for c, d in zip(columns, defaults, strict=True)]
+            values.append([v if f is None or v is None else f(v) for v, f in zip(line, convert, strict=True)])
+        await db.execute_many(executor.insert_query, values)
+        return
+    escape = _escaper(connection)
+    specs = list(zip(range(len(columns)), columns, defaults, convert, strict=True))
+    first = [rows[0].get(c, d) for _, c, d, _ in specs]
+    # a column every row gives the same value is converted and escaped once; the others once per row, a column at
+    # a time (a comprehension per column costs less than a loop over rows and columns)
+    literals: list[list[str]] = []
+    for j, c, d, f in specs:
+        values = [row.get(c, d) for row in rows]
+        if all(v == first[j] and type(v) is type(first[j]) for v in values):
+            literals.append([escape(first[j] if f is None or first[j] is None else f(first[j]))] * len(rows))
+        elif f is None:
+            literals.append([escape(v) for v in values])
+        else:
+            literals.append([escape(v if v is None else f(v)) for v in values])
+    prefix = f"INSERT INTO `{model._meta.db_table}` ({','.join(f'`{c}`' for c in columns)}) VALUES "
+    chunk: list[str] = []
+    size = 0
+    for parts in zip(*literals, strict=True):
+        row_sql = "(" + ",".join(parts) + ")"
+        if chunk and size + len(row_sql) > MAX_STATEMENT_CHARS:
+            await db.execute_script(prefix + ",".join(chunk))
+            chunk, size = [], 0
+        chunk.append(row_sql)
+        size += len(row_sql) + 1
+    await db.execute_script(prefix + ",".join(chunk))
+
+
+#: PyMySQL's escaping of a str's characters (aiomysql's connections use it), typed
+_escape_string: Callable[[str], str] = _pymysql_escape_string
+#: finds a character ``_escape_string`` changes (its table's); most values have none, and a regular expression's
+#: scan costs less than ``str.translate`` building the same text again
+_needs_escape = re.compile(r"[\x00\n\r\x1a'\"\\]").search
+
+
+def _escaper(connection: Any) -> Callable[[Any], str]:
+    """The connection's ``escape``, with the plain types a sync writes most (str, int, None) turned into SQL
+    literals first, as it turns them, without its dispatch: a bulk insert escapes tens of thousands of values."""
+    escape: Callable[[Any], str] = connection.escape
+    if connection.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+        return escape  # quotes are doubled in that mode: leave it to the driver
+
+    def literal(value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            return "'" + (value if _needs_escape(value) is None else _escape_string(value)) + "'"
+        if kind is int:
+            return str(value)
+        if value is None:
+            return "NULL"
+        return escape(value)
+
+    return literal
+
+
+def _memo(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` remembering its last argument (by identity) and result."""
+    last: list[Any] = [object(), None]
+
+    def converted(value: Any) -> Any:
+        if value is not last[0]:
+            last[:] = [value, convert(value)]
+        return last[1]
+
+    return converted
+
+
+_PLAIN_FIELDS = (tortoise_fields.CharField, tortoise_fields.TextField, tortoise_fields.IntField,
+                 tortoise_fields.BigIntField)
+
+
+def _default(value: Any) -> Any:
+    return value() if callable(value) else value
