@@ -69,7 +69,8 @@ class SharedTokenClient:
         raise NotImplementedError
 
     def _settle_session(self, api_base: str) -> None:
-        """Take the environment's proxy for ``api_base`` now and stop re-reading the environment per call."""
+        """Send every call to ``api_base``, through the environment's proxy for it as it stands now: the session
+        stops re-reading the environment (proxy variables, ``~/.netrc``) per call."""
         self.API_BASE_URL = api_base if api_base.endswith("/") else api_base + "/"
         self._http.proxies = requests.utils.get_environ_proxies(self.API_BASE_URL)
         self._http.trust_env = False
