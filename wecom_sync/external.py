@@ -247,6 +247,10 @@ class _Applier:
             else:
                 # the rows are as written: only their ids are new, and they are past every id there was
                 new_ids = await ids_after(ExternalContact, last_id, "external_userid")
+                missing = [r["external_userid"] for r in rows if r["external_userid"] not in new_ids]
+                if missing:  # a table that handed out lower ids (its counter reset): read those by key
+                    new_ids.update({c["external_userid"]: int(c["id"]) for c in await select_rows(
+                        ExternalContact, ("external_userid", "id"), "external_userid", missing)})
                 contacts.update({r["external_userid"]: {**{c: r[c] for c in _CONTACT_COLUMNS[1:]},
                                                         "id": new_ids[r["external_userid"]]} for r in rows})
         if unionids:

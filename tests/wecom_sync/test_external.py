@@ -217,6 +217,25 @@ async def test_a_first_full_sync_writes_per_page_not_per_contact(wecom: WeComEnv
     assert len(set(ids)) == 250  # one customer each
 
 
+async def test_new_contacts_whose_ids_fall_below_the_last_one_read_are_found_by_key(
+        wecom: WeComEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    # auto-increment ids only grow on MySQL, MariaDB and SQLite; should a table hand out lower ones (its counter
+    # reset), the new contacts are read back by their external_userid instead of failing the sync
+    async def far_ahead(model: object) -> int:
+        return 10**9
+
+    monkeypatch.setattr(external, "max_id", far_ahead)
+    await directory.full_sync(api=wecom.api())
+    _seed_contacts(wecom)
+    report = await external.full_sync(api=wecom.api("customer"))
+    assert report.added == {"external_contacts": 2, "follows": 3}
+    contacts = {c.external_userid: c for c in await ExternalContact.all()}
+    assert sorted(contacts) == ["wmCHEN0002", "wmVIP0001"]
+    assert sorted((f.contact_id, f.userid) for f in await ExternalFollow.all()) == sorted(  # type: ignore[attr-defined]
+        [(contacts["wmVIP0001"].id, "lina"), (contacts["wmCHEN0002"].id, "chenjing"),
+         (contacts["wmCHEN0002"].id, "lina")])
+
+
 async def test_a_second_full_sync_of_unchanged_contacts_writes_only_the_seen_marks(wecom: WeComEnv) -> None:
     from tests.sqlcount import count_statements
 
