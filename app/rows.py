@@ -21,8 +21,10 @@ from tortoise import fields as tortoise_fields
 from tortoise.models import Model
 
 from app.db import quote_and_mark
+from app.timeutil import utcnow
 
-__all__ = ["MAX_STATEMENT_CHARS", "ids_after", "insert_rows", "max_id", "select_rows", "set_column", "update_rows"]
+__all__ = ["MAX_STATEMENT_CHARS", "gives_ids", "ids_after", "insert_rows", "max_id", "select_rows", "set_column",
+           "update_rows"]
 
 #: the longest multi-row INSERT sent to MySQL (aiomysql's executemany splits at about the same size; MariaDB's
 #: max_allowed_packet is 16 MiB)
@@ -30,7 +32,7 @@ MAX_STATEMENT_CHARS = 1_000_000
 
 
 async def select_rows(model: type[Model], columns: tuple[str, ...], column: str, values: list[Any],
-                  **equal: Any) -> list[dict[str, Any]]:
+                      **equal: Any) -> list[dict[str, Any]]:
     """``model.filter(<column>__in=values, **equal).values(*columns)`` as one hand-written statement on the writing
     connection (the caller's transaction)."""
     if not values:
@@ -117,19 +119,27 @@ def _converters(model: type[Model], columns: list[str]) -> list[Callable[[Any], 
     return convert
 
 
-async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *,
-                      common: dict[str, Any] | None = None) -> None:
+async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, common: dict[str, Any] | None = None,
+                      ids: bool = False) -> list[int]:
     """What ``bulk_create`` writes, without a model instance per row (most of its CPU): on MySQL one multi-row
     INSERT per ``MAX_STATEMENT_CHARS`` where a column every row gives the same value (the sync's timestamps, statuses,
     defaults) is escaped once, not once per row; elsewhere one executemany. ``common``: values of columns a row
-    does not give, in place of the model's defaults."""
+    does not give, in place of the model's defaults. ``ids``: return the new rows' ids in their order (only where
+    ``gives_ids`` says so); else []."""
     if not rows:
-        return
+        return []
     db = model._choose_db(True)
+    step = await _id_step(db) if ids else 0
+    if ids and not step:
+        raise RuntimeError(f"{model.__name__}: this connection does not give a bulk insert's ids (see gives_ids)")
     executor = db.executor_class(model=model, db=db)
     columns = executor.regular_columns
     fields_map = model._meta.fields_map
-    common = common or {}
+    # what a row does not give: ``common``, else now for a timestamp set on insert (as ``bulk_create`` sets it),
+    # else the field's default
+    now = utcnow()
+    common = {**{c: now for c in columns if getattr(fields_map[c], "auto_now", False)
+                 or getattr(fields_map[c], "auto_now_add", False)}, **(common or {})}
     defaults = [common[c] if c in common else _default(fields_map[c].default) for c in columns]
     convert = _converters(model, list(columns))
     connection = getattr(db, "_connection", None)  # a transaction's own connection (a pool has none)
@@ -139,7 +149,7 @@ async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *,
             line = [row.get(c, d) for c, d in zip(columns, defaults, strict=True)]
             values.append([v if f is None or v is None else f(v) for v, f in zip(line, convert, strict=True)])
         await db.execute_many(executor.insert_query, values)
-        return
+        return []
     escape = _escaper(connection)
     specs = list(zip(range(len(columns)), columns, defaults, convert, strict=True))
     first = [rows[0].get(c, d) for _, c, d, _ in specs]
@@ -155,16 +165,56 @@ async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *,
         else:
             literals.append([escape(v if v is None else f(v)) for v in values])
     prefix = f"INSERT INTO `{model._meta.db_table}` ({','.join(f'`{c}`' for c in columns)}) VALUES "
+    new_ids: list[int] = []
     chunk: list[str] = []
     size = 0
     for parts in zip(*literals, strict=True):
         row_sql = "(" + ",".join(parts) + ")"
         if chunk and size + len(row_sql) > MAX_STATEMENT_CHARS:
-            await db.execute_script(prefix + ",".join(chunk))
+            await _insert_chunk(db, prefix, chunk, step, new_ids)
             chunk, size = [], 0
         chunk.append(row_sql)
         size += len(row_sql) + 1
-    await db.execute_script(prefix + ",".join(chunk))
+    await _insert_chunk(db, prefix, chunk, step, new_ids)
+    return new_ids
+
+
+async def _insert_chunk(db: Any, prefix: str, chunk: list[str], step: int, into: list[int]) -> None:
+    """One multi-row INSERT; with ``step``, the ids of its rows go to ``into`` (the first is the insert's id)."""
+    sql = prefix + ",".join(chunk)
+    if not step:
+        await db.execute_script(sql)
+        return
+    first = int(await db.execute_insert(sql, None))  # no parameters: the literals' "%" stay as they are
+    into.extend(range(first, first + step * len(chunk), step))
+
+
+async def gives_ids(model: type[Model]) -> bool:
+    """Whether ``insert_rows(model, ..., ids=True)`` can give the new rows' ids here: MySQL or MariaDB inside a
+    transaction, whose auto-increment hands a multi-row INSERT consecutive ids in its rows' order."""
+    db = model._choose_db(True)
+    if db.capabilities.dialect != "mysql" or getattr(db, "_connection", None) is None:
+        return False
+    return await _id_step(db) > 0
+
+
+#: connection name -> the step between the ids of a multi-row INSERT's rows (0: they need not be consecutive)
+_ID_STEPS: dict[str, int] = {}
+
+
+async def _id_step(db: Any) -> int:
+    if db.capabilities.dialect != "mysql":
+        return 0
+    step = _ID_STEPS.get(db.connection_name)
+    if step is None:
+        row = (await db.execute_query_dict("SELECT @@innodb_autoinc_lock_mode AS m, "
+                                           "@@auto_increment_increment AS s, @@version AS v"))[0]
+        # InnoDB's "traditional" (0) and "consecutive" (1, MariaDB's default) lock modes give the rows of an insert
+        # whose row count is known consecutive values, first to last; "interleaved" (2: MySQL 8's default, Galera)
+        # need not, and TiDB hands out ids its own way
+        consecutive = int(row["m"]) in (0, 1) and "tidb" not in str(row["v"]).lower()
+        step = _ID_STEPS[db.connection_name] = int(row["s"]) if consecutive else 0
+    return step
 
 
 #: PyMySQL's escaping of a str's characters (aiomysql's connections use it), typed

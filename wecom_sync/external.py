@@ -40,7 +40,7 @@ from app.customers.models import Customer, CustomerIdentity
 from app.db import quote_and_mark
 from app.errors import PermanentChannelError
 from app.logs import get_logger
-from app.rows import ids_after, insert_rows, max_id, select_rows, set_column, update_rows
+from app.rows import gives_ids, ids_after, insert_rows, max_id, select_rows, set_column, update_rows
 from app.security.crypto import encrypt_field, keyed_hash, normalize_phone
 from app.settings import get_settings
 from app.staff.models import Staff
@@ -116,14 +116,20 @@ _PENDING = "~pending:"
 async def _insert_customers(rows: list[dict[str, Any]]) -> None:
     """Insert new customers with one statement and set their ids (``row["id"]``).
 
-    A bulk insert returns no ids on SQLite or MySQL, so each row carries a unique marker in ``email_hash`` (always
-    empty on a customer made here) until its id is read back; the marker never leaves the caller's transaction.
+    Where the server hands a bulk insert's rows consecutive ids (``app.rows.gives_ids``) they are taken from the
+    insert. Elsewhere (SQLite, an interleaving MySQL) each row carries a unique marker in ``email_hash`` (always empty
+    on a customer made here) until its id is read back; the marker never leaves the caller's transaction.
     """
-    prefix = f"{_PENDING}{uuid.uuid4().hex}:"
     now = utcnow()
+    common = {"created_at": now, "updated_at": now}
+    if await gives_ids(Customer):
+        for row, new_id in zip(rows, await insert_rows(Customer, rows, common=common, ids=True), strict=True):
+            row["id"] = new_id
+        return
+    prefix = f"{_PENDING}{uuid.uuid4().hex}:"
     for i, row in enumerate(rows):
         row["email_hash"] = f"{prefix}{i:08d}"
-    await insert_rows(Customer, rows, common={"created_at": now, "updated_at": now})
+    await insert_rows(Customer, rows, common=common)
     # the markers share a prefix and end in as many digits, so one index range holds them in the rows' order (in
     # binary order and in the unicode collation alike digits sort before "z"): only the ids need reading, and the
     # markers are cleared by the same range, with no parameter per row
@@ -139,6 +145,22 @@ async def _insert_customers(rows: list[dict[str, Any]]) -> None:
     for row, found_row in zip(rows, found, strict=True):
         del row["email_hash"]
         row["id"] = int(found_row["id"])
+
+
+async def _insert_contacts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert new contacts with one statement; their ids by external_userid (from the insert where the server gives
+    them, else read back by primary key: every new id is past the last one there was)."""
+    keys = [str(r["external_userid"]) for r in rows]
+    if await gives_ids(ExternalContact):
+        return dict(zip(keys, await insert_rows(ExternalContact, rows, ids=True), strict=True))
+    last_id = await max_id(ExternalContact)
+    await insert_rows(ExternalContact, rows)
+    new_ids = await ids_after(ExternalContact, last_id, "external_userid")
+    missing = [k for k in keys if k not in new_ids]
+    if missing:  # a table that handed out lower ids (its counter reset): read those by key
+        new_ids.update({c["external_userid"]: int(c["id"]) for c in await select_rows(
+            ExternalContact, ("external_userid", "id"), "external_userid", missing)})
+    return new_ids
 
 
 class _Applier:
@@ -233,10 +255,9 @@ class _Applier:
             rows = [{"external_userid": ext, "synced_at": now, "status": "active",
                      "customer_id": h["id"] if isinstance(h, dict) else h, **values}
                     for ext, (h, values) in new_contacts.items()]
-            last_id = await max_id(ExternalContact)
             try:
                 async with in_transaction("default"):
-                    await insert_rows(ExternalContact, rows)
+                    new_ids = await _insert_contacts(rows)
                 created = set(new_contacts)
             except IntegrityError:
                 for row in rows:  # another job stored some of them meanwhile: one by one
@@ -245,12 +266,7 @@ class _Applier:
                 stored = await select_rows(ExternalContact, _CONTACT_COLUMNS, "external_userid", list(new_contacts))
                 contacts.update({c["external_userid"]: c for c in stored})
             else:
-                # the rows are as written: only their ids are new, and they are past every id there was
-                new_ids = await ids_after(ExternalContact, last_id, "external_userid")
-                missing = [r["external_userid"] for r in rows if r["external_userid"] not in new_ids]
-                if missing:  # a table that handed out lower ids (its counter reset): read those by key
-                    new_ids.update({c["external_userid"]: int(c["id"]) for c in await select_rows(
-                        ExternalContact, ("external_userid", "id"), "external_userid", missing)})
+                # the rows are as written: only their ids are new
                 contacts.update({r["external_userid"]: {**{c: r[c] for c in _CONTACT_COLUMNS[1:]},
                                                         "id": new_ids[r["external_userid"]]} for r in rows})
         if unionids:

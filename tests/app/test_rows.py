@@ -49,6 +49,34 @@ async def test_common_values_stand_in_for_defaults_and_rows_alike_are_each_writt
         [("同名客户", ["A"], 2, then, then)] * 3 + [("同名客户", ["A"], 3, then, then)]
 
 
+async def test_a_bulk_insert_gives_its_rows_ids_where_the_server_hands_them_out_in_order(db: None) -> None:
+    from tortoise import connections
+    from tortoise.transactions import in_transaction
+
+    from app.customers.models import Customer
+
+    mysql = connections.get("default").capabilities.dialect == "mysql"
+    async with in_transaction("default") as conn:
+        assert await rows.gives_ids(Customer) is mysql  # SQLite's executemany gives no ids
+        if not mysql:
+            with pytest.raises(RuntimeError):
+                await rows.insert_rows(Customer, [{"name": "甲"}], ids=True)
+            return
+        # a server whose ids step by 2 (auto_increment_increment, as a multi-primary setup has): every other id
+        await conn.execute_script("SET SESSION auto_increment_increment=2")
+        rows._ID_STEPS.clear()
+        try:
+            ids = await rows.insert_rows(Customer, [{"name": f"客户{i}"} for i in range(5)], ids=True)
+            assert [i - ids[0] for i in ids] == [0, 2, 4, 6, 8]
+            assert [(c.id, c.name) for c in await Customer.filter(id__in=ids).order_by("id")] == \
+                [(i, f"客户{k}") for k, i in enumerate(ids)]
+        finally:
+            await conn.execute_script("SET SESSION auto_increment_increment=1")
+            rows._ID_STEPS.clear()
+    # outside a transaction there is no connection of one's own to read the insert's id from
+    assert await rows.gives_ids(Customer) is False
+
+
 @pytest.mark.parametrize("status", [0, 512], ids=["backslash_escapes", "no_backslash_escapes"])
 def test_the_escaper_writes_what_the_connections_escape_writes(status: int) -> None:
     from datetime import UTC, datetime

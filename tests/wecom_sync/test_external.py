@@ -224,6 +224,10 @@ async def test_new_contacts_whose_ids_fall_below_the_last_one_read_are_found_by_
     async def far_ahead(model: object) -> int:
         return 10**9
 
+    async def no(model: object) -> bool:
+        return False
+
+    monkeypatch.setattr(external, "gives_ids", no)  # a server that does not hand out consecutive ids
     monkeypatch.setattr(external, "max_id", far_ahead)
     await directory.full_sync(api=wecom.api())
     _seed_contacts(wecom)
@@ -376,10 +380,18 @@ async def test_a_remark_mobile_learned_later_gives_a_phoneless_customer_its_phon
     assert zhou is not None and customers.phone_of(zhou) == "+8613800000002"  # a phone, once set, is kept
 
 
-async def test_new_customers_get_their_own_ids_in_any_number_and_keep_no_marker(db: None) -> None:
+@pytest.mark.parametrize("ids_from_insert", [True, False], ids=["ids_from_the_insert", "ids_read_back"])
+async def test_new_customers_get_their_own_ids_in_any_number_and_keep_no_marker(
+        db: None, ids_from_insert: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     from tortoise.transactions import in_transaction
 
     from app.customers.models import Customer
+
+    if not ids_from_insert:
+        async def no(model: object) -> bool:
+            return False
+
+        monkeypatch.setattr(external, "gives_ids", no)  # markers, read back
 
     await Customer.create(name="先来的客户")
     # twelve rows: unpadded markers would sort "10" and "11" before "2"
