@@ -4,7 +4,9 @@
 Tortoise's query building, its model instance per row and its per-value conversion cost more CPU than the rows
 themselves; these functions write what ``filter().values()``, ``bulk_create`` and ``filter().update()`` write, with
 the model's own field conversions, and nothing else. On MySQL a bulk insert is one multi-row INSERT escaped here
-(a value every row shares is escaped once); elsewhere it is one executemany.
+(a value every row shares is escaped once); elsewhere it is one executemany. Where the server hands such an INSERT's
+rows consecutive ids (``gives_ids``: InnoDB's auto-increment lock mode 0 or 1, MariaDB's default), the insert gives
+their ids; elsewhere the caller reads them back (``max_id`` before, ``ids_after`` after).
 """
 
 from __future__ import annotations
@@ -119,13 +121,12 @@ def _converters(model: type[Model], columns: list[str]) -> list[Callable[[Any], 
     return convert
 
 
-async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, common: dict[str, Any] | None = None,
-                      ids: bool = False) -> list[int]:
+async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, ids: bool = False) -> list[int]:
     """What ``bulk_create`` writes, without a model instance per row (most of its CPU): on MySQL one multi-row
     INSERT per ``MAX_STATEMENT_CHARS`` where a column every row gives the same value (the sync's timestamps, statuses,
-    defaults) is escaped once, not once per row; elsewhere one executemany. ``common``: values of columns a row
-    does not give, in place of the model's defaults. ``ids``: return the new rows' ids in their order (only where
-    ``gives_ids`` says so); else []."""
+    defaults) is escaped once, not once per row; elsewhere one executemany. A column a row does not give gets the
+    time of the call where the field is set on insert (``auto_now``, ``auto_now_add``), else the field's default.
+    ``ids``: return the new rows' ids in their order (only where ``gives_ids`` says so); else []."""
     if not rows:
         return []
     db = model._choose_db(True)
@@ -135,12 +136,9 @@ async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, common:
     executor = db.executor_class(model=model, db=db)
     columns = executor.regular_columns
     fields_map = model._meta.fields_map
-    # what a row does not give: ``common``, else now for a timestamp set on insert (as ``bulk_create`` sets it),
-    # else the field's default
     now = utcnow()
-    common = {**{c: now for c in columns if getattr(fields_map[c], "auto_now", False)
-                 or getattr(fields_map[c], "auto_now_add", False)}, **(common or {})}
-    defaults = [common[c] if c in common else _default(fields_map[c].default) for c in columns]
+    defaults = [now if getattr(fields_map[c], "auto_now", False) or getattr(fields_map[c], "auto_now_add", False)
+                else _default(fields_map[c].default) for c in columns]
     convert = _converters(model, list(columns))
     connection = getattr(db, "_connection", None)  # a transaction's own connection (a pool has none)
     if db.capabilities.dialect != "mysql" or connection is None:

@@ -120,16 +120,14 @@ async def _insert_customers(rows: list[dict[str, Any]]) -> None:
     insert. Elsewhere (SQLite, an interleaving MySQL) each row carries a unique marker in ``email_hash`` (always empty
     on a customer made here) until its id is read back; the marker never leaves the caller's transaction.
     """
-    now = utcnow()
-    common = {"created_at": now, "updated_at": now}
     if await gives_ids(Customer):
-        for row, new_id in zip(rows, await insert_rows(Customer, rows, common=common, ids=True), strict=True):
+        for row, new_id in zip(rows, await insert_rows(Customer, rows, ids=True), strict=True):
             row["id"] = new_id
         return
     prefix = f"{_PENDING}{uuid.uuid4().hex}:"
     for i, row in enumerate(rows):
         row["email_hash"] = f"{prefix}{i:08d}"
-    await insert_rows(Customer, rows, common=common)
+    await insert_rows(Customer, rows)
     # the markers share a prefix and end in as many digits, so one index range holds them in the rows' order (in
     # binary order and in the unicode collation alike digits sort before "z"): only the ids need reading, and the
     # markers are cleared by the same range, with no parameter per row
@@ -347,10 +345,9 @@ class _Applier:
         return sorted({self.tag_names.get(t, "") for t in ids} - {""})
 
     async def _bulk_identities(self, rows: list[dict[str, Any]]) -> None:
-        now = utcnow()
         try:
             async with in_transaction("default"):
-                await insert_rows(CustomerIdentity, rows, common={"created_at": now})
+                await insert_rows(CustomerIdentity, rows)
         except IntegrityError:
             for row in rows:  # a concurrent writer holds some: attach one by one (merging where needed)
                 customer = await Customer.get(id=row["customer_id"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from app import rows
@@ -31,22 +33,26 @@ async def test_bulk_rows_are_written_as_the_orm_writes_them_with_shared_values_e
                                                     now, now)
 
 
-async def test_common_values_stand_in_for_defaults_and_rows_alike_are_each_written(db: None) -> None:
+async def test_rows_alike_are_each_written_with_defaults_and_the_insert_time_for_what_they_leave_out(
+        db: None) -> None:
     from tortoise.transactions import in_transaction
 
     from app.customers.models import Customer
-    from app.timeutil import utcnow
+    from app.timeutil import set_clock
 
-    then = utcnow().replace(year=2025, microsecond=0)
+    then = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
     same = {"name": "同名客户", "tags": ["A"]}
-    async with in_transaction("default"):
-        last = await rows.max_id(Customer)
-        # every column alike in the first three rows; the fourth gives its own vip_level over the common one
-        await rows.insert_rows(Customer, [dict(same), dict(same), dict(same), {**same, "vip_level": 3}],
-                               common={"vip_level": 2, "created_at": then, "updated_at": then})
+    set_clock(lambda: then)
+    try:
+        async with in_transaction("default"):
+            last = await rows.max_id(Customer)
+            # every column alike in the first three rows; the fourth gives its own vip_level
+            await rows.insert_rows(Customer, [dict(same), dict(same), dict(same), {**same, "vip_level": 3}])
+    finally:
+        set_clock(None)
     stored = await Customer.filter(id__gt=last).order_by("id")
-    assert [(c.name, c.tags, c.vip_level, c.created_at, c.updated_at) for c in stored] == \
-        [("同名客户", ["A"], 2, then, then)] * 3 + [("同名客户", ["A"], 3, then, then)]
+    assert [(c.name, c.tags, c.vip_level, c.phone_hash, c.created_at, c.updated_at) for c in stored] == \
+        [("同名客户", ["A"], 0, None, then, then)] * 3 + [("同名客户", ["A"], 3, None, then, then)]
 
 
 async def test_a_bulk_insert_gives_its_rows_ids_where_the_server_hands_them_out_in_order(db: None) -> None:
