@@ -130,8 +130,9 @@ async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, ids: bo
     if not rows:
         return []
     db = model._choose_db(True)
+    connection = getattr(db, "_connection", None)  # a transaction's own connection (a pool has none)
     step = await _id_step(db) if ids else 0
-    if ids and not step:
+    if ids and (not step or connection is None):
         raise RuntimeError(f"{model.__name__}: this connection does not give a bulk insert's ids (see gives_ids)")
     executor = db.executor_class(model=model, db=db)
     columns = executor.regular_columns
@@ -140,7 +141,6 @@ async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, ids: bo
     defaults = [now if getattr(fields_map[c], "auto_now", False) or getattr(fields_map[c], "auto_now_add", False)
                 else _default(fields_map[c].default) for c in columns]
     convert = _converters(model, list(columns))
-    connection = getattr(db, "_connection", None)  # a transaction's own connection (a pool has none)
     if db.capabilities.dialect != "mysql" or connection is None:
         values = []
         for row in rows:

@@ -72,15 +72,18 @@ async def test_a_bulk_insert_gives_its_rows_ids_where_the_server_hands_them_out_
         await conn.execute_script("SET SESSION auto_increment_increment=2")
         rows._ID_STEPS.clear()
         try:
-            ids = await rows.insert_rows(Customer, [{"name": f"客户{i}"} for i in range(5)], ids=True)
+            # "%s" in a value: the statement goes without parameters, so nothing is formatted into it
+            ids = await rows.insert_rows(Customer, [{"name": f"客户{i} 100%s"} for i in range(5)], ids=True)
             assert [i - ids[0] for i in ids] == [0, 2, 4, 6, 8]
             assert [(c.id, c.name) for c in await Customer.filter(id__in=ids).order_by("id")] == \
-                [(i, f"客户{k}") for k, i in enumerate(ids)]
+                [(i, f"客户{k} 100%s") for k, i in enumerate(ids)]
         finally:
             await conn.execute_script("SET SESSION auto_increment_increment=1")
             rows._ID_STEPS.clear()
     # outside a transaction there is no connection of one's own to read the insert's id from
     assert await rows.gives_ids(Customer) is False
+    with pytest.raises(RuntimeError):
+        await rows.insert_rows(Customer, [{"name": "乙"}], ids=True)
 
 
 @pytest.mark.parametrize("status", [0, 512], ids=["backslash_escapes", "no_backslash_escapes"])
