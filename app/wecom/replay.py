@@ -13,6 +13,7 @@ remembered, so a stranger cannot fill the store. Keys hold a SHA-256 of the trip
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -53,13 +54,18 @@ class MemoryReplayGuard:
     def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
         self._clock = clock or (lambda: utcnow().timestamp())
         self._expiry: dict[str, float] = {}
+        #: (expiry, key) in the order remembered: pruning pops from the front and never walks the live entries
+        #: (copying the whole store per callback cost 0.5 ms at 20,000 keys, a window's worth at 70 callbacks/s)
+        self._order: deque[tuple[float, str]] = deque()
 
     def _prune(self, now: float) -> None:
-        # Insertion order is close to expiry order (one ttl per deployment); stop at the first live entry.
-        for key, expires in list(self._expiry.items()):
-            if expires > now:
-                break
-            del self._expiry[key]
+        # Remembering order is close to expiry order (one ttl per deployment); stop at the first live entry. An entry
+        # whose key was forgotten or remembered again since is stale: only the dict's own expiry counts.
+        order, expiry = self._order, self._expiry
+        while order and order[0][0] <= now:
+            expires, key = order.popleft()
+            if expiry.get(key) == expires:
+                del expiry[key]
 
     async def first_seen(self, key: str, ttl: int) -> bool:
         """True the first time within ``ttl``."""
@@ -68,8 +74,8 @@ class MemoryReplayGuard:
         expires = self._expiry.get(key)
         if expires is not None and expires > now:
             return False
-        self._expiry.pop(key, None)
         self._expiry[key] = now + ttl
+        self._order.append((now + ttl, key))
         return True
 
     async def forget(self, key: str) -> None:

@@ -50,6 +50,22 @@ async def test_memory_guard_prunes_expired_entries() -> None:
     assert len(guard._expiry) == 1
 
 
+async def test_memory_guard_keeps_a_key_forgotten_and_seen_again_until_its_new_expiry() -> None:
+    now = [0.0]
+    guard = MemoryReplayGuard(clock=lambda: now[0])
+    assert await guard.first_seen("a", 10)
+    await guard.forget("a")
+    now[0] = 5
+    assert await guard.first_seen("a", 10)  # remembered again: expires at 15, not 10
+    assert await guard.first_seen("b", 1)  # a shorter ttl behind a longer one waits its turn, and still expires
+    now[0] = 11
+    assert not await guard.first_seen("a", 10)
+    assert await guard.first_seen("b", 1)
+    now[0] = 16
+    assert await guard.first_seen("a", 10)
+    assert sorted(guard._expiry) == ["a"]  # b expired at 12
+
+
 def test_store_is_picked_like_the_token_store() -> None:
     assert isinstance(make_replay_guard(make_settings()), MemoryReplayGuard)
     assert isinstance(make_replay_guard(make_settings(redis_url="redis://127.0.0.1:6379/0")), RedisReplayGuard)
