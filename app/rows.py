@@ -5,7 +5,7 @@ Tortoise's query building, its model instance per row and its per-value conversi
 themselves; these functions write what ``filter().values()``, ``bulk_create`` and ``filter().update()`` write, with
 the model's own field conversions, and nothing else. On MySQL a bulk insert is one multi-row INSERT escaped here
 (a value every row shares is escaped once); elsewhere it is one executemany. Where the server hands such an INSERT's
-rows consecutive ids (``gives_ids``: InnoDB's auto-increment lock mode 0 or 1, MariaDB's default), the insert gives
+rows consecutive ids (``id_step``: InnoDB's auto-increment lock mode 0 or 1, MariaDB's default), the insert gives
 their ids; elsewhere the caller reads them back (``max_id`` before, ``ids_after`` after).
 """
 
@@ -25,7 +25,7 @@ from tortoise.models import Model
 from app.db import quote_and_mark
 from app.timeutil import utcnow
 
-__all__ = ["MAX_STATEMENT_CHARS", "gives_ids", "ids_after", "insert_rows", "max_id", "select_rows", "set_column",
+__all__ = ["MAX_STATEMENT_CHARS", "id_step", "ids_after", "insert_rows", "max_id", "select_rows", "set_column",
            "update_rows"]
 
 #: the longest multi-row INSERT sent to MySQL (aiomysql's executemany splits at about the same size; MariaDB's
@@ -121,19 +121,19 @@ def _converters(model: type[Model], columns: list[str]) -> list[Callable[[Any], 
     return convert
 
 
-async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, ids: bool = False) -> list[int]:
+async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, id_step: int = 0) -> list[int]:
     """What ``bulk_create`` writes, without a model instance per row (most of its CPU): on MySQL one multi-row
     INSERT per ``MAX_STATEMENT_CHARS`` where a column every row gives the same value (the sync's timestamps, statuses,
     defaults) is escaped once, not once per row; elsewhere one executemany. A column a row does not give gets the
     time of the call where the field is set on insert (``auto_now``, ``auto_now_add``), else the field's default.
-    ``ids``: return the new rows' ids in their order (only where ``gives_ids`` says so); else []."""
+    ``id_step``: what ``id_step`` answered in this transaction; when it is not 0 the new rows' ids are returned in
+    their order, else []."""
     if not rows:
         return []
     db = model._choose_db(True)
     connection = getattr(db, "_connection", None)  # a transaction's own connection (a pool has none)
-    step = await _id_step(db) if ids else 0
-    if ids and (not step or connection is None):
-        raise RuntimeError(f"{model.__name__}: this connection does not give a bulk insert's ids (see gives_ids)")
+    if id_step and (db.capabilities.dialect != "mysql" or connection is None):
+        raise RuntimeError(f"{model.__name__}: this connection does not give a bulk insert's ids (see id_step)")
     executor = db.executor_class(model=model, db=db)
     columns = executor.regular_columns
     fields_map = model._meta.fields_map
@@ -169,11 +169,11 @@ async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, ids: bo
     for parts in zip(*literals, strict=True):
         row_sql = "(" + ",".join(parts) + ")"
         if chunk and size + len(row_sql) > MAX_STATEMENT_CHARS:
-            await _insert_chunk(db, prefix, chunk, step, new_ids)
+            await _insert_chunk(db, prefix, chunk, id_step, new_ids)
             chunk, size = [], 0
         chunk.append(row_sql)
         size += len(row_sql) + 1
-    await _insert_chunk(db, prefix, chunk, step, new_ids)
+    await _insert_chunk(db, prefix, chunk, id_step, new_ids)
     return new_ids
 
 
@@ -187,32 +187,21 @@ async def _insert_chunk(db: Any, prefix: str, chunk: list[str], step: int, into:
     into.extend(range(first, first + step * len(chunk), step))
 
 
-async def gives_ids(model: type[Model]) -> bool:
-    """Whether ``insert_rows(model, ..., ids=True)`` can give the new rows' ids here: MySQL or MariaDB inside a
-    transaction, whose auto-increment hands a multi-row INSERT consecutive ids in its rows' order."""
+async def id_step(model: type[Model]) -> int:
+    """The step between the ids a multi-row INSERT through ``insert_rows`` hands its rows here, first to last, or 0
+    where they need not be consecutive or cannot be read (not MySQL or MariaDB, outside a transaction). Read from the
+    session each time (one small query per bulk insert): ``auto_increment_increment`` can change while we run, and a
+    stale step would tie rows to the wrong ids."""
     db = model._choose_db(True)
     if db.capabilities.dialect != "mysql" or getattr(db, "_connection", None) is None:
-        return False
-    return await _id_step(db) > 0
-
-
-#: connection name -> the step between the ids of a multi-row INSERT's rows (0: they need not be consecutive)
-_ID_STEPS: dict[str, int] = {}
-
-
-async def _id_step(db: Any) -> int:
-    if db.capabilities.dialect != "mysql":
         return 0
-    step = _ID_STEPS.get(db.connection_name)
-    if step is None:
-        row = (await db.execute_query_dict("SELECT @@innodb_autoinc_lock_mode AS m, "
-                                           "@@auto_increment_increment AS s, @@version AS v"))[0]
-        # InnoDB's "traditional" (0) and "consecutive" (1, MariaDB's default) lock modes give the rows of an insert
-        # whose row count is known consecutive values, first to last; "interleaved" (2: MySQL 8's default, Galera)
-        # need not, and TiDB hands out ids its own way
-        consecutive = int(row["m"]) in (0, 1) and "tidb" not in str(row["v"]).lower()
-        step = _ID_STEPS[db.connection_name] = int(row["s"]) if consecutive else 0
-    return step
+    row = (await db.execute_query_dict("SELECT @@innodb_autoinc_lock_mode AS m, @@auto_increment_increment AS s, "
+                                       "@@version AS v"))[0]
+    # InnoDB's "traditional" (0) and "consecutive" (1, MariaDB's default) lock modes give the rows of an insert whose
+    # row count is known consecutive values, first to last; "interleaved" (2: MySQL 8's default, Galera) need not,
+    # and TiDB hands out ids its own way
+    consecutive = int(row["m"]) in (0, 1) and "tidb" not in str(row["v"]).lower()
+    return int(row["s"]) if consecutive else 0
 
 
 #: PyMySQL's escaping of a str's characters (aiomysql's connections use it), typed

@@ -40,7 +40,7 @@ from app.customers.models import Customer, CustomerIdentity
 from app.db import quote_and_mark
 from app.errors import PermanentChannelError
 from app.logs import get_logger
-from app.rows import gives_ids, ids_after, insert_rows, max_id, select_rows, set_column, update_rows
+from app.rows import id_step, ids_after, insert_rows, max_id, select_rows, set_column, update_rows
 from app.security.crypto import encrypt_field, keyed_hash, normalize_phone
 from app.settings import get_settings
 from app.staff.models import Staff
@@ -116,12 +116,13 @@ _PENDING = "~pending:"
 async def _insert_customers(rows: list[dict[str, Any]]) -> None:
     """Insert new customers with one statement and set their ids (``row["id"]``).
 
-    Where the server hands a bulk insert's rows consecutive ids (``app.rows.gives_ids``) they are taken from the
+    Where the server hands a bulk insert's rows consecutive ids (``app.rows.id_step``) they are taken from the
     insert. Elsewhere (SQLite, an interleaving MySQL) each row carries a unique marker in ``email_hash`` (always empty
     on a customer made here) until its id is read back; the marker never leaves the caller's transaction.
     """
-    if await gives_ids(Customer):
-        for row, new_id in zip(rows, await insert_rows(Customer, rows, ids=True), strict=True):
+    step = await id_step(Customer)
+    if step:
+        for row, new_id in zip(rows, await insert_rows(Customer, rows, id_step=step), strict=True):
             row["id"] = new_id
         return
     prefix = f"{_PENDING}{uuid.uuid4().hex}:"
@@ -149,8 +150,9 @@ async def _insert_contacts(rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert new contacts with one statement; their ids by external_userid (from the insert where the server gives
     them, else read back by primary key: every new id is past the last one there was)."""
     keys = [str(r["external_userid"]) for r in rows]
-    if await gives_ids(ExternalContact):
-        return dict(zip(keys, await insert_rows(ExternalContact, rows, ids=True), strict=True))
+    step = await id_step(ExternalContact)
+    if step:
+        return dict(zip(keys, await insert_rows(ExternalContact, rows, id_step=step), strict=True))
     last_id = await max_id(ExternalContact)
     await insert_rows(ExternalContact, rows)
     new_ids = await ids_after(ExternalContact, last_id, "external_userid")

@@ -224,10 +224,10 @@ async def test_new_contacts_whose_ids_fall_below_the_last_one_read_are_found_by_
     async def far_ahead(model: object) -> int:
         return 10**9
 
-    async def no(model: object) -> bool:
-        return False
+    async def no(model: object) -> int:
+        return 0
 
-    monkeypatch.setattr(external, "gives_ids", no)  # a server that does not hand out consecutive ids
+    monkeypatch.setattr(external, "id_step", no)  # a server that does not hand out consecutive ids
     monkeypatch.setattr(external, "max_id", far_ahead)
     await directory.full_sync(api=wecom.api())
     _seed_contacts(wecom)
@@ -388,10 +388,10 @@ async def test_new_customers_get_their_own_ids_in_any_number_and_keep_no_marker(
     from app.customers.models import Customer
 
     if not ids_from_insert:
-        async def no(model: object) -> bool:
-            return False
+        async def no(model: object) -> int:
+            return 0
 
-        monkeypatch.setattr(external, "gives_ids", no)  # markers, read back
+        monkeypatch.setattr(external, "id_step", no)  # markers, read back
 
     await Customer.create(name="先来的客户")
     # twelve rows: unpadded markers would sort "10" and "11" before "2"
