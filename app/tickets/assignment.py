@@ -9,6 +9,7 @@ told by a WeCom card (outbox: wecom_app / staff_card).
 
 from __future__ import annotations
 
+import time as _time
 from typing import Any
 
 from app.db import dialect_sql, rows_sql
@@ -28,7 +29,7 @@ LIVE = ("new", "open", "pending")
 #: the reads of every automatic assignment (each new ticket in a group): SQL written once (`app.db.dialect_sql`), as
 #: tortoise's query building cost more CPU than the round trips; the members are read as models through `Model.raw`
 #: (which takes no parameters: the group id is formatted in as an int)
-_SETTINGS = "SELECT {q}assignment{q},{q}last_assignee_id{q} FROM {q}group_settings{q} WHERE {q}group_id{q}={m} LIMIT 1"
+_LAST = "SELECT {q}last_assignee_id{q} FROM {q}group_settings{q} WHERE {q}group_id{q}={m} LIMIT 1"
 _OPEN_COUNTS = ("SELECT {q}assignee_id{q},COUNT({q}id{q}) {q}n{q} FROM {q}ticket{q} "
                 "WHERE {q}assignee_id{q} IN ({marks}) AND {q}status{q} IN ("
                 + ",".join(f"'{s}'" for s in LIVE) + ") GROUP BY {q}assignee_id{q}")
@@ -41,6 +42,29 @@ _ASSIGN = ("UPDATE {q}ticket{q} SET {q}assignee_id{q}={m},{q}version{q}={q}versi
 _ASSIGNED_EVENT = ("INSERT INTO {q}ticket_event{q} ({q}ticket_id{q},{q}kind{q},{q}actor_kind{q},{q}new{q},{q}reason{q},"
                    "{q}data{q},{q}created_at{q}) VALUES ({m},'assigned','system',{m},'自动分配',{m},{m})")
 _LAST_ASSIGNEE = "UPDATE {q}group_settings{q} SET {q}last_assignee_id{q}={m} WHERE {q}group_id{q}={m}"
+
+
+#: (loaded at, group id -> strategy) of every configured group: read again after CACHE_SECONDS (as the routing
+#: rules are), so a new ticket in a group worked by hand costs no read; a strategy changed in another process holds
+#: here for that long, and a ticket it left waiting is handed out by `assignment_tick`
+_strategies: tuple[float, dict[int, str]] | None = None
+CACHE_SECONDS = 5.0
+
+
+def invalidate() -> None:
+    """Forget the cached strategies (after the SLA document is stored; other processes within CACHE_SECONDS)."""
+    global _strategies
+    _strategies = None
+
+
+async def strategy(*, group_id: int) -> str:
+    """The group's assignment strategy: "manual" for a group nobody configured."""
+    global _strategies
+    now = _time.monotonic()
+    if _strategies is None or now - _strategies[0] >= CACHE_SECONDS:
+        rows = await GroupSettings.all().values_list("group_id", "assignment")
+        _strategies = (now, {int(gid): str(kind) for gid, kind in rows})  # type: ignore[misc]
+    return _strategies[1].get(group_id, "manual")
 
 
 async def open_counts(*, staff_ids: list[int]) -> dict[int, int]:
@@ -70,21 +94,20 @@ def _ticket_skills(ticket: Ticket) -> set[str]:
 
 async def choose(*, ticket: Ticket, group_id: int) -> Staff | None:
     """The member who should take the ticket under the group's strategy, or None (nobody available)."""
-    conn: Any = GroupSettings._meta.db
-    found = await conn.execute_query_dict(dialect_sql(_SETTINGS, conn.capabilities.dialect), [group_id])
-    settings = found[0] if found else None
     # a group nobody configured is worked by hand (tickets wait in its queue), as before this module existed
-    strategy = str(settings["assignment"]) if settings else "manual"
-    if strategy == "manual":
+    kind = await strategy(group_id=group_id)
+    if kind == "manual":
         return None
     candidates, counts = await available(group_id=group_id)
     if not candidates:
         return None
-    if strategy == "round_robin":
-        last = settings["last_assignee_id"] if settings else None
+    if kind == "round_robin":
+        conn: Any = GroupSettings._meta.db
+        found = await conn.execute_query_dict(dialect_sql(_LAST, conn.capabilities.dialect), [group_id])
+        last = found[0]["last_assignee_id"] if found else None
         after = [m for m in candidates if last is not None and m.id > last]
         return (after or candidates)[0]
-    if strategy == "skills":
+    if kind == "skills":
         wanted = _ticket_skills(ticket)
         skills = {s.staff_id: set(s.tags or []) for s in  # type: ignore[attr-defined]
                   await StaffSkills.filter(staff_id__in=[m.id for m in candidates])}
@@ -118,7 +141,7 @@ async def assign(*, ticket: Ticket) -> Staff | None:
         await conn.execute_query(dialect_sql(_ASSIGNED_EVENT, dialect), [
             ticket.id, str(staff.id), TicketEvent._meta.fields_map["data"].to_db_value({}, TicketEvent),
             TicketEvent._meta.fields_map["created_at"].to_db_value(utcnow(), TicketEvent)])
-        # choose() read the group's settings row: it is there (else the ORM's update_or_create, as before)
+        # the group has a settings row (its strategy is not "manual"), unless it was deleted since the cache was read
         moved, _ = await conn.execute_query(dialect_sql(_LAST_ASSIGNEE, dialect), [staff.id, group_id])
         if not moved:
             await GroupSettings.update_or_create(group_id=group_id, defaults={"last_assignee_id": staff.id})

@@ -23,8 +23,8 @@ import yaml
 
 from app.errors import ValidationFailed
 from app.staff.models import SkillGroup
+from app.tickets import assignment, sla
 from app.tickets import calendar as bizcal
-from app.tickets import sla
 from app.tickets.assignment import STRATEGIES
 from app.tickets.models import BusinessCalendar, GroupSettings, SlaPolicy
 from app.uow import atomic
@@ -165,6 +165,7 @@ async def store(*, document: dict[str, Any]) -> dict[str, int]:
                 "assignment": g["assignment"]})
     bizcal.invalidate()
     sla.invalidate()
+    assignment.invalidate()
     return {"calendars": len(document["calendars"]), "policies": len(document["policies"]),
             "groups": len(document["groups"])}
 

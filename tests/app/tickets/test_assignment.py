@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.staff.models import Staff
 from app.tickets import assignment
 from app.tickets.models import GroupSettings, StaffSkills, Ticket, TicketEvent
@@ -75,3 +77,31 @@ async def test_after_hours_queue_is_emptied_when_the_group_opens(db: None) -> No
     fresh = await Ticket.get(id=t.id)
     assert fresh.after_hours_until is None and fresh.assignee_id is not None  # type: ignore[attr-defined]
     assert await TicketEvent.filter(ticket_id=t.id, kind="queue_released").count() == 1
+
+
+async def test_a_strategy_stored_through_the_sla_document_applies_to_the_next_ticket_at_once(db: None) -> None:
+    from app.tickets import sla_config
+
+    org = await tech_org()
+    assert await assignee(await ticket(group=org["group"])) is None  # manual, and now cached
+    document = await sla_config.export()
+    document["groups"][org["group"].name] = {**document["groups"].get(org["group"].name, {}),
+                                             "assignment": "least_open"}
+    await sla_config.store(document=sla_config.parse_document(document))
+    assert await assignee(await ticket(group=org["group"])) == "chenjing"
+
+
+async def test_a_strategy_changed_by_another_process_applies_once_the_cache_is_old(db: None,
+                                                                                   monkeypatch: Any) -> None:
+    org = await tech_org()
+    now = [1000.0]
+    monkeypatch.setattr(assignment._time, "monotonic", lambda: now[0])
+    first = await ticket(group=org["group"])
+    assert await assignee(first) is None
+    await GroupSettings.create(group=org["group"], assignment="round_robin")  # as another process would
+    waiting = await ticket(group=org["group"])
+    assert await assignee(waiting) is None  # this process still holds "manual"
+    now[0] += assignment.CACHE_SECONDS
+    assert await assignee(await ticket(group=org["group"])) == "chenjing"
+    assert await assignment.assignment_tick({}) == 2  # the cron hands out what waited meanwhile, oldest first
+    assert [await assignee(first), await assignee(waiting)] == ["xiaoli", "chenjing"]
