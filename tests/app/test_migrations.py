@@ -38,3 +38,19 @@ def test_no_semicolons_in_schema_descriptions() -> None:
     text = (Path(__file__).resolve().parents[2] / "app" / "migrations").glob("0*.py")
     for path in text:
         assert ";" not in path.read_text(), f"{path.name}: a ';' in a description breaks SQLite migrations"
+
+
+async def test_no_index_on_mariadb_starts_with_all_the_columns_of_another(mysql_db: None) -> None:
+    # a non-unique index whose columns open another index only costs writes (0003 left two on ticket)
+    rows = await Tortoise.get_connection("default").execute_query_dict(
+        "SELECT table_name AS t, index_name AS i, non_unique AS u, "
+        "GROUP_CONCAT(column_name ORDER BY seq_in_index) AS c FROM information_schema.statistics "
+        "WHERE table_schema = DATABASE() GROUP BY table_name, index_name, non_unique")
+    indexes = [(str(r["t"]), str(r["i"]), bool(int(r["u"])), str(r["c"]).split(",")) for r in rows]
+    assert len(indexes) > 50
+    redundant = sorted(
+        f"{table}.{name} {cols} opens {other} {longer}"
+        for table, name, non_unique, cols in indexes if non_unique
+        for t2, other, _, longer in indexes
+        if t2 == table and other != name and longer[:len(cols)] == cols and (len(longer) > len(cols) or other < name))
+    assert redundant == []
