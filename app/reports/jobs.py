@@ -85,7 +85,7 @@ async def refresh(*, limit: int = BATCH * 10) -> dict[str, int]:
         conv_ids = {r[2] for r in rows if r[2] is not None}
         async with atomic():
             old, new = await facts.save_ticket_facts(ticket_ids)
-            conv_ids.update(f.conversation_id for f in new if f.conversation_id)
+            conv_ids.update(f["conversation_id"] for f in new if f["conversation_id"])
             convs = await facts.save_conversation_facts(sorted(conv_ids))
             keys = facts.fact_keys([*old, *new])
             await facts.recompute_keys(keys)
@@ -195,8 +195,8 @@ async def rebuild(*, since: date | None = None, batch: int = BATCH) -> dict[str,
         async with atomic():
             _, new = await facts.save_ticket_facts(list(ids[i:i + batch]))
         for f in new:
-            if first_day is None or f.created_day < first_day:
-                first_day = f.created_day
+            if first_day is None or f["created_day"] < first_day:
+                first_day = f["created_day"]
     conv_q = Conversation.filter(started_at__gte=lo) if lo is not None else Conversation.all()
     conv_ids = [int(cast(Any, i)) for i in await conv_q.order_by("id").values_list("id", flat=True)]
     for i in range(0, len(conv_ids), batch):

@@ -12,7 +12,7 @@ from app.channels.wecom_kf.models import KfSeen
 from app.conversations.models import Conversation, Message
 from app.outbox.models import OutboxMessage
 from app.reports import facts, jobs, service
-from app.reports.models import ReportConversationFact
+from app.reports.models import ReportConversationFact, ReportTicketFact
 from app.reports.service import ReportFilter
 from app.security.scope import SYSTEM
 from app.tickets import service as tickets
@@ -67,7 +67,9 @@ async def test_a_ticket_fact_by_hand(db: None) -> None:
         await SlaEvent.create(ticket_id=t.id, clock="first_response", due_at=created, kind=kind, at=created)
     await TicketRating.create(ticket_id=t.id, score=5, source="h5_page", at=at("2026-11-17", "12:00"))
 
-    (f,) = await facts.ticket_facts([t.id])
+    old, new = await facts.save_ticket_facts([t.id])
+    assert old == [] and [r["ticket_id"] for r in new] == [t.id]
+    f = await ReportTicketFact.get(ticket_id=t.id)  # as written, and read back
     assert (f.channel, f.account_id, f.conversation_id, f.agent_id, f.policy_id) == (
         "wechat_mp", account.id, conv.id, agent.id, policy.id)
     assert (f.created_day, f.created_hour, f.created_weekday) == (date(2026, 11, 13), 17, 5)
