@@ -77,7 +77,7 @@ def normalize_phone(raw: str) -> str | None:
 #: or a country code and that country's shortest national number (Iran's +98 and four digits), since numbers of
 #: other countries are found only with their code; a text with fewer digits holds nothing the matcher would find.
 #: Written out rather than computed at start-up (that loads every country's metadata: 20 MiB a process);
-#: tests/app/security/test_pii.py derives it from the installed library.
+#: tests/app/security/test_finders.py derives it from the installed library.
 MIN_PHONE_DIGITS = 6
 _ENOUGH_DIGITS = digits_at_least(MIN_PHONE_DIGITS)
 
