@@ -11,8 +11,8 @@ from typing import Any
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 
-_REDUNDANT = ("SELECT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() "
-              "AND table_name = 'ticket' AND index_name LIKE 'fkidx\\_ticket\\_%%' "
+_REDUNDANT = ("SELECT index_name AS name FROM information_schema.statistics WHERE table_schema = DATABASE() "
+              "AND table_name = 'ticket' AND LEFT(index_name, 13) = 'fkidx_ticket_' "
               "AND column_name IN ('assignee_id', 'group_id')")
 
 
@@ -22,8 +22,7 @@ async def drop_redundant(apps: Any, schema_editor: Any) -> None:
         return
     _, rows = await client.execute_query(_REDUNDANT)
     for row in rows:
-        name = row["index_name"] if "index_name" in row else row["INDEX_NAME"]
-        await client.execute_script(f"DROP INDEX `{name}` ON `ticket`")
+        await client.execute_script(f"DROP INDEX `{row['name']}` ON `ticket`")
 
 
 class Migration(migrations.Migration):
