@@ -669,7 +669,7 @@ if __name__ == "__main__":
     parser.add_argument("--create", type=int, default=300, help="tickets created for the intake rate")
     parser.add_argument("--rebuild-sample", type=int, default=5000, help="tickets whose facts are recomputed")
     parser.add_argument("--mysql", default="mysql://root:@127.0.0.1:3306/")
-    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--output", default="", help="a JSON file to write the report to ('': none)")
     parser.add_argument("--database", default=DB)
     parser.add_argument("--reuse", action="store_true",
                         help="keep the database an earlier run seeded with as many tickets (indexes synced)")
@@ -680,5 +680,5 @@ if __name__ == "__main__":
     a = parser.parse_args()
     run(Config(tickets=a.tickets, messages_per_ticket=a.messages_per_ticket, days=a.days, repeat=a.repeat,
                scan_repeat=a.scan_repeat, create=a.create, rebuild_sample=a.rebuild_sample, mysql=a.mysql,
-               output=a.output, database=a.database, reuse=a.reuse, recompute=a.recompute, seed_only=a.seed_only,
+               output=Path(a.output) if a.output else None, database=a.database, reuse=a.reuse, recompute=a.recompute, seed_only=a.seed_only,
                buffer_pool_mb=a.buffer_pool_mb))
