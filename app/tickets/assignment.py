@@ -49,6 +49,8 @@ _LAST_ASSIGNEE = "UPDATE {q}group_settings{q} SET {q}last_assignee_id{q}={m} WHE
 #: here for that long, and a ticket it left waiting is handed out by `assignment_tick`
 _strategies: tuple[float, dict[int, str]] | None = None
 CACHE_SECONDS = 5.0
+#: the cache's clock (tests move it without moving the event loop's)
+_clock = _time.monotonic
 
 
 def invalidate() -> None:
@@ -60,7 +62,7 @@ def invalidate() -> None:
 async def strategy(*, group_id: int) -> str:
     """The group's assignment strategy: "manual" for a group nobody configured."""
     global _strategies
-    now = _time.monotonic()
+    now = _clock()
     if _strategies is None or now - _strategies[0] >= CACHE_SECONDS:
         rows = await GroupSettings.all().values_list("group_id", "assignment")
         _strategies = (now, {int(gid): str(kind) for gid, kind in rows})  # type: ignore[misc]
