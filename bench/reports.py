@@ -680,5 +680,6 @@ if __name__ == "__main__":
     a = parser.parse_args()
     run(Config(tickets=a.tickets, messages_per_ticket=a.messages_per_ticket, days=a.days, repeat=a.repeat,
                scan_repeat=a.scan_repeat, create=a.create, rebuild_sample=a.rebuild_sample, mysql=a.mysql,
-               output=Path(a.output) if a.output else None, database=a.database, reuse=a.reuse, recompute=a.recompute, seed_only=a.seed_only,
+               output=Path(a.output) if a.output else None, database=a.database, reuse=a.reuse,
+               recompute=a.recompute, seed_only=a.seed_only,
                buffer_pool_mb=a.buffer_pool_mb))
