@@ -9,7 +9,6 @@ told by a WeCom card (outbox: wecom_app / staff_card).
 
 from __future__ import annotations
 
-import time as _time
 from typing import Any
 
 from app.db import dialect_sql, rows_sql
@@ -18,6 +17,7 @@ from app.staff.models import SkillGroup, Staff
 from app.tickets import calendar as bizcal
 from app.tickets.models import GroupSettings, StaffSkills, Ticket, TicketEvent
 from app.timeutil import utcnow
+from app.ttl import Expiring
 from app.uow import joined
 
 log = get_logger(__name__)
@@ -44,29 +44,25 @@ _ASSIGNED_EVENT = ("INSERT INTO {q}ticket_event{q} ({q}ticket_id{q},{q}kind{q},{
 _LAST_ASSIGNEE = "UPDATE {q}group_settings{q} SET {q}last_assignee_id{q}={m} WHERE {q}group_id{q}={m}"
 
 
-#: (loaded at, group id -> strategy) of every configured group: read again after CACHE_SECONDS (as the routing
-#: rules are), so a new ticket in a group worked by hand costs no read; a strategy changed in another process holds
-#: here for that long, and a ticket it left waiting is handed out by `assignment_tick`
-_strategies: tuple[float, dict[int, str]] | None = None
+#: group id -> strategy of every configured group: read again after CACHE_SECONDS (as the routing rules are), so a
+#: new ticket in a group worked by hand costs no read; a strategy changed in another process holds here for that
+#: long, and a ticket it left waiting is handed out by `assignment_tick`
 CACHE_SECONDS = 5.0
-#: the cache's clock (tests move it without moving the event loop's)
-_clock = _time.monotonic
+_strategies: Expiring[dict[int, str]] = Expiring(CACHE_SECONDS)
 
 
 def invalidate() -> None:
     """Forget the cached strategies (after the SLA document is stored; other processes within CACHE_SECONDS)."""
-    global _strategies
-    _strategies = None
+    _strategies.clear()
 
 
 async def strategy(*, group_id: int) -> str:
     """The group's assignment strategy: "manual" for a group nobody configured."""
-    global _strategies
-    now = _clock()
-    if _strategies is None or now - _strategies[0] >= CACHE_SECONDS:
+    known = _strategies.get()
+    if known is None:
         rows = await GroupSettings.all().values_list("group_id", "assignment")
-        _strategies = (now, {int(gid): str(kind) for gid, kind in rows})  # type: ignore[misc]
-    return _strategies[1].get(group_id, "manual")
+        known = _strategies.put({int(gid): str(kind) for gid, kind in rows})  # type: ignore[misc]
+    return known.get(group_id, "manual")
 
 
 async def open_counts(*, staff_ids: list[int]) -> dict[int, int]:

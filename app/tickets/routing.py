@@ -34,6 +34,7 @@ from app.staff.models import SkillGroup, Staff
 from app.tickets import calendar as bizcal
 from app.tickets.models import RoutingRuleSet, SlaPolicy, Ticket
 from app.timeutil import utcnow
+from app.ttl import Expiring
 
 if TYPE_CHECKING:
     from app.customers.models import Customer
@@ -468,28 +469,25 @@ _cache: tuple[float, int | None, RuleSet] | None = None
 CACHE_SECONDS = 5.0
 
 
-#: (loaded at, skill group name -> id): the names rules use, resolved once per CACHE_SECONDS like the rules
-_groups: tuple[float, dict[str, int]] | None = None
+#: skill group name -> id: the names rules use, resolved once per CACHE_SECONDS like the rules
+_groups: Expiring[dict[str, int]] = Expiring(CACHE_SECONDS)
 
 
 def invalidate() -> None:
     """Forget the cached rule set and group names (after an import; other processes refresh within
     CACHE_SECONDS)."""
-    global _cache, _groups
+    global _cache
     _cache = None
-    _groups = None
+    _groups.clear()
 
 
 async def group_ids() -> dict[str, int]:
     """Skill group ids by name (cached as long as the rule set; a group renamed or created shows within
     CACHE_SECONDS, as a stored rule set does)."""
-    global _groups
-    now = _time.monotonic()
-    if _groups is not None and now - _groups[0] < CACHE_SECONDS:
-        return _groups[1]
-    names = {str(name): int(gid) for gid, name in await SkillGroup.all().values_list("id", "name")}
-    _groups = (now, names)
-    return names
+    names = _groups.get()
+    if names is not None:
+        return names
+    return _groups.put({str(name): int(gid) for gid, name in await SkillGroup.all().values_list("id", "name")})
 
 
 def load_file(path: Path | None = None) -> RuleSet:

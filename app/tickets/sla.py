@@ -20,7 +20,6 @@ staff_card) that the WeCom app adapter delivers (message/send textcard, https://
 from __future__ import annotations
 
 import asyncio
-import time as _time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -34,6 +33,7 @@ from app.staff.models import Department, SkillGroup, Staff
 from app.tickets import calendar as bizcal
 from app.tickets.models import SlaEvent, SlaPolicy, Ticket, TicketEvent
 from app.timeutil import utcnow
+from app.ttl import Expiring
 from app.uow import atomic
 
 log = get_logger(__name__)
@@ -57,24 +57,21 @@ def _dt(value: Any) -> datetime | None:
 
 # ---- policies ---------------------------------------------------------------------------------------------------
 
-_policies: tuple[float, list[SlaPolicy]] | None = None
 CACHE_SECONDS = 30.0
+_policies: Expiring[list[SlaPolicy]] = Expiring(CACHE_SECONDS)
 
 
 def invalidate() -> None:
     """Forget cached policies (after an import)."""
-    global _policies
-    _policies = None
+    _policies.clear()
 
 
 async def policies() -> list[SlaPolicy]:
     """Active policies, by position (cached briefly)."""
-    global _policies
-    if _policies is not None and _time.monotonic() - _policies[0] < CACHE_SECONDS:
-        return _policies[1]
-    rows = await SlaPolicy.filter(active=True).order_by("position", "id")
-    _policies = (_time.monotonic(), rows)
-    return rows
+    cached = _policies.get()
+    if cached is not None:
+        return cached
+    return _policies.put(list(await SlaPolicy.filter(active=True).order_by("position", "id")))
 
 
 async def _policy(policy_id: int | None) -> SlaPolicy | None:

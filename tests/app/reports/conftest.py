@@ -1,4 +1,4 @@
-"""Every reports test starts with the real clock and empty calendar/SLA caches, and leaves them so."""
+"""Every reports test leaves the real clock (the root conftest empties the per-process caches around each test)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,13 @@ import pytest
 from tortoise import Tortoise
 from tortoise.utils import get_schema_sql
 
-from app.tickets import calendar, sla
 from app.timeutil import set_clock
 from tests.conftest import TEST_DB
 
 
 @pytest.fixture(autouse=True)
-def _fresh_clock_and_caches() -> Iterator[None]:
-    for cache in (calendar, sla):
-        cache.invalidate()
+def _real_clock() -> Iterator[None]:
     yield
-    for cache in (calendar, sla):
-        cache.invalidate()
     set_clock(None)
 
 

@@ -1,5 +1,4 @@
-"""Routing, calendars, SLA policies and assignment strategies are cached per process: every test starts and ends
-with empty caches."""
+"""Every tickets test leaves the real clock (the root conftest empties the per-process caches around each test)."""
 
 from __future__ import annotations
 
@@ -7,15 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.tickets import assignment, calendar, routing, sla
 from app.timeutil import set_clock
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    for cache in (routing, calendar, sla, assignment):
-        cache.invalidate()
+def _real_clock() -> Iterator[None]:
     yield
-    for cache in (routing, calendar, sla, assignment):
-        cache.invalidate()
     set_clock(None)

@@ -95,7 +95,7 @@ async def test_a_strategy_changed_by_another_process_applies_once_the_cache_is_o
                                                                                    monkeypatch: Any) -> None:
     org = await tech_org()
     now = [1000.0]
-    monkeypatch.setattr(assignment, "_clock", lambda: now[0])
+    monkeypatch.setattr(assignment._strategies, "clock", lambda: now[0])
     first = await ticket(group=org["group"])
     assert await assignee(first) is None
     await GroupSettings.create(group=org["group"], assignment="round_robin")  # as another process would
