@@ -65,6 +65,15 @@ class Context:
     tickets: list[Ticket] | None = None
     #: a bot hand-off opens no ticket: the outcome says it would have (nobody is there to take it)
     hold_handoff: bool = False
+    #: the sender's id on the account's channel, when a message of theirs is on the path (where replies go)
+    sender: str | None = None
+
+    def customer_target(self) -> tuple[str, int, str] | None:
+        """(channel kind, account id, handle) where the customer is answered: the channel and sender of the message
+        on the path, as app.notifications would look them up (None: no message, or a channel without identities)."""
+        if self.account is None or not self.sender or self.account.kind not in IDENTITY_KIND:
+            return None
+        return self.account.kind, self.account.id, self.sender
 
     async def joinable(self) -> list[Ticket]:
         """The customer's new, open, pending and resolved tickets (read once)."""
@@ -142,7 +151,7 @@ async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer:
                 customer = await customers.load(customer_id=customer_id, for_update=True)
             else:
                 await conversations.lock_customer(customer=customer)
-            ctx = Context(customer=customer, account=account, hold_handoff=hold_handoff)
+            ctx = Context(customer=customer, account=account, hold_handoff=hold_handoff, sender=inbound.sender_id)
             return await _receive(ctx, inbound=inbound, rules=rules)
     except IntegrityError:
         # the provider message is stored already (WeChat retried, or a concurrent run stored it first)
@@ -306,6 +315,7 @@ async def open_ticket(ctx: Context, req: NewTicket) -> Ticket:
         group_id=group_id, assignee_id=assignee_id, channel_account_id=ctx.account.id if ctx.account else None,
         conversation_id=conv.id if conv else None, sla_policy_id=sla_policy_id,
         after_hours_until=parked_until, decision=decision, customer_checked=True,
+        customer_target=ctx.customer_target(),
         group_checked=req.group_id is None,
         record={"source": req.source, "reason": req.reason, "keywords": found.matched_keywords,
                 **decision.to_json()})

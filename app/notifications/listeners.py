@@ -16,9 +16,12 @@ if TYPE_CHECKING:
     from app.tickets.models import Ticket
 
 
-async def ticket_created(*, ticket: Ticket, actor: Actor, decision: Any = None, **_: Any) -> None:
+async def ticket_created(*, ticket: Ticket, actor: Actor, decision: Any = None,
+                         customer_target: tuple[str, int, str] | None = None, **_: Any) -> None:
     """Acknowledge the ticket to the customer (with its number and, after hours, when we open), and tell a
     preset assignee (automatic assignment tells its own)."""
+    if customer_target is not None:
+        notify.remember_target(ticket, customer_target)
     await notify.ticket_acknowledged(ticket=ticket)
     if decision is not None and getattr(decision, "auto_reply", None):
         await notify.auto_reply(ticket=ticket, template=decision.auto_reply, group=decision.group)

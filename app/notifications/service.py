@@ -72,6 +72,13 @@ async def customer_target(ticket: Ticket) -> tuple[str, int | None, str]:
     return target
 
 
+def remember_target(ticket: Ticket, target: tuple[str, int, str]) -> None:
+    """Where the ticket's customer is answered, as `customer_target` would read it, told by a caller that holds it
+    (the intake path has the channel and sender of the message that opened the ticket)."""
+    asked = (target[1], ticket.customer_id)  # type: ignore[attr-defined]
+    ticket.__dict__["_customer_target"] = (asked, target)
+
+
 async def _look_up_target(account_id: int, customer_id: int) -> tuple[str, int | None, str]:
     conn: Any = ChannelAccount._meta.db
     dialect = conn.capabilities.dialect

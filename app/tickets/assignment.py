@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.db import dialect_sql, rows_sql
+from app.db import dialect_sql
 from app.logs import get_logger
 from app.staff.models import SkillGroup, Staff
 from app.tickets import calendar as bizcal
@@ -27,15 +27,15 @@ LIVE = ("new", "open", "pending")
 
 
 #: the reads of every automatic assignment (each new ticket in a group): SQL written once (`app.db.dialect_sql`), as
-#: tortoise's query building cost more CPU than the round trips; the members are read as models through `Model.raw`
-#: (which takes no parameters: the group id is formatted in as an int)
+#: tortoise's query building cost more CPU than the round trips; of the members only what choosing needs (a whole
+#: staff row's columns cost more to parse than the round trip)
 _LAST = "SELECT {q}last_assignee_id{q} FROM {q}group_settings{q} WHERE {q}group_id{q}={m} LIMIT 1"
 _OPEN_COUNTS = ("SELECT {q}assignee_id{q},COUNT({q}id{q}) {q}n{q} FROM {q}ticket{q} "
                 "WHERE {q}assignee_id{q} IN ({marks}) AND {q}status{q} IN ("
                 + ",".join(f"'{s}'" for s in LIVE) + ") GROUP BY {q}assignee_id{q}")
-_MEMBERS = ("SELECT {{columns}} FROM {q}staff{q} s JOIN {q}skill_group_member{q} g ON g.{q}staff_id{q}=s.{q}id{q} "
-            "WHERE g.{q}skill_group_id{q}={{group_id}} AND s.{q}status{q}='active' AND s.{q}on_duty{q}=1 "
-            "ORDER BY s.{q}id{q}")
+_MEMBERS = ("SELECT s.{q}id{q},s.{q}capacity{q} FROM {q}staff{q} s JOIN {q}skill_group_member{q} g "
+            "ON g.{q}staff_id{q}=s.{q}id{q} WHERE g.{q}skill_group_id{q}={m} AND s.{q}status{q}='active' "
+            "AND s.{q}on_duty{q}=1 ORDER BY s.{q}id{q}")
 #: and its writes
 _ASSIGN = ("UPDATE {q}ticket{q} SET {q}assignee_id{q}={m},{q}version{q}={q}version{q}+1,{q}updated_at{q}={m},"
            "{q}after_hours_until{q}=NULL WHERE {q}id{q}={m} AND {q}assignee_id{q} IS NULL AND {q}version{q}={m}")
@@ -76,11 +76,13 @@ async def open_counts(*, staff_ids: list[int]) -> dict[int, int]:
     return {int(r["assignee_id"]): int(r["n"]) for r in rows}
 
 
-async def available(*, group_id: int) -> tuple[list[Staff], dict[int, int]]:
-    """Members of the group who are active, on duty and under capacity (by id), with their open counts."""
-    members: list[Staff] = await Staff.raw(rows_sql(_MEMBERS, Staff, alias="s").format(group_id=int(group_id)))
-    counts = await open_counts(staff_ids=[m.id for m in members])
-    return [m for m in members if counts.get(m.id, 0) < m.capacity], counts
+async def available(*, group_id: int) -> tuple[list[int], dict[int, int]]:
+    """Ids of the group's members who are active, on duty and under capacity (ascending), with their open counts."""
+    conn: Any = Staff._meta.db
+    members = [(int(r["id"]), int(r["capacity"])) for r in
+               await conn.execute_query_dict(dialect_sql(_MEMBERS, conn.capabilities.dialect), [group_id])]
+    counts = await open_counts(staff_ids=[staff_id for staff_id, _ in members])
+    return [staff_id for staff_id, capacity in members if counts.get(staff_id, 0) < capacity], counts
 
 
 def _ticket_skills(ticket: Ticket) -> set[str]:
@@ -90,8 +92,8 @@ def _ticket_skills(ticket: Ticket) -> set[str]:
     return skills
 
 
-async def choose(*, ticket: Ticket, group_id: int) -> Staff | None:
-    """The member who should take the ticket under the group's strategy, or None (nobody available)."""
+async def choose(*, ticket: Ticket, group_id: int) -> int | None:
+    """The id of the member who should take the ticket under the group's strategy, or None (nobody available)."""
     # a group nobody configured is worked by hand (tickets wait in its queue), as before this module existed
     kind = await strategy(group_id=group_id)
     if kind == "manual":
@@ -103,19 +105,18 @@ async def choose(*, ticket: Ticket, group_id: int) -> Staff | None:
         conn: Any = GroupSettings._meta.db
         found = await conn.execute_query_dict(dialect_sql(_LAST, conn.capabilities.dialect), [group_id])
         last = found[0]["last_assignee_id"] if found else None
-        after = [m for m in candidates if last is not None and m.id > last]
+        after = [staff_id for staff_id in candidates if last is not None and staff_id > last]
         return (after or candidates)[0]
     if kind == "skills":
         wanted = _ticket_skills(ticket)
         skills = {s.staff_id: set(s.tags or []) for s in  # type: ignore[attr-defined]
-                  await StaffSkills.filter(staff_id__in=[m.id for m in candidates])}
-        scored = sorted(candidates, key=lambda m: (-len(wanted & skills.get(m.id, set())), counts.get(m.id, 0), m.id))
-        return scored[0]
-    return min(candidates, key=lambda m: (counts.get(m.id, 0), m.id))
+                  await StaffSkills.filter(staff_id__in=candidates)}
+        return sorted(candidates, key=lambda i: (-len(wanted & skills.get(i, set())), counts.get(i, 0), i))[0]
+    return min(candidates, key=lambda i: (counts.get(i, 0), i))
 
 
-async def assign(*, ticket: Ticket) -> Staff | None:
-    """Assign an unassigned ticket inside its group when someone is available (idempotent)."""
+async def assign(*, ticket: Ticket) -> int | None:
+    """Assign an unassigned ticket inside its group when someone is available (idempotent): the assignee's id."""
     if ticket.assignee_id is not None or ticket.group_id is None or ticket.status not in LIVE:  # type: ignore[attr-defined]
         return None
     if ticket.after_hours_until is not None and ticket.after_hours_until > utcnow():
@@ -124,30 +125,30 @@ async def assign(*, ticket: Ticket) -> Staff | None:
     # inside a new ticket's transaction no savepoint: nothing here is caught and retried, so a failure fails the
     # caller's whole transaction either way (the savepoint cost two round trips on every routed ticket)
     async with joined():
-        staff = await choose(ticket=ticket, group_id=group_id)
-        if staff is None:
+        staff_id = await choose(ticket=ticket, group_id=group_id)
+        if staff_id is None:
             return None
         conn: Any = Ticket._meta.db
         dialect = conn.capabilities.dialect
         now = Ticket._meta.fields_map["updated_at"].to_db_value(utcnow(), Ticket)
-        updated, _ = await conn.execute_query(dialect_sql(_ASSIGN, dialect), [staff.id, now, ticket.id, ticket.version])
+        updated, _ = await conn.execute_query(dialect_sql(_ASSIGN, dialect), [staff_id, now, ticket.id, ticket.version])
         if not updated:
             return None  # someone else assigned or changed it meanwhile
-        ticket.assignee_id = staff.id  # type: ignore[attr-defined]
+        ticket.assignee_id = staff_id  # type: ignore[attr-defined]
         ticket.version += 1
         ticket.after_hours_until = None
         await conn.execute_query(dialect_sql(_ASSIGNED_EVENT, dialect), [
-            ticket.id, str(staff.id), TicketEvent._meta.fields_map["data"].to_db_value({}, TicketEvent),
+            ticket.id, str(staff_id), TicketEvent._meta.fields_map["data"].to_db_value({}, TicketEvent),
             TicketEvent._meta.fields_map["created_at"].to_db_value(utcnow(), TicketEvent)])
         # the group has a settings row (its strategy is not "manual"), unless it was deleted since the cache was read
-        moved, _ = await conn.execute_query(dialect_sql(_LAST_ASSIGNEE, dialect), [staff.id, group_id])
+        moved, _ = await conn.execute_query(dialect_sql(_LAST_ASSIGNEE, dialect), [staff_id, group_id])
         if not moved:
-            await GroupSettings.update_or_create(group_id=group_id, defaults={"last_assignee_id": staff.id})
+            await GroupSettings.update_or_create(group_id=group_id, defaults={"last_assignee_id": staff_id})
         from app.notifications import staff as staff_cards
 
         await staff_cards.ticket_assigned(ticket=ticket)
-    log.info("ticket.auto_assigned", ticket_id=ticket.id, staff_id=staff.id)
-    return staff
+    log.info("ticket.auto_assigned", ticket_id=ticket.id, staff_id=staff_id)
+    return staff_id
 
 
 async def on_created(*, ticket: Ticket) -> None:

@@ -210,9 +210,11 @@ async def create(
     record: dict[str, Any] | None = None,
     customer_checked: bool = False,
     group_checked: bool = False,
+    customer_target: tuple[str, int, str] | None = None,
 ) -> Ticket:
     """Create a ticket and its audit trail, and tell the listeners, in one transaction (use app.intake, which
-    routes it first; `record` is the intake decision kept on the ticket)."""
+    routes it first; `record` is the intake decision kept on the ticket; `customer_target`, where the customer is
+    answered when the caller holds it, is handed to the listeners)."""
     subject = subject.strip()
     if not subject:
         raise ValidationFailed("请填写工单标题", code="subject_required")
@@ -252,7 +254,8 @@ async def create(
             ticket.id, actor.kind, actor.staff_id, states.Status.NEW.value,
             fields_map["data"].to_db_value(record or {}, TicketEvent),
             fields_map["created_at"].to_db_value(utcnow(), TicketEvent)])
-        await events.emit(events.TICKET_CREATED, ticket=ticket, actor=actor, decision=decision, record=record or {})
+        await events.emit(events.TICKET_CREATED, ticket=ticket, actor=actor, decision=decision, record=record or {},
+                          customer_target=customer_target)
     return ticket
 
 

@@ -8,6 +8,7 @@ names from a cache; intake passes the SLA policy it picked, so the SLA listener 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from app import queue as jobqueue
 from app.channels import inbound_jobs
 from app.channels.models import InboundEvent
 from app.channels.wechat_mp import accounts
+from app.outbox.models import OutboxMessage
 from app.seed import ensure_org
 from app.settings import Settings, set_settings
 from app.tickets.models import Ticket
@@ -117,6 +119,20 @@ async def test_a_first_message_that_opens_a_ticket_reads_no_transcript(desk: WeC
     assert ticket.description == "订单号 2025112512345678 我要投诉，退款还没到账"
     assert [s for s in created if "ticket_id" in s and "IS NULL" in s] == [], created
     assert len(created) <= FIRST_MESSAGE_TICKET_BUDGET, "\n".join(created)
+
+
+async def test_a_message_that_opens_a_ticket_is_acknowledged_where_it_came_from_without_reading_it_back(
+        desk: WeChatDriver) -> None:
+    # the acknowledgement goes to the channel and the sender the message came through, which the path holds: reading
+    # the channel account and the customer's identity again cost two round trips on every new ticket
+    await _statements_for(desk, "我要投诉", openid="oBudgetWarmup00000000000001")
+    created = await _statements_for(desk, "订单号 2025112512345678 我要投诉，退款还没到账")
+    assert [s for s in created if re.search(r"FROM [`\"]channel_account[`\"]", s)] == [], created
+    assert [s for s in created if re.search(r"SELECT [`\"]value[`\"] FROM [`\"]customer_identity", s)] == [], created
+    ticket = await Ticket.filter(customer__identities__value=OPENID).get()
+    acknowledgement = await OutboxMessage.get(dedupe_key=f"ack:ticket:{ticket.id}")
+    assert (acknowledgement.channel, acknowledgement.channel_account_id, acknowledgement.recipient) == (
+        "wechat_mp", ticket.channel_account_id, OPENID)  # type: ignore[attr-defined]
 
 
 async def test_a_ticket_opened_through_the_api_reads_no_settings_of_a_group_worked_by_hand(
