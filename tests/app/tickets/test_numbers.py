@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiomysql
-import pytest
-from tortoise.exceptions import OperationalError
 
 from app.settings import Settings
 from app.tickets import numbers
 from app.timeutil import local, utcnow
 from app.uow import atomic
 from tests.conftest import MYSQL_DB
-from tests.sqlcount import count_statements
 
 
 async def test_numbers_follow_each_other_within_a_day(anydb: str, settings: Settings) -> None:
@@ -41,34 +36,3 @@ async def test_a_number_taken_inside_a_transaction_does_not_lock_the_counter_unt
             assert await numbers.next_number() == f"GD-{day}-0003"
     finally:
         other.close()
-
-
-async def test_numbers_taken_at_once_share_one_counter_statement_and_stay_consecutive(
-        mysql_db: None, settings: Settings) -> None:
-    # at 16 concurrent creates one counter round trip each was a seventh of a new ticket's round trips; those taken
-    # while a statement is in flight go together in the next, and each still gets its own number of the day
-    day = local(utcnow()).strftime("%Y%m%d")
-    assert await numbers.next_number() == f"GD-{day}-0001"
-    with count_statements() as statements:
-        taken = await asyncio.gather(*(numbers.next_number() for _ in range(16)))
-    assert taken == [f"GD-{day}-{seq:04d}" for seq in range(2, 18)]
-    counter = [s for s in statements if "ticket_counter" in s]
-    assert len(counter) == 1, counter
-    assert await numbers.next_number() == f"GD-{day}-0018"
-
-
-async def test_a_failed_counter_statement_fails_each_number_of_its_group(
-        mysql_db: None, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.db import counter_connection
-
-    conn = counter_connection()
-
-    async def broken(*_: object, **__: object) -> int:
-        raise OperationalError("counter unavailable")
-
-    monkeypatch.setattr(conn, "execute_insert", broken)
-    outcomes = await asyncio.gather(*(numbers.next_number() for _ in range(3)), return_exceptions=True)
-    assert [type(o) for o in outcomes] == [OperationalError] * 3
-    monkeypatch.undo()
-    day = local(utcnow()).strftime("%Y%m%d")
-    assert await numbers.next_number() == f"GD-{day}-0001"
