@@ -63,20 +63,23 @@ async def customer_target(ticket: Ticket) -> tuple[str, int | None, str]:
     if account_id is None:
         return "null", None, ""
     # kept on the object: a new ticket's acknowledgement and its 下班 notice go to the same place
-    asked = (account_id, ticket.customer_id)  # type: ignore[attr-defined]
     known = ticket.__dict__.get("_customer_target")
-    if known is not None and known[0] == asked:
+    if known is not None and known[0] == (account_id, ticket.customer_id):  # type: ignore[attr-defined]
         return cast(tuple[str, int | None, str], known[1])
     target = await _look_up_target(account_id, ticket.customer_id)  # type: ignore[attr-defined]
-    ticket.__dict__["_customer_target"] = (asked, target)
+    _keep_target(ticket, account_id, target)
     return target
+
+
+def _keep_target(ticket: Ticket, account_id: int, target: tuple[str, int | None, str]) -> None:
+    # keyed by what it answers for: a ticket moved to another account or customer reads its target again
+    ticket.__dict__["_customer_target"] = ((account_id, ticket.customer_id), target)  # type: ignore[attr-defined]
 
 
 def remember_target(ticket: Ticket, target: tuple[str, int, str]) -> None:
     """Where the ticket's customer is answered, as `customer_target` would read it, told by a caller that holds it
     (the intake path has the channel and sender of the message that opened the ticket)."""
-    asked = (target[1], ticket.customer_id)  # type: ignore[attr-defined]
-    ticket.__dict__["_customer_target"] = (asked, target)
+    _keep_target(ticket, target[1], target)
 
 
 async def _look_up_target(account_id: int, customer_id: int) -> tuple[str, int | None, str]:

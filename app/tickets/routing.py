@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import time as _time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -464,9 +463,11 @@ def render_reply(template: str, *, calendar: bizcal.Calendar, now: datetime, gro
 
 # ---- the rule set in force ------------------------------------------------------------------------------------
 
-#: (loaded at, stored revision or None for the file, rule set)
-_cache: tuple[float, int | None, RuleSet] | None = None
 CACHE_SECONDS = 5.0
+#: the rule set in force, read again after CACHE_SECONDS
+_rules: Expiring[RuleSet] = Expiring(CACHE_SECONDS)
+#: (stored revision, its rule set): a revision unchanged since the last read is not parsed again
+_parsed: tuple[int, RuleSet] | None = None
 
 
 #: skill group name -> id: the names rules use, resolved once per CACHE_SECONDS like the rules
@@ -476,8 +477,9 @@ _groups: Expiring[dict[str, int]] = Expiring(CACHE_SECONDS)
 def invalidate() -> None:
     """Forget the cached rule set and group names (after an import; other processes refresh within
     CACHE_SECONDS)."""
-    global _cache
-    _cache = None
+    global _parsed
+    _parsed = None
+    _rules.clear()
     _groups.clear()
 
 
@@ -505,21 +507,16 @@ def load_file(path: Path | None = None) -> RuleSet:
 
 async def active_rules() -> RuleSet:
     """The rule set in force: the stored one, else the file."""
-    global _cache
-    now = _time.monotonic()
-    if _cache is not None and now - _cache[0] < CACHE_SECONDS:
-        return _cache[2]
+    global _parsed
+    cached = _rules.get()
+    if cached is not None:
+        return cached
     row = await RoutingRuleSet.filter(id=1).first()
     if row is None:
-        ruleset = load_file()
-        _cache = (now, None, ruleset)
-    elif _cache is not None and _cache[1] == row.revision:
-        ruleset = _cache[2]
-        _cache = (now, row.revision, ruleset)
-    else:
-        ruleset = parse_document(row.document)
-        _cache = (now, row.revision, ruleset)
-    return ruleset
+        return _rules.put(load_file())
+    if _parsed is None or _parsed[0] != row.revision:
+        _parsed = (row.revision, parse_document(row.document))
+    return _rules.put(_parsed[1])
 
 
 # kept for callers of the first engine
