@@ -90,16 +90,18 @@ def cmd_keys_rotate(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    import uvicorn
+    from app import listen
 
     settings = _settings()
     from app.logs import configure_logging
 
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    uvicorn.run(
-        "app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-        log_config=None, proxy_headers=True, timeout_graceful_shutdown=20, access_log=args.access_log,
-    )
+    try:
+        listen.serve("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                     log_config=None, proxy_headers=True, timeout_graceful_shutdown=20, access_log=args.access_log)
+    except listen.AddressTaken as exc:
+        console.print(f"[bold red]端口已被占用 / cannot listen on[/] {exc}")
+        raise SystemExit(3) from None
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

@@ -156,8 +156,7 @@ def serve_argv(port: int, workers: int) -> list[str]:
 
 
 def bare_argv(port: int, workers: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "bench.bare:app", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    return procs.uvicorn_argv("bench.bare:app", port=port, workers=workers)
 
 
 def _db_pids() -> list[int]:
@@ -206,7 +205,7 @@ def measure(cfg: Config, dataset: Dataset) -> dict[str, Any]:
     if "bare" in cfg.phases:
         port = procs.free_port()
         with procs.Server("bare", bare_argv(port, cfg.workers), env=procs.gongdan_env(cfg.database_url),
-                          port=port, log_dir=cfg.log_dir) as server:
+                          port=port, log_dir=cfg.log_dir, listeners=cfg.workers) as server:
             meter = procs.CpuMeter({"server": server.pids(), "db": db_pids})
             phases["bare"] = run_phase(cfg, Spec(host="127.0.0.1", port=port, paths=["/"], seed=1), meter)
 
@@ -217,7 +216,8 @@ def measure(cfg: Config, dataset: Dataset) -> dict[str, Any]:
     token = procs.gongdan(["token", "create", "--staff", "lina", "--name", "bench"], env).strip().splitlines()[-1]
     admin = procs.gongdan(["token", "create", "--staff", "admin", "--name", "bench-api"], env).strip().splitlines()[-1]
     port = procs.free_port()
-    with procs.Server("gongdan", serve_argv(port, cfg.workers), env=env, port=port, log_dir=cfg.log_dir) as server:
+    with procs.Server("gongdan", serve_argv(port, cfg.workers), env=env, port=port, log_dir=cfg.log_dir,
+                      listeners=cfg.workers) as server:
         meter = procs.CpuMeter({"server": server.pids(), "db": db_pids})
         specs = phase_specs(dataset, port=port, token=token, create_token=admin)
         for name in wanted:

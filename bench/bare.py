@@ -1,6 +1,6 @@
 """The baseline: a bare Starlette app with one JSON route, served by the same uvicorn as the desk.
 
-    uvicorn bench.bare:app --workers N
+    python -m app.listen bench.bare:app --workers N   # uvicorn, each web process on its own socket, as the desk
 """
 
 from __future__ import annotations

@@ -234,8 +234,7 @@ def target_argv(target: str, port: int, workers: int) -> list[str]:
     if target == "gongdan":
         return api.serve_argv(port, workers)
     module = "bench.minimal_callback:bare_app" if target == "bare" else "bench.minimal_callback:app"
-    return [sys.executable, "-m", "uvicorn", module, "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    return procs.uvicorn_argv(module, port=port, workers=workers)
 
 
 def _db_pids() -> list[int]:
@@ -448,7 +447,7 @@ def measure_acks(cfg: Config, callbacks: Callbacks) -> tuple[dict[str, Any], dic
             generate_s = time.perf_counter() - t0
             port = procs.free_port()
             server = procs.Server(f"cb-{target}", target_argv(target, port, cfg.workers), env=server_env(cfg),
-                                  port=port, log_dir=cfg.log_dir)
+                                  port=port, log_dir=cfg.log_dir, listeners=cfg.workers)
             with server:
                 meter = Meter({"server": server.pids(), "db": db_pids, "redis": redis_pids})
                 phase = replay(cfg, port=port, files=files, concurrency=concurrency, meter=meter,
@@ -561,7 +560,7 @@ def measure_e2e(cfg: Config, callbacks: Callbacks) -> dict[str, Any]:
                          WECOM_RATE_PER_HOUR="10000000")
         port = procs.free_port()
         with procs.Server("cb-gongdan-e2e", api.serve_argv(port, cfg.workers), env=env, port=port,
-                          log_dir=cfg.log_dir) as server:
+                          log_dir=cfg.log_dir, listeners=cfg.workers) as server:
             posted = replay(cfg, port=port, files=files, concurrency=cfg.e2e_concurrency, meter=None, warmup_s=0.0,
                             duration_s=max(30.0, cfg.e2e_messages / 200), record_times=True)
             out["post"] = post_summary(posted["times"], cfg.e2e_messages, posted["error_samples"])
@@ -783,7 +782,7 @@ class Stack:
                               WECOM_AGENT_SECRET=WECOM_AGENT_SECRET, WECOM_RATE_PER_MINUTE="1000000",
                               WECOM_RATE_PER_HOUR="10000000")
         self.server = procs.Server(f"{self.name}-web", api.serve_argv(self.port, self.web), env=self.env,
-                                   port=self.port, log_dir=self.cfg.log_dir)
+                                   port=self.port, log_dir=self.cfg.log_dir, listeners=self.web)
         self.server.start()
         self.workers = [Worker(self.env, self.cfg.log_dir / f"{self.name}-worker{i}.log")
                         for i in range(self.n_workers)]
@@ -883,7 +882,7 @@ def measure_busy(cfg: Config, callbacks: Callbacks, minimal: dict[str, Any] | No
         mfiles = callbacks.generate(_replay_dir(cfg) / "callbacks-busy-minimal.jsonl",
                                     _to_generate(cfg, "minimal", concurrency, {}), parts=cfg.clients)
         with procs.Server("cb-minimal-busy", target_argv("minimal", port, cfg.workers), env=server_env(cfg),
-                          port=port, log_dir=cfg.log_dir) as server:
+                          port=port, log_dir=cfg.log_dir, listeners=cfg.workers) as server:
             meter = Meter({"server": server.pids(), "db": _db_pids(), "redis": _redis_pids()})
             minimal = replay(cfg, port=port, files=mfiles, concurrency=concurrency, meter=meter,
                              warmup_s=cfg.warmup_s, duration_s=cfg.duration_s)

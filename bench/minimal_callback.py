@@ -1,7 +1,9 @@
 """The floor of a WeChat callback: verify, decrypt, insert one row, answer `success`; and a bare route beside it.
 
-    uvicorn bench.minimal_callback:app --workers N        # the minimal handler (needs DATABASE_URL, WECHAT_*)
-    uvicorn bench.minimal_callback:bare_app --workers N   # the bare route: reads the body, answers `success`
+    python -m app.listen bench.minimal_callback:app --workers N       # the minimal handler (DATABASE_URL, WECHAT_*)
+    python -m app.listen bench.minimal_callback:bare_app --workers N  # the bare route: reads the body, answers success
+
+(`app.listen` serves them as `gongdan serve` serves the desk: uvicorn, each web process on its own socket.)
 
 `app` does what any correct safe-mode callback endpoint must do and nothing more: the 4-value `msg_signature`
 (compared in constant time) and the timestamp window, AES decryption with wechatpy's `WeChatCrypto` (as

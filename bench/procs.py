@@ -34,6 +34,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def uvicorn_argv(app: str, *, port: int, workers: int) -> list[str]:
+    """A baseline ASGI app served as `gongdan serve` serves the desk: uvicorn, each web process on its own socket."""
+    return [sys.executable, "-m", "app.listen", app, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers)]
+
+
 def gongdan_env(database_url: str, *, db_pool_size: int = 64, **extra: str) -> dict[str, str]:
     """The environment of a production-like `gongdan` process: no REDIS_URL, so jobs run in-process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GONGDAN_", "REDIS_", "DATABASE_", "DB_"))}
@@ -62,8 +68,11 @@ class Server:
     """A web server in a child process, ready once `ready_path` answers 200."""
 
     def __init__(self, name: str, argv: list[str], *, env: dict[str, str], port: int,
-                 ready_path: str = "/readyz", log_dir: Path = RESULTS) -> None:
+                 ready_path: str = "/readyz", log_dir: Path = RESULTS, listeners: int = 1) -> None:
         self.name = name
+        #: sockets listening on the port before the load may start: each web process has its own (app.listen), and
+        #: connections opened before the last one listens would all land on the others
+        self.listeners = listeners
         self.argv = argv
         self.env = env
         self.port = port
@@ -91,7 +100,7 @@ class Server:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as answer:
-                    if answer.status == 200:
+                    if answer.status == 200 and len(tcp_sockets(self.port, state=LISTEN)) >= self.listeners:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
@@ -127,6 +136,37 @@ class Server:
     def pids(self) -> list[int]:
         """The server process and its descendants (uvicorn's workers)."""
         return [] if self.proc is None else descendants(self.proc.pid)
+
+
+LISTEN = "0A"
+ESTABLISHED = "01"
+
+
+def tcp_sockets(port: int, *, state: str) -> set[int]:
+    """Inodes of this machine's IPv4 TCP sockets on local `port` in `state` (LISTEN, ESTABLISHED)."""
+    found: set[int] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if int(cols[1].rsplit(":", 1)[1], 16) == port and cols[3] == state:
+            found.add(int(cols[9]))
+    return found
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets process `pid` holds open."""
+    found: set[int] = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(int(target[8:-1]))
+    return found
 
 
 def _stat(pid: int) -> list[str] | None:
