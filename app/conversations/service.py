@@ -48,15 +48,17 @@ async def open_conversation(*, customer: Customer, account: ChannelAccount) -> C
     return conv
 
 
-async def open_for_inbound(*, customer: Customer, account: ChannelAccount,
-                           now: datetime) -> tuple[Conversation, bool]:
+async def open_for_inbound(*, customer: Customer, account: ChannelAccount, now: datetime,
+                           new_customer: bool = False) -> tuple[Conversation, bool]:
     """The conversation an inbound message arriving `now` goes to, and whether it counts that message already: a
     conversation created here is inserted with the message counted (`store_inbound(counted=True)` then writes no
-    counter update; a failed store rolls both back in the caller's transaction)."""
-    found: list[Conversation] = await Conversation.raw(
-        rows_sql(_OPEN, Conversation).format(customer_id=int(customer.id), account_id=int(account.id)))
-    if found:
-        return found[0], False
+    counter update; a failed store rolls both back in the caller's transaction). ``new_customer``: created for this
+    message, so they have none to read."""
+    if not new_customer:
+        found: list[Conversation] = await Conversation.raw(
+            rows_sql(_OPEN, Conversation).format(customer_id=int(customer.id), account_id=int(account.id)))
+        if found:
+            return found[0], False
     conv = await Conversation.create(customer=customer, channel_account=account, message_count=1,
                                      last_message_at=now, last_inbound_at=now)
     return conv, True

@@ -67,6 +67,10 @@ class Context:
     hold_handoff: bool = False
     #: the sender's id on the account's channel, when a message of theirs is on the path (where replies go)
     sender: str | None = None
+    #: the customer was created for this message (and merged with nobody): no conversation, survey or earlier ticket
+    #: of theirs exists to be read. Their live tickets are still read: a channel that learned the same person's
+    #: unionid a moment ago could have opened one meanwhile, and joining it is what keeps one ticket a person
+    first_contact: bool = False
 
     def customer_target(self) -> tuple[str, int, str] | None:
         """(channel kind, account id, handle) where the customer is answered: the channel and sender of the message
@@ -125,10 +129,11 @@ class Outcome:
 
 
 async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer: Customer | None = None,
-                  customer_id: int | None = None, hold_handoff: bool = False) -> Outcome:
+                  customer_id: int | None = None, hold_handoff: bool = False, first_contact: bool = False) -> Outcome:
     """Store a customer's message and let the bot answer, join the right ticket, or open one as the rules say
     (``customer_id`` instead of ``customer``: the customer is read under the row lock the path takes;
-    ``hold_handoff``: where the bot would hand off, open nothing and say so in ``Outcome.held_handoff``)."""
+    ``hold_handoff``: where the bot would hand off, open nothing and say so in ``Outcome.held_handoff``;
+    ``first_contact``: ``customer`` was created for this message, see `Context.first_contact`)."""
     rules = load_rules()
     if customer is None and customer_id is None:
         customer = await customers.resolve_identity(
@@ -151,7 +156,8 @@ async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer:
                 customer = await customers.load(customer_id=customer_id, for_update=True)
             else:
                 await conversations.lock_customer(customer=customer)
-            ctx = Context(customer=customer, account=account, hold_handoff=hold_handoff, sender=inbound.sender_id)
+            ctx = Context(customer=customer, account=account, hold_handoff=hold_handoff, sender=inbound.sender_id,
+                          first_contact=first_contact)
             return await _receive(ctx, inbound=inbound, rules=rules)
     except IntegrityError:
         # the provider message is stored already (WeChat retried, or a concurrent run stored it first)
@@ -169,13 +175,14 @@ async def _receive(ctx: Context, *, inbound: InboundMessage, rules: ConversionRu
     # a person is on the case: the message goes straight onto the ticket, the bot stays out
     ticket_for_message = target if target is not None and target.status != states.Status.RESOLVED else None
     now = utcnow()
-    conv, counted = await conversations.open_for_inbound(customer=ctx.customer, account=ctx.account, now=now)
+    conv, counted = await conversations.open_for_inbound(customer=ctx.customer, account=ctx.account, now=now,
+                                                         new_customer=ctx.first_contact)
     ctx.conversation = conv
     message = await conversations.store_inbound(conv=conv, customer=ctx.customer, account=ctx.account,
                                                 inbound=inbound, ticket_id=ticket_for_message.id
                                                 if ticket_for_message else None, counted=counted, now=now)
     handled = await bot.on_message(inbound=inbound, account=ctx.account, customer=ctx.customer, conv=conv,
-                                   message=message, tickets=live)
+                                   message=message, tickets=live, surveyed=not ctx.first_contact)
     if handled is not None and handled.action == "handoff":
         if ctx.hold_handoff:
             return Outcome(message=message, held_handoff=handled.reason)
@@ -285,7 +292,7 @@ async def open_ticket(ctx: Context, req: NewTicket) -> Ticket:
     decision = await routing.route(
         category=category, text=text, channel=channel, customer=ctx.customer,
         fields={"order_no": order_no, "problem_type": category, "phone": "*" if phone else None},
-        reason=req.reason, priority=req.priority or "normal")
+        reason=req.reason, priority=req.priority or "normal", previous_tickets=() if ctx.first_contact else None)
     group_id = req.group_id if req.group_id is not None else decision.group_id
     assignee_id = req.assignee_id if req.assignee_id is not None else decision.assignee_id
     # a ticket someone already holds is not parked: parking only delays automatic assignment

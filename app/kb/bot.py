@@ -94,12 +94,13 @@ def bot_enabled(account: ChannelAccount, cfg: BotConfig) -> bool:
 
 
 async def on_message(*, inbound: InboundMessage, account: ChannelAccount, customer: Customer, conv: Conversation,
-                     message: Message, tickets: list[Ticket]) -> BotOutcome | None:
+                     message: Message, tickets: list[Ticket], surveyed: bool = True) -> BotOutcome | None:
     """Answer, ask, or hand off; None leaves the message to the conversion rules. `tickets` are the customer's
-    live and resolved tickets (the intake flow read them already)."""
+    live and resolved tickets (the intake flow read them already); ``surveyed=False``: the customer cannot have a
+    survey waiting (created for this message), so none is read."""
     cfg = await calibration.bot_config()
     text = inbound.text.strip()
-    survey = await _pending_survey(customer_id=customer.id) if inbound.msg_type == "text" else None
+    survey = await _pending_survey(customer_id=customer.id) if inbound.msg_type == "text" and surveyed else None
     if survey is not None:
         done = await _survey_answer(survey=survey, text=text, menu_id=str(inbound.data.get("menu_id") or ""),
                                     account=account, customer=customer, conv=conv, message=message)

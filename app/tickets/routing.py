@@ -580,11 +580,13 @@ _RECENT = "SELECT {q}created_at{q} FROM {q}ticket{q} WHERE {q}customer_id{q}={m}
 
 async def facts_for(*, category: str, text: str, channel: str, customer: Customer | None = None,
                     fields: Mapping[str, Any] | None = None, reason: str | None = None,
-                    priority: str = "normal", now: datetime | None = None, repeat_window_days: int = 0) -> Facts:
-    """Gather what the rules may ask about a customer and their message."""
+                    priority: str = "normal", now: datetime | None = None, repeat_window_days: int = 0,
+                    previous_tickets: tuple[datetime, ...] | None = None) -> Facts:
+    """Gather what the rules may ask about a customer and their message (``previous_tickets``: when the caller knows
+    them, none are read)."""
     now = now or utcnow()
-    previous: tuple[datetime, ...] = ()
-    if customer is not None and repeat_window_days:
+    previous: tuple[datetime, ...] = previous_tickets or ()
+    if customer is not None and repeat_window_days and previous_tickets is None:
         since = now - timedelta(days=repeat_window_days)
         conn: Any = Ticket._meta.db
         column = Ticket._meta.fields_map["created_at"]
@@ -620,10 +622,12 @@ async def decide(*, facts: Facts, ruleset: RuleSet | None = None) -> Decision:
 
 async def route(*, category: str, text: str, channel: str, priority: str = "normal", rules: RuleSet | None = None,
                 customer: Customer | None = None, fields: Mapping[str, Any] | None = None,
-                reason: str | None = None, now: datetime | None = None) -> Decision:
-    """Decide the group, priority and the rest for a new ticket."""
+                reason: str | None = None, now: datetime | None = None,
+                previous_tickets: tuple[datetime, ...] | None = None) -> Decision:
+    """Decide the group, priority and the rest for a new ticket (``previous_tickets``: the customer's earlier tickets'
+    creation times when the caller knows them, as `facts_for`)."""
     ruleset = rules or await active_rules()
     facts = await facts_for(category=category, text=text, channel=channel, customer=customer, fields=fields,
                             reason=reason, priority=priority, now=now,
-                            repeat_window_days=ruleset.repeat_window_days)
+                            repeat_window_days=ruleset.repeat_window_days, previous_tickets=previous_tickets)
     return await decide(facts=facts, ruleset=ruleset)

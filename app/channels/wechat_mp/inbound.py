@@ -134,7 +134,10 @@ async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
             customer = created or await customers.load(customer_id=identity.customer_id)
             customer = await mp_jobs.identify_follower(account_id=account.id, identity=identity, customer=customer,
                                                        row=account)
-            outcome = await intake.receive(inbound=inbound, account=account, customer=customer)
+            # a follower created for this message whose unionid named nobody we know: nothing of theirs to read
+            first_contact = created is not None and customer.id == created.id
+            outcome = await intake.receive(inbound=inbound, account=account, customer=customer,
+                                           first_contact=first_contact)
         else:
             # a known follower: intake reads the customer under the row lock it takes anyway
             outcome = await intake.receive(inbound=inbound, account=account, customer_id=identity.customer_id)

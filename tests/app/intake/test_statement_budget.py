@@ -18,10 +18,14 @@ from app import queue as jobqueue
 from app.channels import inbound_jobs
 from app.channels.models import InboundEvent
 from app.channels.wechat_mp import accounts
+from app.conversations.models import Conversation, Message
+from app.customers.models import CustomerIdentity
 from app.outbox.models import OutboxMessage
 from app.seed import ensure_org
 from app.settings import Settings, set_settings
+from app.tickets import routing
 from app.tickets.models import Ticket
+from app.timeutil import utcnow
 from app.wecom.mp import reset_mp_apis
 from app.wecom.tokens import reset_token_stores
 from simulator import SimulatorServer, SimulatorState, WeChatDriver
@@ -38,11 +42,20 @@ OPENID = "oBudgetCustomer000000000001"
 #: before the acknowledgement's channel and recipient came from the message's path
 NEW_TICKET_BUDGET = 18
 #: a new customer's first message opening a ticket (the customer and their unionid created too; its conversation is
-#: new, so no transcript is read: 26 before, 25 before the strategy cache, 24 before the acknowledgement target)
-FIRST_MESSAGE_TICKET_BUDGET = 22
+#: new, so no transcript is read: 26 before, 25 before the strategy cache, 24 before the acknowledgement target, 22
+#: before a first contact skipped the reads of what a customer created for the message cannot have)
+FIRST_MESSAGE_TICKET_BUDGET = 20
 #: POST /api/v1/tickets for a known customer into a group worked by hand (group_settings read: 7 before)
 API_CREATE_BUDGET = 6
 JOIN_BUDGET = 14
+#: the bundled rules and a repeat-contact rule, which makes a new ticket ask for the customer's earlier ones
+REPEAT_RULES = """
+default_group: 一线客服组
+rules:
+  - name: 重复来访
+    when: {repeat_within_days: 7}
+    then: {tags: [重复来访]}
+"""
 NO_TICKET_BUDGET = 12
 
 
@@ -120,6 +133,41 @@ async def test_a_first_message_that_opens_a_ticket_reads_no_transcript(desk: WeC
     assert ticket.description == "订单号 2025112512345678 我要投诉，退款还没到账"
     assert [s for s in created if "ticket_id" in s and "IS NULL" in s] == [], created
     assert len(created) <= FIRST_MESSAGE_TICKET_BUDGET, "\n".join(created)
+
+
+async def test_a_first_contact_reads_no_conversation_survey_or_earlier_ticket_of_the_customer_made_for_it(
+        desk: WeChatDriver) -> None:
+    # the customer was created for this message and the unionid named nobody we know: no conversation on this account,
+    # no survey waiting for an answer and no ticket of theirs can exist, so reading them cost three round trips
+    await routing.store(ruleset=routing.parse_yaml(REPEAT_RULES))
+    await _statements_for(desk, "我要投诉", openid="oBudgetWarmup00000000000001")
+    created = await _statements_for(desk, "订单号 2025112512345678 我要投诉，退款还没到账")
+    assert [s for s in created if re.search(r"FROM [`\"]conversation[`\"]", s)] == [], created
+    assert [s for s in created if re.search(r"FROM [`\"]kb_survey[`\"]", s)] == [], created
+    assert [s for s in created if re.search(r"SELECT [`\"]created_at[`\"] FROM [`\"]ticket[`\"]", s)] == [], created
+    ticket = await Ticket.filter(customer__identities__value=OPENID).get()
+    conversation = await Conversation.get(customer_id=ticket.customer_id)  # type: ignore[attr-defined]
+    assert (conversation.message_count, conversation.status) == (1, "open")
+    # their second message finds what the first one made
+    joined = await _statements_for(desk, "银行说还没收到")
+    assert [s for s in joined if re.search(r"FROM [`\"]conversation[`\"]", s)] != []
+    assert await Message.filter(ticket_id=ticket.id).count() == 2
+    assert await Conversation.filter(customer_id=ticket.customer_id).count() == 1  # type: ignore[attr-defined]
+    assert "重复来访" not in ticket.tags
+
+
+async def test_a_follower_whose_unionid_names_a_known_customer_is_no_first_contact(desk: WeChatDriver) -> None:
+    # the unionid joins them to a person with a ticket on another channel: the repeat rule sees it
+    await routing.store(ruleset=routing.parse_yaml(REPEAT_RULES))
+    known = await factories.customer()
+    await CustomerIdentity.create(customer=known, kind="unionid", scope="", value="union-known-1")
+    earlier = await Ticket.create(number="GD-EARLIER-0001", subject="上次的问题", customer=known, status="closed",
+                                  last_activity_at=utcnow())
+    desk.state.set_mp_user(APPID, OPENID, unionid="union-known-1", subscribe=True)
+    statements = await _statements_for(desk, "订单号 2025112512345678 我要投诉，退款还没到账")
+    ticket = await Ticket.filter(customer_id=known.id).exclude(id=earlier.id).get()
+    assert "重复来访" in ticket.tags
+    assert [s for s in statements if re.search(r"FROM [`\"]conversation[`\"]", s)] != []
 
 
 async def test_a_message_that_opens_a_ticket_is_acknowledged_where_it_came_from_without_reading_it_back(
