@@ -183,7 +183,8 @@ _IDENTITY = ("SELECT {q}id{q},{q}customer_id{q},{q}data{q} FROM {q}customer_iden
 _CUSTOMER = "SELECT {{columns}} FROM {q}customer{q} WHERE {q}id{q}={{customer_id}}"
 
 
-async def _identity_row(*, kind: str, value: str, scope: str) -> IdentityRow | None:
+async def identity_row(*, kind: str, value: str, scope: str = "") -> IdentityRow | None:
+    """The identity's row, or None when nobody holds it (three columns, no customer read)."""
     conn: Any = CustomerIdentity._meta.db
     rows = await conn.execute_query_dict(dialect_sql(_IDENTITY, conn.capabilities.dialect), [kind, scope, value])
     if not rows:
@@ -208,6 +209,17 @@ async def _insert_identity(ident: IdentityRow) -> int:
         fields_map["created_at"].to_db_value(utcnow(), CustomerIdentity)]))
 
 
+async def create_with_identities(*, identities: list[IdentityRow]) -> Customer:
+    """A new customer holding these identities (their ``customer_id`` and ``id`` filled in): call it inside the
+    transaction that uses the customer, so nobody finds them before it commits; IntegrityError when someone holds
+    one of the identities already."""
+    created = await Customer.create(name="")
+    for ident in identities:
+        ident.customer_id = created.id
+        ident.id = await _insert_identity(ident)
+    return created
+
+
 async def load(*, customer_id: int, for_update: bool = False) -> Customer:
     """A customer by id, following merges to the survivor; ``for_update``: each row read under its row lock
     (MySQL; held until the transaction ends)."""
@@ -226,18 +238,16 @@ async def load(*, customer_id: int, for_update: bool = False) -> Customer:
 async def resolve_identity_ref(*, kind: str, value: str, scope: str = "") -> tuple[IdentityRow, Customer | None]:
     """The identity row, created with its customer when new (that customer is returned too; else None: `load` it,
     where a row lock is wanted inside the transaction that uses it)."""
-    ident = await _identity_row(kind=kind, value=value, scope=scope)
+    ident = await identity_row(kind=kind, value=value, scope=scope)
     if ident is not None:
         return ident, None
     try:
         async with atomic():
-            created = await Customer.create(name="")
-            ident = IdentityRow(id=0, customer_id=created.id, kind=kind, scope=scope, value=value, data={})
-            ident.id = await _insert_identity(ident)
-            return ident, created
+            ident = IdentityRow(id=0, customer_id=0, kind=kind, scope=scope, value=value, data={})
+            return ident, await create_with_identities(identities=[ident])
     except IntegrityError:
         # another job created it first: use theirs
-        ident = await _identity_row(kind=kind, value=value, scope=scope)
+        ident = await identity_row(kind=kind, value=value, scope=scope)
         if ident is None:
             raise
         return ident, None
@@ -268,7 +278,7 @@ async def add_identity(
 ) -> Customer:
     """Attach an identity; when another customer already holds it they are one person and get merged."""
     # a one-column read first: an identity nobody holds yet (a new follower's unionid) is the usual answer
-    held = await _identity_row(kind=kind, value=value, scope=scope)
+    held = await identity_row(kind=kind, value=value, scope=scope)
     holder = await load(customer_id=held.customer_id) if held is not None else None
     if holder is None:
         try:

@@ -52,6 +52,10 @@ NUMBER_IN_TEXT = re.compile(r"\b[A-Z]{1,8}-\d{8}-\d{4,}\b")
 #: no parameters: the customer id is formatted in as an int); tortoise's query building cost more than the read
 _JOINABLE = ("SELECT {{columns}} FROM {q}ticket{q} WHERE {q}customer_id{q}={{customer_id}} AND {q}status{q} IN ("
              + ",".join(f"'{s}'" for s in JOINABLE) + ") ORDER BY {q}last_activity_at{q} DESC,{q}id{q} DESC")
+#: whether there is one at all: a result of one column (MariaDB describes every column of a result, rows or none, and
+#: parsing the 35 descriptions of the whole rows cost more CPU than the rest of the read)
+_ANY_JOINABLE = ("SELECT {q}id{q} FROM {q}ticket{q} WHERE {q}customer_id{q}={m} AND {q}status{q} IN ("
+                 + ",".join(f"'{s}'" for s in JOINABLE) + ") LIMIT 1")
 
 
 @dataclass
@@ -80,10 +84,21 @@ class Context:
         return self.account.kind, self.account.id, self.sender
 
     async def joinable(self) -> list[Ticket]:
-        """The customer's new, open, pending and resolved tickets (read once)."""
+        """The customer's new, open, pending and resolved tickets (read once; a first contact's are asked for by id
+        first, as they nearly always have none)."""
         if self.tickets is None:
-            self.tickets = list(await Ticket.raw(rows_sql(_JOINABLE, Ticket).format(customer_id=int(self.customer.id))))
+            if self.first_contact and not await _any_joinable(customer_id=self.customer.id):
+                self.tickets = []
+            else:
+                self.tickets = list(await Ticket.raw(
+                    rows_sql(_JOINABLE, Ticket).format(customer_id=int(self.customer.id))))
         return self.tickets
+
+
+async def _any_joinable(*, customer_id: int) -> bool:
+    conn: Any = Ticket._meta.db
+    _, rows = await conn.execute_query(dialect_sql(_ANY_JOINABLE, conn.capabilities.dialect), [customer_id])
+    return bool(rows)
 
 
 @dataclass
@@ -129,12 +144,18 @@ class Outcome:
 
 
 async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer: Customer | None = None,
-                  customer_id: int | None = None, hold_handoff: bool = False, first_contact: bool = False) -> Outcome:
+                  customer_id: int | None = None, hold_handoff: bool = False, first_contact: bool = False,
+                  new_identities: list[customers.IdentityRow] | None = None) -> Outcome:
     """Store a customer's message and let the bot answer, join the right ticket, or open one as the rules say
     (``customer_id`` instead of ``customer``: the customer is read under the row lock the path takes;
     ``hold_handoff``: where the bot would hand off, open nothing and say so in ``Outcome.held_handoff``;
-    ``first_contact``: ``customer`` was created for this message, see `Context.first_contact`)."""
+    ``first_contact``: ``customer`` was created for this message, see `Context.first_contact`;
+    ``new_identities``: the sender is nobody we know: a customer holding these is created in the message's
+    transaction, and IntegrityError, with nothing written, says someone took one of them meanwhile)."""
     rules = load_rules()
+    if new_identities is not None:
+        return await _receive_first(inbound=inbound, account=account, identities=new_identities, rules=rules,
+                                    hold_handoff=hold_handoff)
     if customer is None and customer_id is None:
         customer = await customers.resolve_identity(
             kind=IDENTITY_KIND.get(account.kind, inbound.sender_kind), scope=account.key, value=inbound.sender_id)
@@ -165,6 +186,25 @@ async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer:
         if existing is None:
             raise
         return Outcome(message=existing, duplicate=True)
+
+
+async def _receive_first(*, inbound: InboundMessage, account: ChannelAccount, identities: list[customers.IdentityRow],
+                         rules: ConversionRules, hold_handoff: bool) -> Outcome:
+    # nobody finds the customer before this transaction commits (their identities are in it): no row lock to take
+    # and nothing of theirs to read, not even their live tickets
+    if conversations.is_status_query(inbound, rules):
+        return await receive(inbound=inbound, account=account, hold_handoff=hold_handoff, first_contact=True,
+                             customer=await _created_alone(identities))
+    async with atomic():
+        customer = await customers.create_with_identities(identities=identities)
+        ctx = Context(customer=customer, account=account, tickets=[], hold_handoff=hold_handoff,
+                      sender=inbound.sender_id, first_contact=True)
+        return await _receive(ctx, inbound=inbound, rules=rules)
+
+
+async def _created_alone(identities: list[customers.IdentityRow]) -> Customer:
+    async with atomic():
+        return await customers.create_with_identities(identities=identities)
 
 
 async def _receive(ctx: Context, *, inbound: InboundMessage, rules: ConversionRules) -> Outcome:

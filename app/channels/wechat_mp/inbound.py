@@ -6,12 +6,17 @@ Formats: 接收普通消息 / 接收事件推送 (see the package docstring); TE
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from tortoise.exceptions import IntegrityError
 
 from app.channels.base import InboundMessage, MediaRef
 from app.channels.models import ChannelAccount, InboundEvent, bounded_dedupe_key
 from app.logs import get_logger
 from app.wecom.callback import parse_xml
+
+if TYPE_CHECKING:
+    from app.intake import Outcome
 
 log = get_logger(__name__)
 
@@ -114,8 +119,13 @@ async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
         return "done" if updated else "ignored"
 
     async with in_order(f"{account.id}:{inbound.sender_id}"):
-        identity, created = await customers.resolve_identity_ref(kind="mp_openid", scope=account.key,
-                                                                 value=inbound.sender_id)
+        known = await customers.identity_row(kind="mp_openid", scope=account.key, value=inbound.sender_id)
+        if known is None and inbound.event is None:
+            first = await _first_contact(inbound=inbound, account=account)
+            if first is not None:
+                return await _after(first)
+        identity, created = (known, None) if known is not None else await customers.resolve_identity_ref(
+            kind="mp_openid", scope=account.key, value=inbound.sender_id)
         if inbound.event in ("subscribe", "unsubscribe"):
             subscribed = inbound.event == "subscribe"
             changed_at = inbound.created_at.isoformat()
@@ -141,6 +151,27 @@ async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
         else:
             # a known follower: intake reads the customer under the row lock it takes anyway
             outcome = await intake.receive(inbound=inbound, account=account, customer_id=identity.customer_id)
+    return await _after(outcome)
+
+
+async def _first_contact(*, inbound: InboundMessage, account: ChannelAccount) -> Outcome | None:
+    """A message from a sender nobody holds: when user/info names nobody we know either, the customer and their
+    identities are written in the message's own transaction (None: the usual path, which merges or retries)."""
+    from app import intake
+    from app.channels.wechat_mp import jobs as mp_jobs
+
+    identities = await mp_jobs.new_follower(row=account, openid=inbound.sender_id)
+    if identities is None:
+        return None
+    try:
+        return await intake.receive(inbound=inbound, account=account, new_identities=identities)
+    except IntegrityError:
+        return None  # someone took the openid or the unionid meanwhile (nothing was written): the usual path
+
+
+async def _after(outcome: Outcome) -> str:
+    from app.queue import enqueue
+
     if outcome.message is not None and not outcome.duplicate and outcome.message.media:
         await enqueue("download_mp_media", outcome.message.id, job_id=f"mpmedia:{outcome.message.id}")
     return "done"

@@ -39,12 +39,38 @@ async def sync_mp_user(ctx: dict[str, Any], account_id: int, openid: str) -> str
 _SET_DATA = "UPDATE {q}customer_identity{q} SET {q}data{q}={m} WHERE {q}id{q}={m}"
 
 
+def _checked(data: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """An openid identity's data once user/info has answered for it."""
+    return {**data, "unionid_checked": True, "subscribed": bool(info.get("subscribe", 0))}
+
+
+async def new_follower(*, row: ChannelAccount, openid: str) -> list[customers.IdentityRow] | None:
+    """The identities of a sender nobody holds yet, from user/info (openid, and unionid when bound): None when the
+    unionid names a person we know (they are merged the usual way) or the platform cannot say now."""
+    account = accounts.from_row(row) if row.kind == accounts.KIND else await accounts.by_id(row.id)
+    if account is None:
+        return None
+    try:
+        info = await accounts.api(account).get_user(openid)
+    except Exception as exc:  # slow or down: the usual path tries again and then leaves it to the job
+        log.info("wechat_mp.identify_deferred", error=type(exc).__name__)
+        return None
+    found = [customers.IdentityRow(id=0, customer_id=0, kind="mp_openid", scope=account.key, value=openid,
+                                   data=_checked({}, info))]
+    unionid = info.get("unionid")
+    if unionid:
+        if await customers.identity_row(kind="unionid", value=unionid) is not None:
+            return None
+        found.append(customers.IdentityRow(id=0, customer_id=0, kind="unionid", scope="", value=unionid, data={}))
+    return found
+
+
 async def _learn_unionid(*, account: accounts.MPAccount, identity: CustomerIdentity | customers.IdentityRow,
                          customer: Customer) -> Customer:
     """Read user/info once for this follower; a unionid merges them with the person it names. The customer after."""
     info = await accounts.api(account).get_user(identity.value)
     unionid = info.get("unionid")
-    data = {**identity.data, "unionid_checked": True, "subscribed": bool(info.get("subscribe", 0))}
+    data = _checked(identity.data, info)
     conn: Any = CustomerIdentity._meta.db
     stored = CustomerIdentity._meta.fields_map["data"].to_db_value(data, CustomerIdentity)
     await conn.execute_query(dialect_sql(_SET_DATA, conn.capabilities.dialect), [stored, identity.id])

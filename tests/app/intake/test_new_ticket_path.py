@@ -4,6 +4,7 @@ the caller's transaction rolls back with it."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -82,6 +83,26 @@ async def test_a_first_message_is_counted_when_its_conversation_is_created(db: N
     again = await Conversation.get()
     assert again.message_count == 2 and again.last_inbound_at >= conv.last_inbound_at  # type: ignore[operator]
     assert await Message.filter(conversation_id=conv.id).count() == 2
+
+
+async def test_a_first_contact_asks_for_live_tickets_by_id_and_still_joins_one_opened_meanwhile(db: None) -> None:
+    # a first contact's customer was created for the message, yet another channel that learned the same unionid a
+    # moment earlier may have opened a ticket for them: it is joined, not doubled
+    await factories.org()
+    account = await ChannelAccount.create(kind="wechat_mp", key="first", name="公众号")
+    fresh = await factories.customer(name="新客户")
+    with count_statements() as none_yet:
+        outcome = await intake.receive(inbound=_text(account, "oFirst", "在吗", "f-1"), account=account,
+                                       customer=fresh, first_contact=True)
+    assert outcome.ticket is None and await Ticket.filter(customer_id=fresh.id).count() == 0
+    reads = [s for s in none_yet if re.search(r"FROM [`\"]ticket[`\"]", s)]
+    assert len(reads) == 1 and re.match(r"SELECT [`\"]id[`\"] FROM", reads[0]), none_yet
+    raced = await factories.customer(name="刚从企业微信来")
+    opened = await tickets.create(actor=SYSTEM, customer_id=raced.id, subject="企业微信里先开的工单")
+    joined = await intake.receive(inbound=_text(account, "oRaced", "订单号 2025112512345678 退款还没到账", "f-2"),
+                                  account=account, customer=raced, first_contact=True)
+    assert joined.ticket is not None and joined.ticket.id == opened.id and not joined.created_ticket
+    assert await Ticket.filter(customer_id=raced.id).count() == 1
 
 
 async def test_a_duplicate_first_message_leaves_no_conversation_behind(db: None) -> None:

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from app.channels.models import InboundEvent
 from app.conversations.models import Message
@@ -169,3 +172,80 @@ async def test_reply_after_48_hours_falls_back_to_a_template(mp: MPEnv) -> None:
     row = await OutboxMessage.filter(kind="customer_message").order_by("-id").first()
     assert row is not None and row.status == "sent"
     assert row.payload["_delivery"] == {"sent_as": "template", "fallback": "template", "reason": "mp_window_closed"}
+
+
+async def test_a_new_followers_first_message_writes_them_with_what_user_info_said(mp: MPEnv) -> None:
+    mp.sim.set_mp_user(mp.account.appid, "oFirstContact000000000001", unionid="union-first", subscribe=True)
+    await mp.driver.send_text("oFirstContact000000000001", "订单号 2025112512345678 退款还没到账")
+    await mp.settle()
+    ticket = await Ticket.get()
+    identities = await CustomerIdentity.filter(customer_id=ticket.customer_id).order_by(  # type: ignore[attr-defined]
+        "kind").values_list("kind", "value", "data")
+    assert identities == [("mp_openid", "oFirstContact000000000001", {"unionid_checked": True, "subscribed": True}),
+                          ("unionid", "union-first", {})]
+    assert await Customer.all().count() == 1
+    assert [m.body["touser"] for m in mp.sim.sent_messages()] == ["oFirstContact000000000001"]  # acknowledged
+
+
+async def test_a_first_message_that_fails_leaves_no_customer_behind_and_succeeds_on_retry(
+        mp: MPEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the customer, their identities, the message and the ticket are one transaction: nothing half-written
+    from app.channels import inbound_jobs
+    from app.intake import flows
+
+    real = flows.open_ticket
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the ticket insert failed")
+
+    monkeypatch.setattr(flows, "open_ticket", broken)
+    mp.sim.set_mp_user(mp.account.appid, "oFailsOnce000000000000001", unionid="union-fails")
+    await mp.driver.send_text("oFailsOnce000000000000001", "订单号 2025112512345678 退款还没到账")
+    await mp.settle()
+    event = await InboundEvent.get()
+    assert event.status == "pending" and "RuntimeError" in (event.error or "")
+    assert (await Customer.all().count(), await CustomerIdentity.all().count(), await Message.all().count()) == (
+        0, 0, 0)
+    monkeypatch.setattr(flows, "open_ticket", real)
+    assert await inbound_jobs.process_inbound_event({}, event.id) == "done"
+    ticket = await Ticket.get()
+    assert await CustomerIdentity.filter(customer_id=ticket.customer_id).count() == 2  # type: ignore[attr-defined]
+    assert await Message.filter(ticket_id=ticket.id).count() == 1
+
+
+async def test_a_unionid_taken_meanwhile_sends_the_first_message_the_usual_way(
+        mp: MPEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    # user/info named nobody we knew, but another channel stored the same unionid before our insert: the message's
+    # transaction rolls back whole and the usual path merges the follower with that person
+    from app.channels.wechat_mp import jobs as mp_jobs
+
+    holder = await Customer.create(name="企业微信里的客户")
+    await CustomerIdentity.create(customer=holder, kind="unionid", scope="", value="union-raced")
+    real = mp_jobs.customers.identity_row
+
+    async def not_yet(*, kind: str, value: str, scope: str = "") -> Any:
+        return None if kind == "unionid" else await real(kind=kind, value=value, scope=scope)
+
+    monkeypatch.setattr(mp_jobs.customers, "identity_row", not_yet)
+    mp.sim.set_mp_user(mp.account.appid, "oRaced00000000000000000001", unionid="union-raced")
+    await mp.driver.send_text("oRaced00000000000000000001", "订单号 2025112512345678 退款还没到账")
+    monkeypatch.setattr(mp_jobs.customers, "identity_row", real)
+    await mp.settle()
+    ticket = await Ticket.get()
+    assert ticket.customer_id == holder.id  # type: ignore[attr-defined]
+    assert await Customer.filter(merged_into_id=None).count() == 1
+    assert await Message.all().count() == 1
+
+
+async def test_a_first_message_while_user_info_is_down_is_ticketed_and_the_unionid_learned_later(
+        mp: MPEnv) -> None:
+    mp.sim.set_mp_user(mp.account.appid, "oPlatformDown000000000001", unionid="union-later")
+    mp.sim.inject_fault("user/info", {"errcode": -1}, times=2)  # the first contact's call and the usual path's
+    await mp.driver.send_text("oPlatformDown000000000001", "订单号 2025112512345678 退款还没到账")
+    await mp.settle()
+    ticket = await Ticket.get()
+    kinds = await CustomerIdentity.filter(customer_id=ticket.customer_id).order_by(  # type: ignore[attr-defined]
+        "kind").values_list("kind", flat=True)
+    assert kinds == ["mp_openid", "unionid"]  # the deferred sync job learned it
+    ident = await CustomerIdentity.get(kind="mp_openid", value="oPlatformDown000000000001")
+    assert ident.data["unionid_checked"] is True
