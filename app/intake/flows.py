@@ -72,8 +72,10 @@ class Context:
     #: the sender's id on the account's channel, when a message of theirs is on the path (where replies go)
     sender: str | None = None
     #: the customer was created for this message (and merged with nobody): no conversation, survey or earlier ticket
-    #: of theirs exists to be read. Their live tickets are still read: a channel that learned the same person's
-    #: unionid a moment ago could have opened one meanwhile, and joining it is what keeps one ticket a person
+    #: of theirs exists to be read. Where they were committed before the message's transaction began, their live
+    #: tickets are still looked for (by id first): a channel that learned the same person's unionid a moment ago
+    #: could have opened one meanwhile, and joining it keeps one ticket a person. Created inside the message's own
+    #: transaction (`receive(new_identities=...)`), nobody can have, and `tickets` starts empty.
     first_contact: bool = False
 
     def customer_target(self) -> tuple[str, int, str] | None:

@@ -47,9 +47,7 @@ def _checked(data: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
 async def new_follower(*, row: ChannelAccount, openid: str) -> list[customers.IdentityRow] | None:
     """The identities of a sender nobody holds yet, from user/info (openid, and unionid when bound): None when the
     unionid names a person we know (they are merged the usual way) or the platform cannot say now."""
-    account = accounts.from_row(row) if row.kind == accounts.KIND else await accounts.by_id(row.id)
-    if account is None:
-        return None
+    account = accounts.from_row(row)
     try:
         info = await accounts.api(account).get_user(openid)
     except Exception as exc:  # slow or down: the usual path tries again and then leaves it to the job
