@@ -156,8 +156,11 @@ async def receive(*, inbound: InboundMessage, account: ChannelAccount, customer:
     transaction, and IntegrityError, with nothing written, says someone took one of them meanwhile)."""
     rules = load_rules()
     if new_identities is not None:
-        return await _receive_first(inbound=inbound, account=account, identities=new_identities, rules=rules,
-                                    hold_handoff=hold_handoff)
+        if not conversations.is_status_query(inbound, rules):
+            return await _receive_first(inbound=inbound, account=account, identities=new_identities, rules=rules,
+                                        hold_handoff=hold_handoff)
+        async with atomic():  # a first 查询 finds nothing, but its customer is kept like any other
+            customer = await customers.create_with_identities(identities=new_identities)
     if customer is None and customer_id is None:
         customer = await customers.resolve_identity(
             kind=IDENTITY_KIND.get(account.kind, inbound.sender_kind), scope=account.key, value=inbound.sender_id)
@@ -194,19 +197,11 @@ async def _receive_first(*, inbound: InboundMessage, account: ChannelAccount, id
                          rules: ConversionRules, hold_handoff: bool) -> Outcome:
     # nobody finds the customer before this transaction commits (their identities are in it): no row lock to take
     # and nothing of theirs to read, not even their live tickets
-    if conversations.is_status_query(inbound, rules):
-        return await receive(inbound=inbound, account=account, hold_handoff=hold_handoff, first_contact=True,
-                             customer=await _created_alone(identities))
     async with atomic():
         customer = await customers.create_with_identities(identities=identities)
         ctx = Context(customer=customer, account=account, tickets=[], hold_handoff=hold_handoff,
                       sender=inbound.sender_id, first_contact=True)
         return await _receive(ctx, inbound=inbound, rules=rules)
-
-
-async def _created_alone(identities: list[customers.IdentityRow]) -> Customer:
-    async with atomic():
-        return await customers.create_with_identities(identities=identities)
 
 
 async def _receive(ctx: Context, *, inbound: InboundMessage, rules: ConversionRules) -> Outcome:

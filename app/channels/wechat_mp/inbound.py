@@ -120,8 +120,10 @@ async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
 
     async with in_order(f"{account.id}:{inbound.sender_id}"):
         known = await customers.identity_row(kind="mp_openid", scope=account.key, value=inbound.sender_id)
+        info: dict[str, Any] | None = None
         if known is None and inbound.event is None:
-            first = await _first_contact(inbound=inbound, account=account)
+            info = await mp_jobs.user_info(row=account, openid=inbound.sender_id)
+            first = await _first_contact(inbound=inbound, account=account, info=info) if info is not None else None
             if first is not None:
                 return await _after(first)
         identity, created = (known, None) if known is not None else await customers.resolve_identity_ref(
@@ -142,8 +144,9 @@ async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
             # a first message: learn the unionid now, so routing sees the person we already know (a VIP from
             # another account or from WeCom) before it decides; the job is ours, the API call is allowed here
             customer = created or await customers.load(customer_id=identity.customer_id)
+            # user/info's answer when the first-contact path asked already (a unionid we know): not asked twice
             customer = await mp_jobs.identify_follower(account_id=account.id, identity=identity, customer=customer,
-                                                       row=account)
+                                                       row=account, info=info)
             # a follower created for this message whose unionid named nobody we know: nothing of theirs to read
             first_contact = created is not None and customer.id == created.id
             outcome = await intake.receive(inbound=inbound, account=account, customer=customer,
@@ -154,13 +157,13 @@ async def process(event: InboundEvent, account: ChannelAccount | None) -> str:
     return await _after(outcome)
 
 
-async def _first_contact(*, inbound: InboundMessage, account: ChannelAccount) -> Outcome | None:
+async def _first_contact(*, inbound: InboundMessage, account: ChannelAccount, info: dict[str, Any]) -> Outcome | None:
     """A message from a sender nobody holds: when user/info names nobody we know either, the customer and their
-    identities are written in the message's own transaction (None: the usual path, which merges or retries)."""
+    identities are written in the message's own transaction (None: the usual path, which merges)."""
     from app import intake
     from app.channels.wechat_mp import jobs as mp_jobs
 
-    identities = await mp_jobs.new_follower(row=account, openid=inbound.sender_id)
+    identities = await mp_jobs.new_follower(row=account, openid=inbound.sender_id, info=info)
     if identities is None:
         return None
     try:

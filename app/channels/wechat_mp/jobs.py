@@ -44,16 +44,19 @@ def _checked(data: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
     return {**data, "unionid_checked": True, "subscribed": bool(info.get("subscribe", 0))}
 
 
-async def new_follower(*, row: ChannelAccount, openid: str) -> list[customers.IdentityRow] | None:
-    """The identities of a sender nobody holds yet, from user/info (openid, and unionid when bound): None when the
-    unionid names a person we know (they are merged the usual way) or the platform cannot say now."""
-    account = accounts.from_row(row)
+async def user_info(*, row: ChannelAccount, openid: str) -> dict[str, Any] | None:
+    """user/info for a follower, None when the platform cannot say now (the usual path asks again, then the job)."""
     try:
-        info = await accounts.api(account).get_user(openid)
-    except Exception as exc:  # slow or down: the usual path tries again and then leaves it to the job
+        return await accounts.api(accounts.from_row(row)).get_user(openid)
+    except Exception as exc:  # slow or down: routing must not wait for it
         log.info("wechat_mp.identify_deferred", error=type(exc).__name__)
         return None
-    found = [customers.IdentityRow(id=0, customer_id=0, kind="mp_openid", scope=account.key, value=openid,
+
+
+async def new_follower(*, row: ChannelAccount, openid: str, info: dict[str, Any]) -> list[customers.IdentityRow] | None:
+    """The identities of a sender nobody holds yet, from user/info's answer (openid, and unionid when bound): None
+    when the unionid names a person we know (they are merged the usual way)."""
+    found = [customers.IdentityRow(id=0, customer_id=0, kind="mp_openid", scope=row.key, value=openid,
                                    data=_checked({}, info))]
     unionid = info.get("unionid")
     if unionid:
@@ -64,9 +67,11 @@ async def new_follower(*, row: ChannelAccount, openid: str) -> list[customers.Id
 
 
 async def _learn_unionid(*, account: accounts.MPAccount, identity: CustomerIdentity | customers.IdentityRow,
-                         customer: Customer) -> Customer:
-    """Read user/info once for this follower; a unionid merges them with the person it names. The customer after."""
-    info = await accounts.api(account).get_user(identity.value)
+                         customer: Customer, info: dict[str, Any] | None = None) -> Customer:
+    """Read user/info once for this follower (``info``: its answer, when the caller has it); a unionid merges them
+    with the person it names. The customer after."""
+    if info is None:
+        info = await accounts.api(account).get_user(identity.value)
     unionid = info.get("unionid")
     data = _checked(identity.data, info)
     conn: Any = CustomerIdentity._meta.db
@@ -81,16 +86,17 @@ async def _learn_unionid(*, account: accounts.MPAccount, identity: CustomerIdent
 
 
 async def identify_follower(*, account_id: int, identity: CustomerIdentity | customers.IdentityRow,
-                            customer: Customer, row: ChannelAccount | None = None) -> Customer:
+                            customer: Customer, row: ChannelAccount | None = None,
+                            info: dict[str, Any] | None = None) -> Customer:
     """Learn a new follower's unionid before their first message is routed (merging them with the person we
     know); when the platform cannot say now, the job retries in the background and intake goes on as they are
-    (``row``: the account's row the caller holds already, spared a read)."""
+    (``row``: the account's row the caller holds already, spared a read; ``info``: user/info's answer, if asked)."""
     account = accounts.from_row(row) if row is not None and row.kind == accounts.KIND else await accounts.by_id(
         account_id)
     if account is None:
         return customer
     try:
-        return await _learn_unionid(account=account, identity=identity, customer=customer)
+        return await _learn_unionid(account=account, identity=identity, customer=customer, info=info)
     except Exception as exc:  # the platform is slow or down: routing must not wait for it
         log.info("wechat_mp.identify_deferred", error=type(exc).__name__)
         await enqueue("sync_mp_user", account_id, identity.value, job_id=f"mpuser:{account_id}:{identity.value}")

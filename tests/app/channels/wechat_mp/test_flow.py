@@ -249,3 +249,28 @@ async def test_a_first_message_while_user_info_is_down_is_ticketed_and_the_union
     assert kinds == ["mp_openid", "unionid"]  # the deferred sync job learned it
     ident = await CustomerIdentity.get(kind="mp_openid", value="oPlatformDown000000000001")
     assert ident.data["unionid_checked"] is True
+
+
+async def test_a_new_follower_known_by_unionid_is_asked_about_once(mp: MPEnv) -> None:
+    # user/info's answer that sent the message the usual way (a unionid we know) is the one the merge uses
+    holder = await Customer.create(name="二号店的老客户")
+    await CustomerIdentity.create(customer=holder, kind="unionid", scope="", value="union-asked-once")
+    mp.sim.set_mp_user(mp.account.appid, "oAskedOnce000000000000001", unionid="union-asked-once")
+    before = len(mp.sim.api_calls_for("user/info"))
+    await mp.driver.send_text("oAskedOnce000000000000001", "订单号 2025112512345678 退款还没到账")
+    await mp.settle()
+    assert len(mp.sim.api_calls_for("user/info")) - before == 1
+    ticket = await Ticket.get()
+    assert ticket.customer_id == holder.id  # type: ignore[attr-defined]
+    ident = await CustomerIdentity.get(kind="mp_openid", value="oAskedOnce000000000000001")
+    assert ident.data["unionid_checked"] is True
+
+
+async def test_a_new_followers_first_message_asking_for_progress_is_answered_and_keeps_them(mp: MPEnv) -> None:
+    mp.sim.set_mp_user(mp.account.appid, "oAsksFirst000000000000001", unionid="union-asks-first")
+    await mp.driver.send_text("oAsksFirst000000000000001", "查询")
+    await mp.settle()
+    assert await Ticket.all().count() == 0
+    kinds = await CustomerIdentity.all().order_by("kind").values_list("kind", flat=True)
+    assert kinds == ["mp_openid", "unionid"]
+    assert [m.body["touser"] for m in mp.sim.sent_messages()] == ["oAsksFirst000000000000001"]
