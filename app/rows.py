@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -121,6 +122,39 @@ def _converters(model: type[Model], columns: list[str]) -> list[Callable[[Any], 
     return convert
 
 
+#: from this many rows a bulk insert looks for the columns every row gives the same value
+_SHARED_FROM = 8
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    columns: tuple[str, ...]
+    insert_query: str
+    #: per column: set to the call's time on insert, else the field's default (a callable is called per insert)
+    defaults: tuple[tuple[bool, Any], ...]
+    convert: tuple[Callable[[Any], Any] | None, ...]
+
+
+_PLANS: dict[tuple[type[Model], str, str], _InsertPlan] = {}
+
+
+def _insert_plan(model: type[Model], db: Any) -> _InsertPlan:
+    """What every insert into `model` on `db`'s kind of server shares, worked out once."""
+    key = (model, str(db.connection_name), str(db.capabilities.dialect))
+    plan = _PLANS.get(key)
+    if plan is None:
+        executor = db.executor_class(model=model, db=db)
+        columns = tuple(executor.regular_columns)
+        fields_map = model._meta.fields_map
+        plan = _PLANS[key] = _InsertPlan(
+            columns=columns, insert_query=executor.insert_query,
+            defaults=tuple((bool(getattr(fields_map[c], "auto_now", False)
+                                 or getattr(fields_map[c], "auto_now_add", False)), fields_map[c].default)
+                           for c in columns),
+            convert=tuple(_converters(model, list(columns))))
+    return plan
+
+
 async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, id_step: int = 0) -> list[int]:
     """What ``bulk_create`` writes, without a model instance per row (most of its CPU): on MySQL one multi-row
     INSERT per ``MAX_STATEMENT_CHARS`` where a column every row gives the same value (the sync's timestamps, statuses,
@@ -134,34 +168,41 @@ async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, id_step
     connection = getattr(db, "_connection", None)  # a transaction's own connection (a pool has none)
     if id_step and (db.capabilities.dialect != "mysql" or connection is None):
         raise RuntimeError(f"{model.__name__}: this connection does not give a bulk insert's ids (see id_step)")
-    executor = db.executor_class(model=model, db=db)
-    columns = executor.regular_columns
-    fields_map = model._meta.fields_map
+    plan = _insert_plan(model, db)
+    columns, convert = plan.columns, plan.convert
     now = utcnow()
-    defaults = [now if getattr(fields_map[c], "auto_now", False) or getattr(fields_map[c], "auto_now_add", False)
-                else _default(fields_map[c].default) for c in columns]
-    convert = _converters(model, list(columns))
+    defaults = [now if auto else (d() if callable(d) else d) for auto, d in plan.defaults]
     if db.capabilities.dialect != "mysql" or connection is None:
         values = []
         for row in rows:
             line = [row.get(c, d) for c, d in zip(columns, defaults, strict=True)]
             values.append([v if f is None or v is None else f(v) for v, f in zip(line, convert, strict=True)])
-        await db.execute_many(executor.insert_query, values)
+        if len(values) == 1:  # a pool's executemany wraps itself in BEGIN and COMMIT: three round trips for one row
+            await db.execute_insert(plan.insert_query, values[0])
+        else:
+            await db.execute_many(plan.insert_query, values)
         return []
     escape = _escaper(connection)
-    specs = list(zip(range(len(columns)), columns, defaults, convert, strict=True))
-    first = [rows[0].get(c, d) for _, c, d, _ in specs]
-    # a column every row gives the same value is converted and escaped once; the others once per row, a column at
-    # a time (a comprehension per column costs less than a loop over rows and columns)
     literals: list[list[str]] = []
-    for j, c, d, f in specs:
-        values = [row.get(c, d) for row in rows]
-        if all(v == first[j] and type(v) is type(first[j]) for v in values):
-            literals.append([escape(first[j] if f is None or first[j] is None else f(first[j]))] * len(rows))
-        elif f is None:
-            literals.append([escape(v) for v in values])
-        else:
-            literals.append([escape(v if v is None else f(v)) for v in values])
+    if len(rows) < _SHARED_FROM:
+        # a few rows (a batch of new tickets): looking for values every row shares costs more than it saves
+        for row in rows:
+            literals.append([escape(v if f is None or v is None else f(v)) for v, f in zip(
+                [row.get(c, d) for c, d in zip(columns, defaults, strict=True)], convert, strict=True)])
+        literals = [list(column) for column in zip(*literals, strict=True)]
+    else:
+        specs = list(zip(range(len(columns)), columns, defaults, convert, strict=True))
+        first = [rows[0].get(c, d) for _, c, d, _ in specs]
+        # a column every row gives the same value is converted and escaped once; the others once per row, a column
+        # at a time (a comprehension per column costs less than a loop over rows and columns)
+        for j, c, d, f in specs:
+            values = [row.get(c, d) for row in rows]
+            if all(v == first[j] and type(v) is type(first[j]) for v in values):
+                literals.append([escape(first[j] if f is None or first[j] is None else f(first[j]))] * len(rows))
+            elif f is None:
+                literals.append([escape(v) for v in values])
+            else:
+                literals.append([escape(v if v is None else f(v)) for v in values])
     prefix = f"INSERT INTO `{model._meta.db_table}` ({','.join(f'`{c}`' for c in columns)}) VALUES "
     new_ids: list[int] = []
     chunk: list[str] = []
@@ -245,7 +286,3 @@ def _memo(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 _PLAIN_FIELDS = (tortoise_fields.CharField, tortoise_fields.TextField, tortoise_fields.IntField,
                  tortoise_fields.BigIntField)
-
-
-def _default(value: Any) -> Any:
-    return value() if callable(value) else value

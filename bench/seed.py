@@ -140,13 +140,27 @@ async def reset_database(database_url: str) -> None:
 
 
 async def remove_load_tickets(database_url: str) -> int:
-    """Delete the tickets (and, by cascade, events) that earlier load phases created."""
+    """Delete the tickets (and, by cascade, events) that earlier load phases created, with the report marks and
+    facts they left: a run starts with no refresh backlog, as after seeding, not with every earlier run's."""
     conn = await _connect(database_url)
     try:
         async with conn.cursor() as cur:
             n = await cur.execute("DELETE FROM ticket WHERE category=%s", (LOAD_CATEGORY,))
+            await cur.execute("DELETE FROM report_dirty")
+            await cur.execute("DELETE f FROM report_ticket_fact f LEFT JOIN ticket t ON t.id = f.ticket_id "
+                              "WHERE t.id IS NULL")
         await conn.commit()
         return int(n)
+    finally:
+        conn.close()
+
+
+async def rollup_backlog(database_url: str) -> int:
+    """The ticket changes the reports' refresh has not yet rolled up (`report_dirty` rows)."""
+    conn = await _connect(database_url)
+    try:
+        async with conn.cursor() as cur:
+            return int(await _scalar(cur, "SELECT COUNT(*) FROM report_dirty"))
     finally:
         conn.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.expressions import Q, Subquery
 
+from app.batching import GroupCommit
 from app.customers.models import ContactVerification, Customer, CustomerIdentity
 from app.db import dialect_sql, rows_sql
 from app.errors import NotFound, ValidationFailed
@@ -16,7 +19,7 @@ from app.security.crypto import decrypt_field, encrypt_field, keyed_hash, mask_e
 from app.security.scope import Actor
 from app.tickets.models import Ticket
 from app.timeutil import utcnow
-from app.uow import atomic
+from app.uow import atomic, inside_transaction
 
 
 async def get(*, customer_id: int, actor: Actor) -> Customer:
@@ -226,13 +229,47 @@ async def load(*, customer_id: int, for_update: bool = False) -> Customer:
     sql = rows_sql(_CUSTOMER, Customer)
     lock = " FOR UPDATE" if for_update and Customer._meta.db.capabilities.dialect == "mysql" else ""
     while True:
-        found: list[Customer] = await Customer.raw(sql.format(customer_id=int(customer_id)) + lock)
-        if not found:
+        if lock or inside_transaction():
+            found: list[Customer] = await Customer.raw(sql.format(customer_id=int(customer_id)) + lock)
+            customer = found[0] if found else None
+        else:
+            customer = await _READS.add(int(customer_id))
+        if customer is None:
             raise DoesNotExist(Customer)
-        merged_into: int | None = found[0].merged_into_id  # type: ignore[attr-defined]
+        merged_into: int | None = customer.merged_into_id  # type: ignore[attr-defined]
         if merged_into is None:
-            return found[0]
+            return customer
         customer_id = merged_into
+
+
+_CUSTOMERS = "SELECT {{columns}} FROM {q}customer{q} WHERE {q}id{q} IN ({{ids}})"
+
+
+class _Reads(GroupCommit[int, Customer | None]):
+    """Customers read by id outside a transaction (an API call naming one) while such a read is in flight go
+    together in the next: one SELECT for all. Each caller gets a model of its own."""
+
+    max_batch = 100
+
+    async def _write(self, batch: list[tuple[int, asyncio.Future[Customer | None]]]) -> None:
+        try:
+            ids = ",".join(str(i) for i in sorted({i for i, _ in batch}))
+            rows: list[Customer] = await Customer.raw(rows_sql(_CUSTOMERS, Customer).format(ids=ids))
+        except BaseException as exc:
+            self._fail(batch, exc)
+            return
+        by_id = {c.id: c for c in rows}
+        handed: set[int] = set()
+        for customer_id, fut in batch:
+            customer = by_id.get(customer_id)
+            if customer is not None and customer_id in handed:
+                customer = copy.deepcopy(customer)
+            handed.add(customer_id)
+            if not fut.done():
+                fut.set_result(customer)
+
+
+_READS = _Reads()
 
 
 async def resolve_identity_ref(*, kind: str, value: str, scope: str = "") -> tuple[IdentityRow, Customer | None]:

@@ -15,6 +15,7 @@ tickets down the path, so nothing is read twice.
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,7 +40,7 @@ from app.tickets import routing, sla, states
 from app.tickets import service as tickets
 from app.tickets.models import Ticket, TicketEvent
 from app.timeutil import utcnow
-from app.uow import atomic
+from app.uow import atomic, joined
 
 log = get_logger(__name__)
 
@@ -342,32 +343,36 @@ async def open_ticket(ctx: Context, req: NewTicket) -> Ticket:
         policy = sla.pick(await sla.policies(), priority=priority, vip_level=ctx.customer.vip_level,
                           channel=ctx.account.kind if ctx.account is not None else "", group_id=group_id)
         sla_policy_id = policy.id if policy is not None else None
-    if phone and ctx.customer.phone_enc is None:
-        await customers.set_contact(customer=ctx.customer, phone=phone)
     custom = dict(req.custom_fields)
     if found.category and "problem_type" not in custom:
         custom["problem_type"] = found.category
     subject = (req.subject or req.description.replace("\n", " ")).strip() or "客户来信"
-    subject, description = await pii_tokens.tokenise_many([subject[:60], req.description],
-                                                          customer_id=ctx.customer.id)
-    conv = ctx.conversation
-    ticket = await tickets.create(
-        actor=req.actor, customer_id=ctx.customer.id, subject=pii_tokens.fit(subject, 200),
-        description=description,
-        priority=priority, category=decision.category or category,
-        order_no=order_no, phone=phone, custom_fields=custom, tags=sorted({*req.tags, *decision.tags}),
-        group_id=group_id, assignee_id=assignee_id, channel_account_id=ctx.account.id if ctx.account else None,
-        conversation_id=conv.id if conv else None, sla_policy_id=sla_policy_id,
-        after_hours_until=parked_until, decision=decision, customer_checked=True,
-        customer_target=ctx.customer_target(),
-        group_checked=req.group_id is None,
-        record={"source": req.source, "reason": req.reason, "keywords": found.matched_keywords,
-                **decision.to_json()})
-    if req.messages:
-        conn: Any = Message._meta.db
-        marks = ",".join("{m}" for _ in req.messages)
-        await conn.execute_query(dialect_sql(_LINK_MESSAGES.replace("{marks}", marks), conn.capabilities.dialect),
-                                 [ticket.id, *(m.id for m in req.messages)])
+    texts = [subject[:60], req.description]
+    sets_phone = bool(phone) and ctx.customer.phone_enc is None
+    # a ticket that writes nothing else (no customer phone, no personal data to tokenise, no transcript to link) is
+    # created on its own: outside a transaction it shares one with the tickets the process opens at the same moment
+    async with joined() if sets_phone or req.messages or pii_tokens.has_pii(texts) else nullcontext():
+        if sets_phone:
+            await customers.set_contact(customer=ctx.customer, phone=phone)
+        subject, description = await pii_tokens.tokenise_many(texts, customer_id=ctx.customer.id)
+        conv = ctx.conversation
+        ticket = await tickets.create(
+            actor=req.actor, customer_id=ctx.customer.id, subject=pii_tokens.fit(subject, 200),
+            description=description,
+            priority=priority, category=decision.category or category,
+            order_no=order_no, phone=phone, custom_fields=custom, tags=sorted({*req.tags, *decision.tags}),
+            group_id=group_id, assignee_id=assignee_id, channel_account_id=ctx.account.id if ctx.account else None,
+            conversation_id=conv.id if conv else None, sla_policy_id=sla_policy_id,
+            after_hours_until=parked_until, decision=decision, customer_checked=True,
+            customer_target=ctx.customer_target(),
+            group_checked=req.group_id is None,
+            record={"source": req.source, "reason": req.reason, "keywords": found.matched_keywords,
+                    **decision.to_json()})
+        if req.messages:
+            conn: Any = Message._meta.db
+            marks = ",".join("{m}" for _ in req.messages)
+            await conn.execute_query(dialect_sql(_LINK_MESSAGES.replace("{marks}", marks), conn.capabilities.dialect),
+                                     [ticket.id, *(m.id for m in req.messages)])
     if ctx.tickets is not None:
         ctx.tickets.insert(0, ticket)
     log.info("intake.ticket_opened", ticket_id=ticket.id, source=req.source, reason=req.reason,
@@ -406,13 +411,13 @@ async def staff_ticket(*, actor: Actor, customer: Customer, subject: str, descri
                        assign_to_self: bool = True, group_id: int | None = None, phone: str | None = None,
                        category: str = "", tags: list[str] | None = None,
                        custom_fields: dict[str, Any] | None = None, assignee_id: int | None = None) -> Ticket:
-    """A ticket a staff member opens for a customer (H5 新建, the chat sidebar, the API): routed like a message."""
-    async with atomic():
-        return await open_ticket(Context(customer=customer), NewTicket(
-            source=source, reason="staff" if source != "api" else "api", subject=subject, description=description,
-            actor=actor, priority=priority, group_id=group_id, order_no=order_no, phone=phone, category=category,
-            tags=list(tags or []), custom_fields=dict(custom_fields or {}),
-            assignee_id=actor.staff_id if assign_to_self and assignee_id is None else assignee_id))
+    """A ticket a staff member opens for a customer (H5 新建, the chat sidebar, the API): routed like a message
+    (open_ticket holds its writes in one transaction)."""
+    return await open_ticket(Context(customer=customer), NewTicket(
+        source=source, reason="staff" if source != "api" else "api", subject=subject, description=description,
+        actor=actor, priority=priority, group_id=group_id, order_no=order_no, phone=phone, category=category,
+        tags=list(tags or []), custom_fields=dict(custom_fields or {}),
+        assignee_id=actor.staff_id if assign_to_self and assignee_id is None else assignee_id))
 
 
 async def customer_ticket(*, customer: Customer, account: ChannelAccount | None, subject: str, description: str,

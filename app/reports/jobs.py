@@ -18,7 +18,6 @@ import structlog
 from tortoise.expressions import Q
 
 from app.conversations.models import Conversation, Message
-from app.db import dialect_sql
 from app.lease import renewed
 from app.outbox import service as outbox
 from app.outbox.models import OutboxMessage
@@ -29,7 +28,7 @@ from app.settings import get_settings
 from app.staff.models import Staff
 from app.tickets.models import SlaEvent, Ticket
 from app.timeutil import CHINA, utcnow
-from app.uow import atomic
+from app.uow import atomic, insert_later
 
 log = structlog.get_logger(__name__)
 
@@ -51,21 +50,14 @@ SLA_WATERMARK = "sla_event_id"
 # ---- listeners (registered by app.setup) -------------------------------------------------------------------------
 
 
-#: the row every ticket event writes, as SQL written once (`app.db.dialect_sql`): tortoise's model creation cost more
-#: CPU than the round trip, and nothing reads the row back
-_MARK = ("INSERT INTO {q}report_dirty{q} ({q}ticket_id{q},{q}conversation_id{q},{q}created_at{q}) "
-         "VALUES ({m},{m},{m})")
-
-
 async def mark_ticket(*, ticket: Any = None, ticket_id: int | None = None, **_: Any) -> None:
     """Any ticket event: the ticket's fact is stale (refresh recomputes it)."""
     tid = ticket_id if ticket_id is not None else getattr(ticket, "id", None)
     if tid is None:
         return
-    conn: Any = ReportDirty._meta.db
-    created_at = ReportDirty._meta.fields_map["created_at"].to_db_value(utcnow(), ReportDirty)
-    await conn.execute_query(dialect_sql(_MARK, conn.capabilities.dialect),
-                             [tid, getattr(ticket, "conversation_id", None), created_at])
+    # nothing reads the mark back before the refresh: the marks of a transaction (a ticket's creation, assignment
+    # and first message; a batch of creations) go in one INSERT just before its commit
+    await insert_later(ReportDirty, {"ticket_id": tid, "conversation_id": getattr(ticket, "conversation_id", None)})
 
 
 # ---- refresh ---------------------------------------------------------------------------------------------------

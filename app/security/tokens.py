@@ -86,6 +86,11 @@ async def tokenise_many(texts: Sequence[str], *, customer_id: int | None = None)
     return out
 
 
+def has_pii(texts: Sequence[str]) -> bool:
+    """Whether `tokenise_many` would write a token for any of the texts."""
+    return any(find_pii(t) for t in texts)
+
+
 async def tokenise(text: str, *, customer_id: int | None = None) -> str:
     """Replace the personal data in one text by tokens (no statement when there is none)."""
     return (await tokenise_many([text], customer_id=customer_id))[0]

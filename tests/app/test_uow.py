@@ -36,3 +36,29 @@ async def test_inside_a_transaction_it_joins_it_without_a_savepoint(anydb: str) 
                 await Customer.create(name="内层")
             raise Boom
     assert await Customer.filter(name__in=["外层", "内层"]).count() == 0
+
+
+async def test_rows_held_for_the_commit_go_in_one_insert_and_not_at_all_when_their_block_rolls_back(
+        anydb: str) -> None:
+    from app.reports.models import ReportDirty
+    from app.uow import insert_later
+    from tests.sqlcount import count_statements
+
+    with count_statements() as statements:
+        async with atomic():
+            await insert_later(ReportDirty, {"ticket_id": 1})
+            with pytest.raises(Boom):
+                async with atomic():  # a savepoint: what it held goes with it
+                    await insert_later(ReportDirty, {"ticket_id": 2})
+                    raise Boom
+            await insert_later(ReportDirty, {"ticket_id": 3, "conversation_id": 7})
+            assert await ReportDirty.all().count() == 0  # held until the commit
+    assert [s for s in statements if "report_dirty" in s and s.startswith("INSERT")] != []
+    assert len([s for s in statements if "report_dirty" in s and s.startswith("INSERT")]) == 1
+    assert sorted(await ReportDirty.all().values_list("ticket_id", "conversation_id")) == [(1, None), (3, 7)]
+    with pytest.raises(Boom):
+        async with atomic():
+            await insert_later(ReportDirty, {"ticket_id": 4})
+            raise Boom
+    await insert_later(ReportDirty, {"ticket_id": 5})  # no transaction: written at once
+    assert sorted(await ReportDirty.all().values_list("ticket_id", flat=True)) == [1, 3, 5]

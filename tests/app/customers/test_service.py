@@ -41,3 +41,24 @@ async def test_an_identity_another_customer_holds_merges_the_two(db: None) -> No
     fresh = await Customer.create(name="")
     assert (await customers.add_identity(customer=fresh, kind="unionid", value="oUnion0002")).id == fresh.id
     assert await CustomerIdentity.filter(kind="unionid", value="oUnion0002", customer_id=fresh.id).count() == 1
+
+
+async def test_customers_read_by_id_at_once_outside_a_transaction_take_one_select_and_their_own_models(
+        db: None) -> None:
+    import asyncio
+    import re
+
+    from tests.sqlcount import count_statements
+
+    first = await customers.create(name="甲")
+    second = await customers.create(name="乙")
+    merged = await customers.create(name="丙")
+    await Customer.filter(id=merged.id).update(merged_into_id=second.id)
+    with count_statements() as statements:
+        got = await asyncio.gather(*(customers.load(customer_id=i)
+                                     for i in (first.id, second.id, first.id, merged.id)))
+    assert [c.name for c in got] == ["甲", "乙", "甲", "乙"]
+    assert got[0] is not got[2] and got[1] is not got[3]  # one caller's changes never show in another's
+    reads = [s for s in statements if re.search(r"FROM [`\"]customer[`\"]", s)]
+    # one read for the four, one more to follow the merge
+    assert len(reads) == 2, reads

@@ -69,13 +69,13 @@ def numbers_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     from app.tickets import service as ticket_service
 
     taken: list[str] = []
-    allocate = ticket_service.next_number  # type: ignore[attr-defined]
+    allocate = ticket_service.next_numbers  # type: ignore[attr-defined]
 
-    async def spy() -> str:
-        taken.append(await allocate())
-        return taken[-1]
+    async def spy(*, count: int) -> list[str]:
+        taken.extend(await allocate(count=count))
+        return taken[-count:]
 
-    monkeypatch.setattr(ticket_service, "next_number", spy)
+    monkeypatch.setattr(ticket_service, "next_numbers", spy)
     return taken
 
 
