@@ -94,3 +94,28 @@ async def test_inside_the_callers_transaction_a_ticket_is_written_there_and_roll
             raise Undo
     assert not await Ticket.filter(customer_id=customer.id).exists()
     assert await ReportDirty.all().count() == 0
+
+
+async def test_an_after_commit_hook_that_fails_leaves_the_batch_written_once(
+        anydb: str, settings: Settings) -> None:
+    # the commit happened: writing the batch again a ticket at a time would make every ticket twice
+    from app.uow import on_commit
+
+    customer = await factories.customer()
+
+    async def broken() -> None:
+        raise RuntimeError("queue down")
+
+    async def hook(*, ticket: Ticket, **_: Any) -> None:
+        if ticket.subject == "钩子失败":
+            await on_commit(broken)
+
+    events.listen(events.TICKET_CREATED, hook)
+    try:
+        made = await asyncio.gather(_create(customer.id, "钩子失败"), _create(customer.id, "同批"))
+    finally:
+        events._listeners[events.TICKET_CREATED].remove(hook)
+    assert [t.subject for t in made] == ["钩子失败", "同批"]
+    assert sorted(await Ticket.filter(customer_id=customer.id).values_list("subject", flat=True)) == [
+        "同批", "钩子失败"]
+    assert await TicketEvent.filter(kind="created").count() == 2
