@@ -12,11 +12,6 @@ from app.tickets.models import TicketCounter
 from app.timeutil import local, utcnow
 
 
-async def next_number() -> str:
-    """Allocate the next number of today's sequence."""
-    return (await next_numbers(count=1))[0]
-
-
 async def next_numbers(*, count: int) -> list[str]:
     """Allocate the next `count` numbers of today's sequence, in order, with one statement (on MySQL)."""
     day = local(utcnow()).strftime("%Y%m%d")

@@ -13,9 +13,9 @@ from tests.conftest import MYSQL_DB
 
 async def test_numbers_follow_each_other_within_a_day(anydb: str, settings: Settings) -> None:
     day = local(utcnow()).strftime("%Y%m%d")
-    first = await numbers.next_number()
+    first = (await numbers.next_numbers(count=1))[0]
     async with atomic():
-        second = await numbers.next_number()
+        second = (await numbers.next_numbers(count=1))[0]
     assert (first, second) == (f"GD-{day}-0001", f"GD-{day}-0002")
 
 
@@ -29,10 +29,10 @@ async def test_a_number_taken_inside_a_transaction_does_not_lock_the_counter_unt
         async with other.cursor() as cur:
             await cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
             async with atomic():
-                assert await numbers.next_number() == f"GD-{day}-0001"
+                assert (await numbers.next_numbers(count=1))[0] == f"GD-{day}-0001"
                 # another process takes the next number while this transaction is still open
                 await cur.execute("UPDATE ticket_counter SET seq = seq + 1 WHERE day = %s", [day])
                 assert cur.rowcount == 1
-            assert await numbers.next_number() == f"GD-{day}-0003"
+            assert (await numbers.next_numbers(count=1))[0] == f"GD-{day}-0003"
     finally:
         other.close()
