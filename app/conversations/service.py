@@ -18,6 +18,7 @@ from app.customers.models import Customer
 from app.db import dialect_sql, rows_sql
 from app.logs import get_logger
 from app.notifications import service as notify
+from app.rows import inserted
 from app.security import tokens as pii_tokens
 from app.tickets import states
 from app.tickets.models import Ticket
@@ -59,8 +60,8 @@ async def open_for_inbound(*, customer: Customer, account: ChannelAccount, now: 
             rows_sql(_OPEN, Conversation).format(customer_id=int(customer.id), account_id=int(account.id)))
         if found:
             return found[0], False
-    conv = await Conversation.create(customer=customer, channel_account=account, message_count=1,
-                                     last_message_at=now, last_inbound_at=now)
+    conv = await inserted(Conversation, {"customer": customer, "channel_account": account, "message_count": 1,
+                                         "last_message_at": now, "last_inbound_at": now})
     return conv, True
 
 
@@ -86,21 +87,14 @@ async def store_inbound(*, conv: Conversation, customer: Customer, account: Chan
     """Store a customer's message in their conversation (unique per account and provider message id); `counted`:
     the conversation's counters include it already (``open_for_inbound``)."""
     now = now or utcnow()
-    message = await Message.create(
-        conversation=conv,
-        customer=customer,
-        direction="in",
-        author_kind="customer",
-        channel_account=account,
-        ticket_id=ticket_id,
-        provider_msg_id=inbound.provider_msg_id,
-        msg_type=inbound.msg_type,
+    message = await inserted(Message, {
+        "conversation": conv, "customer": customer, "direction": "in", "author_kind": "customer",
+        "channel_account": account, "ticket_id": ticket_id, "provider_msg_id": inbound.provider_msg_id,
+        "msg_type": inbound.msg_type,
         # personal data in the text is stored as tokens (no statement when there is none)
-        text=await pii_tokens.tokenise(inbound.text, customer_id=customer.id),
-        media=[{"kind": m.kind, "provider_media_id": m.provider_media_id, "url": m.url} for m in inbound.media],
-        data=inbound.data,
-        created_at=inbound.created_at,
-    )
+        "text": await pii_tokens.tokenise(inbound.text, customer_id=customer.id),
+        "media": [{"kind": m.kind, "provider_media_id": m.provider_media_id, "url": m.url} for m in inbound.media],
+        "data": inbound.data, "created_at": inbound.created_at})
     if counted:
         return message
     conn: Any = Conversation._meta.db

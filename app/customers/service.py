@@ -15,6 +15,7 @@ from app.batching import GroupCommit
 from app.customers.models import ContactVerification, Customer, CustomerIdentity
 from app.db import dialect_sql, rows_sql
 from app.errors import NotFound, ValidationFailed
+from app.rows import inserted
 from app.security.crypto import decrypt_field, encrypt_field, keyed_hash, mask_email, mask_phone, normalize_phone
 from app.security.scope import Actor
 from app.tickets.models import Ticket
@@ -216,7 +217,7 @@ async def create_with_identities(*, identities: list[IdentityRow]) -> Customer:
     """A new customer holding these identities (their ``customer_id`` and ``id`` filled in): call it inside the
     transaction that uses the customer, so nobody finds them before it commits; IntegrityError when someone holds
     one of the identities already."""
-    created = await Customer.create(name="")
+    created = await inserted(Customer, {"name": ""})
     for ident in identities:
         ident.customer_id = created.id
         ident.id = await _insert_identity(ident)

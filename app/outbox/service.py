@@ -13,6 +13,7 @@ from tortoise.expressions import F
 from app.errors import InvalidTransition, NotFound
 from app.outbox.models import OutboxMessage
 from app.queue import enqueue
+from app.rows import inserted
 from app.security.scope import Actor
 from app.tickets.models import Ticket, TicketEvent
 from app.timeutil import utcnow
@@ -99,9 +100,10 @@ async def _insert(*, channel: str, kind: str, recipient: str, payload: dict[str,
     """The row, its delivery enqueued after commit; None when its dedupe_key may be taken already."""
     try:
         # insert first: a repeated key is rare, so the unique index answers it instead of a read before every write
-        row = await OutboxMessage.create(channel=channel, kind=kind, recipient=recipient, payload=payload,
-                                         channel_account_id=channel_account_id, ticket_id=ticket_id,
-                                         dedupe_key=dedupe_key, next_attempt_at=utcnow())
+        row = await inserted(OutboxMessage, {
+            "channel": channel, "kind": kind, "recipient": recipient, "payload": payload,
+            "channel_account_id": channel_account_id, "ticket_id": ticket_id, "dedupe_key": dedupe_key,
+            "next_attempt_at": utcnow()})
     except IntegrityError:
         if dedupe_key is None:
             raise

@@ -468,6 +468,9 @@ CACHE_SECONDS = 5.0
 _rules: Expiring[RuleSet] = Expiring(CACHE_SECONDS)
 #: (stored revision, its rule set): a revision unchanged since the last read is not parsed again
 _parsed: tuple[int, RuleSet] | None = None
+#: (the file's text, its rule set): the file is read again every CACHE_SECONDS but parsed only when it changed
+#: (PyYAML's pure-Python parse of the bundled file costs tens of milliseconds)
+_file_parsed: tuple[str, RuleSet] | None = None
 
 
 #: skill group name -> id: the names rules use, resolved once per CACHE_SECONDS like the rules
@@ -494,15 +497,20 @@ async def group_ids() -> dict[str, int]:
 
 def load_file(path: Path | None = None) -> RuleSet:
     """The rule set of a YAML file (ROUTING_RULES_FILE, else the bundled routing.yaml)."""
+    global _file_parsed
     path = path or Path(os.environ.get("ROUTING_RULES_FILE") or DEFAULT_FILE)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"ROUTING_RULES_FILE could not be read: {exc}") from exc
+    if _file_parsed is not None and _file_parsed[0] == text:
+        return _file_parsed[1]
     try:
-        return parse_yaml(text)
+        ruleset = parse_yaml(text)
     except ValidationFailed as exc:
         raise ConfigError(f"{path}: {exc.message}") from exc
+    _file_parsed = (text, ruleset)
+    return ruleset
 
 
 async def active_rules() -> RuleSet:

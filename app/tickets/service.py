@@ -19,7 +19,7 @@ from app.conversations.models import Message
 from app.customers.models import Customer
 from app.db import dialect_sql
 from app.errors import NotFound, PermissionDenied, ValidationFailed
-from app.rows import id_step, insert_rows
+from app.rows import id_step, insert_rows, instance
 from app.security import tokens
 from app.security.crypto import encrypt_field, keyed_hash, normalize_phone
 from app.security.scope import Actor
@@ -254,7 +254,7 @@ async def _write_new(new: list[_NewTicket]) -> list[Ticket]:
     """Number, insert and announce the tickets in the caller's transaction: the tickets in one INSERT where the
     server hands its rows consecutive ids, their audit rows in one more, then each ticket's listeners."""
     numbers = await next_numbers(count=len(new))
-    made = [Ticket(number=number, **n.fields) for n, number in zip(new, numbers, strict=True)]
+    made = [instance(Ticket, {"number": number, **n.fields}) for n, number in zip(new, numbers, strict=True)]
     step = await id_step(Ticket) if len(made) > 1 else 0
     if step:
         for ticket in made:

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from app.security import crypto, pii
 
 #: digits (ASCII, full-width, Arabic-Indic), the signs numbers and addresses are written with, Chinese and letters
-_CHARS = st.sampled_from(list("0123456789０１２３４５６７８９٣٤+＋-－ ()（）.@＠xX电话号码客户ab:"))
+_CHARS = st.sampled_from([
+    *"0123456789０１２３４５６７８９٣٤+＋-－ ()（）.@＠xX电话号码客户ab:", "年", "月", "/", "~", "～", "#",
+    "\u3000", "\t", ",", "e", "t", "n", "i", "[", "]", "［", "］", "ー", "·"])
 
 
 def _library_phones(text: str) -> list[str]:
@@ -43,6 +45,33 @@ def test_a_text_with_too_few_digits_is_not_handed_to_the_phone_matcher(monkeypat
     assert crypto.find_phones("") == []
     with pytest.raises(AssertionError, match="the matcher ran"):
         crypto.find_phones("请回电 138-1234-5678")
+
+
+def test_a_text_without_a_plus_sign_needs_a_national_numbers_digits_between_the_signs_numbers_use() -> None:
+    # a number written without "+" is a Chinese national number or "00" and a foreign one; its digits stand
+    # together, with at most four of phonenumbers' punctuation characters (its matcher ignores case) between them
+    cn = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    assert cn is not None and cn.general_desc is not None
+    assert crypto.MIN_NATIONAL_DIGITS == min(n for n in cn.general_desc.possible_length if n > 0) == 7
+    assert crypto.MIN_NATIONAL_DIGITS < 2 + crypto.MIN_PHONE_DIGITS  # "00" and the shortest number abroad
+    from phonenumbers import phonenumberutil
+
+    punctuation = phonenumberutil._VALID_PUNCTUATION
+    assert crypto._PHONE_PUNCTUATION == punctuation[:2] + "X" + punctuation[2:]
+
+
+def test_digits_that_no_number_holds_together_are_not_handed_to_the_phone_matcher(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("the matcher ran")
+
+    monkeypatch.setattr(phonenumbers, "PhoneNumberMatcher", refuse)
+    # six digits in one place; a date, an amount and a time apart: no Chinese number has fewer than seven
+    for text in ("压测工单 2-12345: 快递三天没有更新物流信息", "2026年12月6日 10:30 退款 299 元", "订单 1234 5 6"):
+        assert crypto.find_phones(text) == [], text
+    for text in ("请回电 138-1234-5678", "总机 (010) 1234567", "+683 4002", "订单 12345　6 7"):
+        with pytest.raises(AssertionError, match="the matcher ran"):
+            crypto.find_phones(text)
 
 
 def test_a_number_at_the_floor_is_still_found() -> None:

@@ -229,3 +229,26 @@ async def test_group_names_resolve_from_a_cache_that_follows_the_rules(db: None)
     gone = await routing.route(category="", text="你好", channel="wechat_mp")
     assert (gone.group, gone.group_id) == ("财务组", None)
     assert await routing.group_ids() == {g.name: g.id for g in await SkillGroup.all()}
+
+
+def test_the_rules_file_is_parsed_again_only_when_its_text_changed(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    real = routing.parse_yaml
+
+    def counting(text: str) -> routing.RuleSet:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(routing, "parse_yaml", counting)
+    rules = tmp_path / "routing.yaml"
+    rules.write_text(DEMO, encoding="utf-8")
+    first = routing.load_file(rules)
+    # read again every CACHE_SECONDS in every process: the same text is the same rule set, not a second parse
+    assert routing.load_file(rules) is first
+    assert len(parsed) == 1
+    rules.write_text(DEMO.replace("发票", "开票"), encoding="utf-8")
+    changed = routing.load_file(rules)
+    assert len(parsed) == 2
+    assert changed == parse_yaml(DEMO.replace("发票", "开票")) != first
+    assert routing.load_file(rules) is changed
