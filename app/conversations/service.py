@@ -40,15 +40,6 @@ _UNTICKETED = ("SELECT {q}id{q},{q}direction{q},{q}text{q} FROM {q}message{q} WH
                "{q}conversation_id{q}={{conversation_id}} AND {q}ticket_id{q} IS NULL ORDER BY {q}id{q}")
 
 
-async def open_conversation(*, customer: Customer, account: ChannelAccount) -> Conversation:
-    """The customer's open conversation on this account, created when there is none."""
-    conv = await Conversation.filter(customer_id=customer.id, channel_account_id=account.id, status="open").order_by(
-        "-id").first()
-    if conv is None:
-        conv = await Conversation.create(customer=customer, channel_account=account)
-    return conv
-
-
 async def open_for_inbound(*, customer: Customer, account: ChannelAccount, now: datetime,
                            new_customer: bool = False) -> tuple[Conversation, bool]:
     """The conversation an inbound message arriving `now` goes to, and whether it counts that message already: a
