@@ -232,24 +232,47 @@ def _ticket_fact(t: dict[str, Any], *, cal: bizcal.Calendar, kinds: dict[int, st
 
 
 async def save_ticket_facts(ticket_ids: Sequence[int]) -> tuple[list[FactRow], list[FactRow]]:
-    """Recompute and replace the facts of `ticket_ids` (a deleted ticket loses its fact); returns (old, new), the
-    old with the columns `fact_keys` reads."""
+    """Recompute and replace the facts of `ticket_ids` (a deleted ticket loses its fact); returns (old, new)."""
     ids = list(dict.fromkeys(ticket_ids))
-    old: list[FactRow] = await ReportTicketFact.filter(ticket_id__in=ids).values(*KEY_COLUMNS)
+    old: list[FactRow] = await ReportTicketFact.filter(ticket_id__in=ids).values()
     new = await ticket_facts(ids)
     await ReportTicketFact.filter(ticket_id__in=ids).delete()
     await rows.insert_rows(ReportTicketFact, new)
     return old, new
 
 
+#: fact columns that no daily sum or count reads (the fact tables themselves serve the views and exports that show
+#: them): a fact that changed in these alone is rewritten and moves no rollup row. A customer's every further message
+#: changes them, and in a burst each refresh recounted the whole day for a batch of such messages
+UNROLLED_TICKET = frozenset({"computed_at", "customer_messages"})
+UNROLLED_CONVERSATION = frozenset({"computed_at", "messages_in", "messages_out"})
+
+
+def _same(old: dict[str, Any] | None, new: dict[str, Any] | None, unrolled: frozenset[str]) -> bool:
+    """Whether two facts of one ticket or conversation agree on every rolled-up column (None: no fact)."""
+    if old is None or new is None:
+        return old is new
+    return all(old.get(k) == v for k, v in new.items() if k not in unrolled)
+
+
+def moved(old: Iterable[FactRow], new: Iterable[FactRow]) -> tuple[list[FactRow], list[FactRow]]:
+    """Of `save_ticket_facts`'s (old, new): those of the tickets whose rolled-up columns changed (a fact written or
+    removed counts), the ones whose daily sums and counts need recomputing."""
+    before = {f["ticket_id"]: f for f in old}
+    after = {f["ticket_id"]: f for f in new}
+    changed = [i for i in dict.fromkeys([*before, *after]) if not _same(before.get(i), after.get(i), UNROLLED_TICKET)]
+    return [before[i] for i in changed if i in before], [after[i] for i in changed if i in after]
+
+
 # ---- conversation facts ------------------------------------------------------------------------------------------
 
 
-async def save_conversation_facts(conversation_ids: Sequence[int]) -> list[ReportConversationFact]:
-    """Recompute and replace the facts of `conversation_ids`."""
+async def save_conversation_facts(conversation_ids: Sequence[int]) -> set[date]:
+    """Recompute and replace the facts of `conversation_ids`; returns the days whose counts the change moves."""
     ids = list(dict.fromkeys(conversation_ids))
     if not ids:
-        return []
+        return set()
+    old = {r["conversation_id"]: r for r in await ReportConversationFact.filter(conversation_id__in=ids).values()}
     convs = await Conversation.filter(id__in=ids).values("id", "channel_account_id", "customer_id", "started_at")
     account_ids = {c["channel_account_id"] for c in convs if c["channel_account_id"]}
     kinds = dict(await ChannelAccount.filter(id__in=list(account_ids)).values_list("id", "kind")) if account_ids \
@@ -274,24 +297,25 @@ async def save_conversation_facts(conversation_ids: Sequence[int]) -> list[Repor
         ticket_id__in=[t["id"] for t in first_ticket.values()], kind="created").values_list("ticket_id", "data")) \
         if first_ticket else {}
     now = utcnow()
-    rows: list[ReportConversationFact] = []
+    new: dict[int, dict[str, Any]] = {}
     for c in convs:
         n = counts.get(c["id"], {"in": 0, "out": 0, "bot": 0})
         t = first_ticket.get(c["id"])
         reason = str((reasons.get(t["id"]) or {}).get("reason") or "") if t else ""
         started = _aware(c["started_at"])
-        rows.append(ReportConversationFact(
+        new[c["id"]] = dict(
             conversation_id=c["id"], channel=kinds.get(c["channel_account_id"] or 0, "other"),
             account_id=c["channel_account_id"], customer_id=c["customer_id"], started_at=started,
             day=local_day(started), messages_in=n["in"], messages_out=n["out"], bot_messages=n["bot"],
             ticket_id=t["id"] if t else None, ticket_number=t["number"] if t else None, reason=reason[:48],
             reason_group=reason_group(reason) if t else "", handoff=reason[4:][:32] if reason.startswith("bot:")
             else None, group_id=t["group_id"] if t else None, agent_id=t["assignee_id"] if t else None,
-            bot_resolved=t is None and n["bot"] > 0, computed_at=now))
+            bot_resolved=t is None and n["bot"] > 0, computed_at=now)
     await ReportConversationFact.filter(conversation_id__in=ids).delete()
-    if rows:
-        await ReportConversationFact.bulk_create(rows)
-    return rows
+    if new:
+        await ReportConversationFact.bulk_create([ReportConversationFact(**r) for r in new.values()])
+    return {f["day"] for i in ids if not _same(old.get(i), new.get(i), UNROLLED_CONVERSATION)
+            for f in (old.get(i), new.get(i)) if f is not None}
 
 
 # ---- daily sums ----------------------------------------------------------------------------------------------------
@@ -300,10 +324,6 @@ Key = tuple[date, str, int, int]
 SUM_FIELDS = ("created", "reopened", "replies", "frt_n", "frt_business_sum", "frt_wall_sum", "sla_met",
               "sla_breached", "breached", "escalations", "resolved", "resolution_business_sum", "resolution_wall_sum",
               "handling_n", "handling_sum", "resolved_rated", "rated", "csat_sum", "csat_positive")
-
-
-#: what `fact_keys` reads of a fact
-KEY_COLUMNS = ("created_day", "resolved_day", "rated_day", "channel", "group_id", "agent_id")
 
 
 def fact_keys(facts: Iterable[FactRow]) -> set[Key]:

@@ -78,13 +78,17 @@ async def refresh(*, limit: int = BATCH * 10) -> dict[str, int]:
         async with atomic():
             old, new = await facts.save_ticket_facts(ticket_ids)
             conv_ids.update(f["conversation_id"] for f in new if f["conversation_id"])
-            convs = await facts.save_conversation_facts(sorted(conv_ids))
-            keys = facts.fact_keys([*old, *new])
+            days = await facts.save_conversation_facts(sorted(conv_ids))
+            # only the facts that changed in a column some rollup reads move sums and counts
+            moved_old, moved_new = facts.moved(old, new)
+            keys = facts.fact_keys([*moved_old, *moved_new])
             await facts.recompute_keys(keys)
-            await facts.recompute_count_days([*(k[0] for k in keys), *(c.day for c in convs)])
+            await facts.recompute_count_days([*(k[0] for k in keys), *days])
             await ReportDirty.filter(id__lte=top, id__in=[r[0] for r in rows]).delete()
         tickets += len(ticket_ids)
         conversations += len(conv_ids)
+        if len(rows) < BATCH:
+            break  # caught up: what is marked meanwhile waits for the next run (the cron's period)
     return {"tickets": tickets, "conversations": conversations}
 
 
@@ -115,13 +119,16 @@ async def _new_messages() -> int:
         conv_ids = sorted({r[1] for r in rows if r[1] is not None})
         ticket_ids = sorted({r[2] for r in rows if r[2] is not None})
         async with atomic():
-            convs = await facts.save_conversation_facts(conv_ids)
-            # the conversation figures are day counts: a new conversation changes its day's
-            await facts.recompute_count_days(c.day for c in convs)
+            # the conversation figures are day counts: a new conversation (or one the bot answered) moves its day's
+            await facts.recompute_count_days(await facts.save_conversation_facts(conv_ids))
             if ticket_ids:
                 await ReportDirty.bulk_create([ReportDirty(ticket_id=t) for t in ticket_ids])
             await ReportState.filter(key=WATERMARK).update(value=mark)
         done += len(conv_ids)
+        if len(rows) < BATCH * 4:
+            # caught up: a burst writes messages faster than a run reads them, and a run that chased them never
+            # ended; the next run (the cron's period later) takes what came meanwhile
+            break
     return done
 
 

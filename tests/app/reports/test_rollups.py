@@ -186,3 +186,93 @@ async def test_one_refresh_at_a_time_across_processes(db: None) -> None:
     assert not await ReportDirty.exists()
     assert (await ReportState.get(key=jobs.REFRESH_LEASE)).value == 0
     assert (await _fact(t.id)).status == "new"
+
+
+async def _rollup_rows() -> dict[str, list[tuple[Any, ...]]]:
+    """Every rollup row (daily sums, their coarser sums, the counts) without ids, in a fixed order."""
+    from app.reports.models import ReportCount, ReportDailyAgent, ReportDailyGroup
+
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for model in (ReportDaily, ReportDailyGroup, ReportDailyAgent, ReportCount):
+        rows = await model.all().values()
+        out[model.__name__] = sorted(tuple(sorted((k, v) for k, v in r.items() if k != "id")) for r in rows)
+    return out
+
+
+async def _inbound(ticket_id: int | None, conv_id: int, text: str = "还有一个问题") -> None:
+    from app.conversations.models import Message
+
+    await Message.create(ticket_id=ticket_id, conversation_id=conv_id, direction="in", author_kind="customer",
+                         text=text)
+
+
+async def test_a_customers_further_message_rewrites_the_facts_and_moves_no_rollup(db: None) -> None:
+    from app.channels.models import ChannelAccount
+    from app.conversations.models import Conversation
+    from tests.sqlcount import count_statements
+
+    data = await factories.org()
+    account = await ChannelAccount.create(kind="wechat_mp", key="mp1", name="公众号")
+    customer = await factories.customer()
+    conv = await Conversation.create(customer_id=customer.id, channel_account_id=account.id)
+    t = await tickets.create(actor=SYSTEM, customer_id=customer.id, subject="退款没到账",
+                             group_id=data["groups"]["service"].id, conversation_id=conv.id,
+                             channel_account_id=account.id, record={"source": "wechat_mp", "reason": "keyword"})
+    await _inbound(t.id, conv.id, "退款没到账")
+    await jobs.refresh()
+    before = await _rollup_rows()
+    assert before["ReportCount"] and before["ReportDaily"]
+
+    # a burst's follow-up: one more customer message on the open ticket changes no figure any rollup sums or counts
+    await _inbound(t.id, conv.id)
+    with count_statements() as statements:
+        await jobs.refresh()
+    assert ((await _fact(t.id)).customer_messages,
+            (await ReportConversationFact.get(conversation_id=conv.id)).messages_in) == (2, 2)
+    assert [s for s in statements if "report_count" in s or "report_daily" in s] == []
+    assert await _rollup_rows() == before
+    await jobs.rebuild()  # what the rollups are when everything is summed again
+    assert await _rollup_rows() == before
+
+    # a message that does move a figure still moves it: the bot speaks in a conversation without a ticket
+    conv2 = await Conversation.create(customer_id=customer.id, channel_account_id=account.id)
+    await _inbound(None, conv2.id, "营业时间？")
+    await jobs.refresh()
+    from app.conversations.models import Message
+
+    await Message.create(conversation_id=conv2.id, direction="out", author_kind="bot", text="9点到18点")
+    await jobs.refresh()
+    live = await _rollup_rows()
+    assert live != before
+    await jobs.rebuild()
+    assert await _rollup_rows() == live
+
+
+async def test_a_refresh_ends_once_it_has_caught_up_while_messages_keep_coming(db: None, monkeypatch: Any) -> None:
+    from app.conversations.models import Conversation, Message
+    from app.reports import facts
+    from app.reports.models import ReportState
+
+    customer = await factories.customer()
+    conv = await Conversation.create(customer_id=customer.id)
+    await _inbound(None, conv.id, "第一条")
+    calls = 0
+    save = facts.save_conversation_facts
+
+    async def save_while_messages_arrive(ids: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls <= 20:  # a burst: a message arrives while every batch is being worked on
+            await _inbound(None, conv.id, f"第{calls + 1}条")
+        return await save(ids)
+
+    monkeypatch.setattr(facts, "save_conversation_facts", save_while_messages_arrive)
+    await jobs.refresh()
+    # the run stopped after the batch that was not full; what came meanwhile waits for the next run
+    assert calls == 1
+    first = await Message.all().order_by("id").first()
+    assert first is not None
+    assert (await ReportState.get(key=jobs.WATERMARK)).value == first.id
+    monkeypatch.setattr(facts, "save_conversation_facts", save)
+    await jobs.refresh()
+    assert (await ReportConversationFact.get(conversation_id=conv.id)).messages_in == 2
