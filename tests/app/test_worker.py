@@ -193,3 +193,77 @@ def test_the_model_crons_give_way_to_the_intake_and_the_desks_own_crons_do_not()
     yielding = {name for name, fn in jobs.items() if getattr(fn, "yields_to_intake", False)}
     assert yielding == {"kb_embed_articles", "assist_embed_tickets", "assist_build_index", "assist_train"}
     assert {name for name, _ in worker.CRONS} >= yielding
+
+
+async def test_a_queued_job_is_claimed_in_one_round_trip_when_it_is_due_and_nobody_runs_it() -> None:
+    from arq import func
+    from arq.connections import create_pool
+    from arq.constants import in_progress_key_prefix
+
+    from app.redisconn import redis_settings_from_url
+
+    url = _own_db(redis_url_or_skip())
+    pool = await create_pool(redis_settings_from_url(url))
+    await pool.flushdb()
+    q = ArqQueue(pool, batched=False)
+    sent: list[tuple[Any, ...]] = []
+    execute = pool.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        sent.append(args)
+        return await execute(*args, **options)
+
+    try:
+        for job_id, defer_by in (("due", None), ("later", 60.0), ("elsewhere", None), ("other", None)):
+            await q.enqueue("deliver_outbox", job_id, job_id=job_id, defer_by=defer_by)
+        await pool.psetex(in_progress_key_prefix + "elsewhere", 60_000, b"1")  # another worker is running it
+        w = worker.ClaimingWorker(functions=[func(worker.deliver_outbox, name="deliver_outbox")], redis_pool=pool,
+                                  queue_name="gongdan:outbox", handle_signals=False)
+        assert await w.claim("other")  # the first claim loads the script
+        pool.execute_command = counted  # type: ignore[method-assign]
+        score = await w.claim("due")
+        assert [a[0] for a in sent] == ["EVALSHA"]
+        assert score == int(float(await pool.zscore("gongdan:outbox", "due")))
+        assert await pool.pttl(in_progress_key_prefix + "due") > 0
+        # in progress now (here or anywhere), deferred, running elsewhere, not queued: not ours
+        assert [await w.claim(j) for j in ("due", "later", "elsewhere", "gone")] == [None] * 4
+    finally:
+        pool.execute_command = execute  # type: ignore[method-assign]
+        await pool.flushdb()
+        await q.close()
+
+
+# two workers in one process: their shutdowns overlap, and warnings.catch_warnings (run_lanes' guard against arq's
+# deprecated close) is not safe across tasks; a `gongdan worker` process runs one
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+async def test_two_workers_reading_one_queue_run_each_job_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from arq.connections import create_pool
+
+    from app.redisconn import redis_settings_from_url
+
+    url = _own_db(redis_url_or_skip())
+    ran: list[int] = []
+
+    async def bench_count(ctx: dict[str, Any], n: int) -> None:
+        await asyncio.sleep(0)
+        ran.append(n)
+
+    monkeypatch.setitem(worker.JOBS, "bench_count", bench_count)
+    monkeypatch.setattr(worker, "CRONS", [])
+    pool = await create_pool(redis_settings_from_url(url))
+    await pool.flushdb()
+    q = ArqQueue(pool)
+    try:
+        for n in range(300):
+            await q.enqueue("bench_count", n)
+
+        async def nothing(ctx: dict[str, Any]) -> None:
+            return None
+
+        settings = make_settings(redis_url=url)
+        await asyncio.gather(*(worker.run_lanes(settings, [INBOUND], burst=True, startup=nothing, shutdown=nothing,
+                                                poll_delay=0.01) for _ in range(2)))
+    finally:
+        await pool.flushdb()
+        await q.close()
+    assert sorted(ran) == list(range(300))
