@@ -57,11 +57,12 @@ def make_settings(**overrides: Any) -> Settings:
 def _forget_caches() -> None:
     """Forget what the process cached of the previous database (rules, policies, calendars, webhooks, the card keys
     known stored: their ids repeat from one test database to the next)."""
+    from app.notifications import staff as cards
     from app.outbox import service as outbox
     from app.tickets import assignment, calendar, routing, sla
     from app.webhooks import service as webhooks
 
-    for cache in (routing, sla, calendar, assignment, webhooks, outbox):
+    for cache in (routing, sla, calendar, assignment, webhooks, outbox, cards):
         cache.invalidate()
 
 

@@ -146,16 +146,33 @@ async def ticket_assigned(*, ticket: Ticket, actor_staff_id: int | None = None) 
 MESSAGE_CARD_WINDOW_S = 60
 
 
+#: (ticket, assignee, group, window) -> who that window's cards go to, read at the window's first message: a
+#: burst's customer writes every few seconds, and each message re-read the same people. A person who joins the group
+#: or leaves it mid-window is seen from the next window (within a minute)
+_window_people: dict[tuple[int, int | None, int | None, int], list[_Recipient]] = {}
+
+
+def invalidate() -> None:
+    """Forget whom this process's card windows go to (tests: each has its own database)."""
+    _window_people.clear()
+
+
 async def customer_message(*, ticket: Ticket, text: str) -> None:
     """A new customer message on a ticket: a text card with it to the people working it, one per window."""
-    people = await _recipients(ticket, exclude=None)
+    window = int(utcnow().timestamp()) // MESSAGE_CARD_WINDOW_S
+    memo = (ticket.id, ticket.assignee_id, ticket.group_id, window)  # type: ignore[attr-defined]
+    people = _window_people.get(memo)
+    if people is None:
+        people = await _recipients(ticket, exclude=None)
+        if len(_window_people) > 10_000:
+            _window_people.clear()
+        _window_people[memo] = people
     if not people:
         return
     body = _clip(f"<div class=\"gray\">{ticket.subject}</div><div class=\"normal\">{text}</div>", 512)
     card = {"title": _clip(f"客户新消息 · {ticket.number}", 128), "description": body, "url": card_url(ticket),
             "btntxt": "查看"}
     more = {**card, "title": _clip(f"客户连续发来多条消息 · {ticket.number}", 128)}
-    window = int(utcnow().timestamp()) // MESSAGE_CARD_WINDOW_S
     for staff in people:
         await outbox.create_or_fold(channel=CHANNEL, kind=KIND, recipient=staff.userid,
                                     payload={"msgtype": "textcard", "textcard": card},

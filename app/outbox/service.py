@@ -58,16 +58,26 @@ _known_keys: dict[str, float] = {}
 KNOWN_KEY_SECONDS = 300.0
 
 
+#: fold keys whose row was claimed for delivery, with when to forget them: a claim counts an attempt and only an
+#: unclaimed row takes a fold, so every later fold under the key is "covered" and needs no statement to say so
+_covered_keys: dict[str, float] = {}
+
+
 def invalidate() -> None:
     """Forget the fold keys this process learnt (tests: each has its own database)."""
     _known_keys.clear()
+    _covered_keys.clear()
+
+
+def _remember(keys: dict[str, float], dedupe_key: str) -> None:
+    if len(keys) > 10_000:
+        keys.clear()
+    keys[dedupe_key] = time.monotonic() + KNOWN_KEY_SECONDS
 
 
 async def _learn(dedupe_key: str) -> None:
     async def remember() -> None:
-        if len(_known_keys) > 10_000:
-            _known_keys.clear()
-        _known_keys[dedupe_key] = time.monotonic() + KNOWN_KEY_SECONDS
+        _remember(_known_keys, dedupe_key)
 
     await on_commit(remember)
 
@@ -78,8 +88,14 @@ async def create_or_fold(*, channel: str, kind: str, recipient: str, payload: di
     # only while unclaimed: a claim re-reads the row after taking it, so the fold is either in what goes out or not
     # made at all (and the row that went out stands for this one)
     fold = OutboxMessage.filter(dedupe_key=dedupe_key, status="pending", attempts=0)
-    if _known_keys.get(dedupe_key, 0.0) > time.monotonic():
-        return "folded" if await fold.update(payload=folded) else "covered"
+    now = time.monotonic()
+    if _covered_keys.get(dedupe_key, 0.0) > now:
+        return "covered"
+    if _known_keys.get(dedupe_key, 0.0) > now:
+        if await fold.update(payload=folded):
+            return "folded"
+        _remember(_covered_keys, dedupe_key)
+        return "covered"
     row = await _insert(channel=channel, kind=kind, recipient=recipient, payload=payload, channel_account_id=None,
                         ticket_id=ticket_id, dedupe_key=dedupe_key)
     if row is not None:
@@ -88,6 +104,7 @@ async def create_or_fold(*, channel: str, kind: str, recipient: str, payload: di
         outcome = "folded"
     elif await OutboxMessage.filter(dedupe_key=dedupe_key).exists():
         outcome = "covered"
+        _remember(_covered_keys, dedupe_key)
     else:
         raise IntegrityError(f"outbox row {dedupe_key!r} refused and not stored")
     await _learn(dedupe_key)

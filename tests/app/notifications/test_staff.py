@@ -69,3 +69,37 @@ async def test_a_chatty_customer_buzzes_each_agent_once_a_minute_with_the_newest
         (f"客户连续发来多条消息 · {ticket.number}", newest.format("急")),
         (f"客户新消息 · {ticket.number}", newest.format("下一分钟")),
     ]
+
+
+async def test_a_customers_messages_in_a_window_read_its_people_once_and_after_the_card_went_out_cost_nothing(
+        db: None) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from app.outbox import service as outbox
+    from app.timeutil import set_clock
+    from tests.sqlcount import count_statements
+
+    ticket, data = await _ticket(assignee="agent")
+    start = datetime(2026, 12, 5, 9, 0, 5, tzinfo=UTC)
+    try:
+        set_clock(lambda: start)
+        await cards.customer_message(ticket=ticket, text="在吗")  # the window's people read, the card written
+        with count_statements() as statements:
+            await cards.customer_message(ticket=ticket, text="订单还没到")
+        assert [s.split()[0] for s in statements] == ["UPDATE"]  # folded into the waiting card, nobody re-read
+        row = await OutboxMessage.get(kind="staff_card", recipient="agent")
+        assert await outbox.claim(outbox_id=row.id) is not None  # the card goes out
+        await cards.customer_message(ticket=ticket, text="急")  # covered: learnt once
+        with count_statements() as statements:
+            await cards.customer_message(ticket=ticket, text="还在吗")
+        assert statements == []
+        # reassigned: the window's new people are read, and the new assignee gets a card of their own
+        await Ticket.filter(id=ticket.id).update(assignee_id=data["people"]["tech"].id)
+        ticket = await Ticket.get(id=ticket.id)
+        await cards.customer_message(ticket=ticket, text="换人了？")
+        set_clock(lambda: start + timedelta(seconds=60))
+        await cards.customer_message(ticket=ticket, text="下一分钟")
+    finally:
+        set_clock(None)
+    rows = await OutboxMessage.filter(kind="staff_card").order_by("id").values_list("recipient", "status")
+    assert rows == [("agent", "sending"), ("tech", "pending"), ("tech", "pending")]
