@@ -23,11 +23,22 @@ def _own_db(url: str) -> str:
     return url.rsplit("/", 1)[0] + "/10"
 
 
-async def test_an_outbox_job_runs_before_the_inbound_backlog_drains(monkeypatch: pytest.MonkeyPatch) -> None:
+async def _flushed(url: str, *, batched: bool = True) -> tuple[Any, ArqQueue]:
+    """A pool on the Redis db of `url`, emptied, and a queue enqueueing through it."""
     from arq.connections import create_pool
 
     from app.redisconn import redis_settings_from_url
 
+    pool = await create_pool(redis_settings_from_url(url))
+    await pool.flushdb()
+    return pool, ArqQueue(pool, batched=batched)
+
+
+async def _nothing(ctx: dict[str, Any]) -> None:
+    """A start-up or shutdown hook with nothing to open (these workers use Redis alone)."""
+
+
+async def test_an_outbox_job_runs_before_the_inbound_backlog_drains(monkeypatch: pytest.MonkeyPatch) -> None:
     url = _own_db(redis_url_or_skip())
     ran: list[tuple[str, float]] = []
 
@@ -43,20 +54,13 @@ async def test_an_outbox_job_runs_before_the_inbound_backlog_drains(monkeypatch:
     monkeypatch.setitem(jobqueue.LANES, "bench_deliver", OUTBOX)
     monkeypatch.setitem(worker.MAX_JOBS, INBOUND, 2)
     monkeypatch.setattr(worker, "CRONS", [])
-    pool = await create_pool(redis_settings_from_url(url))
-    await pool.flushdb()
-    q = ArqQueue(pool)
+    pool, q = await _flushed(url)
     try:
         for n in range(120):
             await q.enqueue("bench_slow_inbound", n)
         await q.enqueue("bench_deliver", 1)
-
-        async def nothing(ctx: dict[str, Any]) -> None:
-            return None
-
         workers = await worker.run_lanes(make_settings(redis_url=url), [INBOUND, OUTBOX], burst=True,
-                                         startup=nothing, shutdown=nothing,
-                                         poll_delay=0.01)
+                                         startup=_nothing, shutdown=_nothing, poll_delay=0.01)
     finally:
         await pool.flushdb()
         await q.close()
@@ -197,15 +201,9 @@ def test_the_model_crons_give_way_to_the_intake_and_the_desks_own_crons_do_not()
 
 async def test_a_queued_job_is_claimed_in_one_round_trip_when_it_is_due_and_nobody_runs_it() -> None:
     from arq import func
-    from arq.connections import create_pool
     from arq.constants import in_progress_key_prefix
 
-    from app.redisconn import redis_settings_from_url
-
-    url = _own_db(redis_url_or_skip())
-    pool = await create_pool(redis_settings_from_url(url))
-    await pool.flushdb()
-    q = ArqQueue(pool, batched=False)
+    pool, q = await _flushed(_own_db(redis_url_or_skip()), batched=False)
     sent: list[tuple[Any, ...]] = []
     execute = pool.execute_command
 
@@ -237,10 +235,6 @@ async def test_a_queued_job_is_claimed_in_one_round_trip_when_it_is_due_and_nobo
 # deprecated close) is not safe across tasks; a `gongdan worker` process runs one
 @pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 async def test_two_workers_reading_one_queue_run_each_job_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from arq.connections import create_pool
-
-    from app.redisconn import redis_settings_from_url
-
     url = _own_db(redis_url_or_skip())
     ran: list[int] = []
 
@@ -250,18 +244,12 @@ async def test_two_workers_reading_one_queue_run_each_job_once(monkeypatch: pyte
 
     monkeypatch.setitem(worker.JOBS, "bench_count", bench_count)
     monkeypatch.setattr(worker, "CRONS", [])
-    pool = await create_pool(redis_settings_from_url(url))
-    await pool.flushdb()
-    q = ArqQueue(pool)
+    pool, q = await _flushed(url)
     try:
         for n in range(300):
             await q.enqueue("bench_count", n)
-
-        async def nothing(ctx: dict[str, Any]) -> None:
-            return None
-
         settings = make_settings(redis_url=url)
-        await asyncio.gather(*(worker.run_lanes(settings, [INBOUND], burst=True, startup=nothing, shutdown=nothing,
+        await asyncio.gather(*(worker.run_lanes(settings, [INBOUND], burst=True, startup=_nothing, shutdown=_nothing,
                                                 poll_delay=0.01) for _ in range(2)))
     finally:
         await pool.flushdb()
