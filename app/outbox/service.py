@@ -208,7 +208,14 @@ async def list_due(*, limit: int = 500) -> list[tuple[int, int, bool]]:
 
 async def release_expired_leases() -> int:
     """Give back rows whose sender died mid-delivery; returns how many."""
-    return await OutboxMessage.filter(status="sending", lease_until__lt=utcnow()).update(
+    # read, then release by id: the ranged UPDATE the sweep ran every 10 s locked index gaps that live claims and
+    # sends were writing, and MariaDB answered it with a deadlock while workers delivered (nearly always nothing
+    # has run out, and the read takes no lock)
+    now = utcnow()
+    expired = await OutboxMessage.filter(status="sending", lease_until__lt=now).values_list("id", flat=True)
+    if not expired:
+        return 0
+    return await OutboxMessage.filter(id__in=list(expired), status="sending", lease_until__lt=now).update(
         status="pending", lease_until=None
     )
 
