@@ -72,10 +72,14 @@ def _opening_in_a_moment(now: datetime) -> datetime:
     return (now + timedelta(seconds=80)).replace(second=0, microsecond=0)
 
 
-def _calendar_opening_at(opens: datetime, tmp: Path) -> Path:
-    """An SLA document giving 售后组 a calendar closed all week except from `opens` to the end of that day."""
-    weekly: dict[str, list[list[str]]] = {str(d): [] for d in range(1, 8)}
-    weekly[str(opens.isoweekday())] = [[opens.strftime("%H:%M"), "23:59"]]
+def _calendar_opening_at(now: datetime, opens: datetime, tmp: Path) -> Path:
+    """An SLA document giving 售后组 a calendar closed from `now` until `opens`, then open around the clock.
+
+    The days after are open so that the calendar still holds the SLA targets of the tickets the later journeys
+    open when `opens` is a minute before midnight (one minute a week would never hold them)."""
+    weekly: dict[str, list[list[str]]] = {str(d): [["00:00", "24:00"]] for d in range(1, 8)}
+    weekly[str(now.isoweekday())] = []
+    weekly[str(opens.isoweekday())] = [[opens.strftime("%H:%M"), "24:00"]]
     document = {
         "calendars": [{"name": "旅程测试", "timezone": "Asia/Shanghai", "public_holidays": False, "weekly": weekly,
                        "extra_days_off": [], "extra_workdays": []}],
@@ -98,8 +102,9 @@ def _tickets_of(desk: Desk, customer_id: int) -> list[dict[str, Any]]:
 
 def test_a_vip_first_message_after_hours_is_parked_told_and_assigned_when_the_group_opens(
         desk: Desk, tmp_path: Path) -> None:
-    opens = _opening_in_a_moment(datetime.now(CHINA))
-    gongdan(desk.env, "sla", "import", str(_calendar_opening_at(opens, tmp_path)))
+    now = datetime.now(CHINA)
+    opens = _opening_in_a_moment(now)
+    gongdan(desk.env, "sla", "import", str(_calendar_opening_at(now, opens, tmp_path)))
     openid = "oJourney" + uuid.uuid4().hex[:18]
     unionid = "oUJourney" + uuid.uuid4().hex[:18]
     desk.sim.mp.set_user(APPID, openid, unionid=unionid)
