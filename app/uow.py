@@ -7,6 +7,7 @@ be held until just before the commit and written together (`insert_later`): one 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +28,22 @@ _later: contextvars.ContextVar[list[tuple[type[Model], dict[str, Any]]] | None] 
 
 
 @asynccontextmanager
+async def _transaction() -> AsyncIterator[Any]:
+    """tortoise's transaction, ending cancelled when it was cancelled: aiomysql closes a connection whose statement
+    a cancellation interrupts, so the rollback cannot be sent (the server rolls back as the connection goes) and its
+    InterfaceError took the cancellation's place; a job cancelled by its timeout or a worker's shutdown then read as
+    a database failure, and at shutdown as an exception nobody retrieved."""
+    try:
+        async with in_transaction("default") as conn:
+            yield conn
+    except Exception as exc:
+        cancelled = exc.__context__
+        if isinstance(cancelled, asyncio.CancelledError):
+            raise cancelled from None
+        raise
+
+
+@asynccontextmanager
 async def atomic() -> AsyncIterator[Any]:
     """Open a transaction (or join the enclosing one); run on-commit hooks after the outermost commit."""
     outer = _hooks.get()
@@ -34,7 +51,7 @@ async def atomic() -> AsyncIterator[Any]:
     if outer is not None and later is not None:
         held = len(later)
         try:
-            async with in_transaction("default") as conn:
+            async with _transaction() as conn:
                 yield conn
         except BaseException:
             del later[held:]  # the savepoint rolled back: so are the rows this block held
@@ -44,7 +61,7 @@ async def atomic() -> AsyncIterator[Any]:
     rows: list[tuple[type[Model], dict[str, Any]]] = []
     token, rows_token = _hooks.set(hooks), _later.set(rows)
     try:
-        async with in_transaction("default") as conn:
+        async with _transaction() as conn:
             yield conn
             await _write_held(rows)
     finally:

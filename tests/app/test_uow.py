@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from tortoise import connections
 from tortoise.backends.base.client import TransactionalDBClient
@@ -62,3 +64,27 @@ async def test_rows_held_for_the_commit_go_in_one_insert_and_not_at_all_when_the
             raise Boom
     await insert_later(ReportDirty, {"ticket_id": 5})  # no transaction: written at once
     assert sorted(await ReportDirty.all().values_list("ticket_id", flat=True)) == [1, 3, 5]
+
+
+async def test_a_transaction_cancelled_with_a_statement_in_flight_ends_cancelled_and_writes_nothing(
+        anydb: str) -> None:
+    # a job cancelled on shutdown or by its timeout: on MariaDB aiomysql closes the connection under the statement,
+    # so tortoise's rollback cannot be sent and raised InterfaceError in place of the cancellation (the task's end
+    # then read as a database failure, and at a worker's shutdown as "Task exception was never retrieved")
+    started = asyncio.Event()
+    slow = "SELECT SLEEP(5)" if anydb == "mysql" else (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) SELECT count(*) FROM n")
+
+    async def job() -> None:
+        async with atomic() as conn:
+            await Customer.create(name="取消了")
+            started.set()
+            await conn.execute_query(slow)
+
+    task = asyncio.create_task(job())
+    await started.wait()
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await Customer.filter(name="取消了").count() == 0
