@@ -31,6 +31,7 @@ from app.staff.models import Staff
 from app.tickets.models import Ticket
 from app.tickets.service import PRIORITY_LABELS
 from app.timeutil import utcnow
+from app.ttl import ExpiringMap
 
 __all__ = [
     "approval_url",
@@ -149,7 +150,8 @@ MESSAGE_CARD_WINDOW_S = 60
 #: (ticket, assignee, group, window) -> who that window's cards go to, read at the window's first message: a
 #: burst's customer writes every few seconds, and each message re-read the same people. A person who joins the group
 #: or leaves it mid-window is seen from the next window (within a minute)
-_window_people: dict[tuple[int, int | None, int | None, int], list[_Recipient]] = {}
+_window_people: ExpiringMap[tuple[int, int | None, int | None, int], list[_Recipient]] = ExpiringMap(
+    MESSAGE_CARD_WINDOW_S)
 
 
 def invalidate() -> None:
@@ -163,10 +165,7 @@ async def customer_message(*, ticket: Ticket, text: str) -> None:
     memo = (ticket.id, ticket.assignee_id, ticket.group_id, window)  # type: ignore[attr-defined]
     people = _window_people.get(memo)
     if people is None:
-        people = await _recipients(ticket, exclude=None)
-        if len(_window_people) > 10_000:
-            _window_people.clear()
-        _window_people[memo] = people
+        people = _window_people.put(memo, await _recipients(ticket, exclude=None))
     if not people:
         return
     body = _clip(f"<div class=\"gray\">{ticket.subject}</div><div class=\"normal\">{text}</div>", 512)

@@ -3,7 +3,6 @@ outcome is unknown (sent, but the platform never answered) that wait for staff t
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from app.rows import inserted
 from app.security.scope import Actor
 from app.tickets.models import Ticket, TicketEvent
 from app.timeutil import utcnow
+from app.ttl import ExpiringMap
 from app.uow import atomic, on_commit
 
 #: a claimed row's lease: longer than one HTTP call (10 s connect + 10 s read) and renewed every RENEW_EVERY seconds
@@ -54,13 +54,13 @@ async def create(
 #: fold keys this process knows are stored (learnt after the commit that wrote or met the row; rows are never
 #: deleted), with when to forget them: the next fold under a known key is one UPDATE instead of a refused INSERT,
 #: the UPDATE and a read (a customer's every message in a burst folds into the card of its minute)
-_known_keys: dict[str, float] = {}
 KNOWN_KEY_SECONDS = 300.0
+_known_keys: ExpiringMap[str, bool] = ExpiringMap(KNOWN_KEY_SECONDS)
 
 
 #: fold keys whose row was claimed for delivery, with when to forget them: a claim counts an attempt and only an
 #: unclaimed row takes a fold, so every later fold under the key is "covered" and needs no statement to say so
-_covered_keys: dict[str, float] = {}
+_covered_keys: ExpiringMap[str, bool] = ExpiringMap(KNOWN_KEY_SECONDS)
 
 
 def invalidate() -> None:
@@ -69,15 +69,9 @@ def invalidate() -> None:
     _covered_keys.clear()
 
 
-def _remember(keys: dict[str, float], dedupe_key: str) -> None:
-    if len(keys) > 10_000:
-        keys.clear()
-    keys[dedupe_key] = time.monotonic() + KNOWN_KEY_SECONDS
-
-
 async def _learn(dedupe_key: str) -> None:
     async def remember() -> None:
-        _remember(_known_keys, dedupe_key)
+        _known_keys.put(dedupe_key, True)
 
     await on_commit(remember)
 
@@ -88,13 +82,12 @@ async def create_or_fold(*, channel: str, kind: str, recipient: str, payload: di
     # only while unclaimed: a claim re-reads the row after taking it, so the fold is either in what goes out or not
     # made at all (and the row that went out stands for this one)
     fold = OutboxMessage.filter(dedupe_key=dedupe_key, status="pending", attempts=0)
-    now = time.monotonic()
-    if _covered_keys.get(dedupe_key, 0.0) > now:
+    if _covered_keys.get(dedupe_key):
         return "covered"
-    if _known_keys.get(dedupe_key, 0.0) > now:
+    if _known_keys.get(dedupe_key):
         if await fold.update(payload=folded):
             return "folded"
-        _remember(_covered_keys, dedupe_key)
+        _covered_keys.put(dedupe_key, True)
         return "covered"
     row = await _insert(channel=channel, kind=kind, recipient=recipient, payload=payload, channel_account_id=None,
                         ticket_id=ticket_id, dedupe_key=dedupe_key)
@@ -104,7 +97,7 @@ async def create_or_fold(*, channel: str, kind: str, recipient: str, payload: di
         outcome = "folded"
     elif await OutboxMessage.filter(dedupe_key=dedupe_key).exists():
         outcome = "covered"
-        _remember(_covered_keys, dedupe_key)
+        _covered_keys.put(dedupe_key, True)
     else:
         raise IntegrityError(f"outbox row {dedupe_key!r} refused and not stored")
     await _learn(dedupe_key)

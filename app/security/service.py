@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-import time
 from typing import TYPE_CHECKING
 
 from app.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
@@ -14,15 +13,16 @@ from app.security.models import ApiToken, AuditLog
 from app.security.reauth import require_recent_login
 from app.security.scope import Actor, actor_for
 from app.staff.models import Staff
+from app.ttl import ExpiringMap
 from app.uow import atomic
 
 if TYPE_CHECKING:
     from app.tickets.models import Ticket
 
 TOKEN_PREFIX = "gd_"
-#: token hash -> (expires, actor); scope is recomputed at most every few seconds per token
-_cache: dict[str, tuple[float, Actor]] = {}
+#: token hash -> actor; scope is recomputed at most every few seconds per token
 CACHE_SECONDS = 10.0
+_cache: ExpiringMap[str, Actor] = ExpiringMap(CACHE_SECONDS)
 
 
 def _hash(raw: str) -> str:
@@ -56,19 +56,15 @@ async def create_token(*, staff: Staff, name: str = "", scopes: tuple[str, ...] 
 async def authenticate(*, raw: str) -> Actor | None:
     """Return the actor behind a bearer token, or None when it is unknown, revoked or its owner is disabled."""
     digest = _hash(raw)
-    now = time.monotonic()
     hit = _cache.get(digest)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    if hit is not None:
+        return hit
     token = await ApiToken.get_or_none(token_hash=digest, revoked=False).select_related("staff")
     if token is None or token.staff.status != "active":
-        _cache.pop(digest, None)
+        _cache.pop(digest)
         return None
     actor = dataclasses.replace(await actor_for(token.staff), scopes=frozenset(parse_scopes(token.scopes)))
-    if len(_cache) > 10_000:
-        _cache.clear()
-    _cache[digest] = (now + CACHE_SECONDS, actor)
-    return actor
+    return _cache.put(digest, actor)
 
 
 async def revoke_token(*, prefix: str) -> int:
