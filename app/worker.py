@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -70,26 +72,69 @@ def load_jobs() -> dict[str, JobFunc]:
     return JOBS
 
 
-class _Crons:
-    """Periodic jobs for the in-process mode."""
+class CronLeader:
+    """Which of the embedded-mode processes on one machine and database runs the crons: the one holding an exclusive
+    `flock` on a file named after the database. arq runs each cron tick once across its workers; without Redis,
+    every web process (`serve --workers N`) ran every cron, and two processes embedded the same tickets. The kernel
+    drops the lock with its process, so a survivor takes the crons over at its next tick."""
 
-    def __init__(self, q: InProcessQueue) -> None:
+    def __init__(self, path: Path | None) -> None:
+        #: None: the database is this process's own (SQLite in memory), so the process leads
+        self.path = path
+        self._fd: int | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> CronLeader:
+        """The leader file of `settings`' database, in its data directory."""
+        if ":memory:" in settings.database_url:
+            return cls(None)
+        digest = hashlib.sha256(settings.database_url.encode()).hexdigest()[:16]
+        return cls(settings.data_dir / f"crons-{digest}.lock")
+
+    def leads(self) -> bool:
+        """Whether this process runs the crons (taking the lock when nobody holds it)."""
+        if self._fd is not None or self.path is None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Give the crons up (closing the file drops the lock)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class _Crons:
+    """Periodic jobs for the in-process mode, enqueued by the leading process only."""
+
+    def __init__(self, q: InProcessQueue, leader: CronLeader) -> None:
         self.q = q
+        self.leader = leader
         self.tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         for name, period in CRONS:
             self.tasks.append(asyncio.create_task(self._loop(name, period), name=f"gongdan-cron-{name}"))
 
-    async def _loop(self, name: str, period: int) -> None:
+    async def _loop(self, name: str, period: float) -> None:
         while True:
             await asyncio.sleep(period)
-            await self.q.enqueue(name, job_id=f"cron:{name}")
+            if self.leader.leads():
+                await self.q.enqueue(name, job_id=f"cron:{name}")
 
     async def close(self) -> None:
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.leader.release()
 
 
 class JobRuntime:
@@ -110,7 +155,7 @@ class JobRuntime:
             q = InProcessQueue(functions, workers=self.settings.inprocess_workers)
             q.start()
             if self.run_crons:
-                self._crons = _Crons(q)
+                self._crons = _Crons(q, CronLeader.for_settings(self.settings))
                 self._crons.start()
             self.queue = q
         jobqueue.set_queue(self.queue)

@@ -255,3 +255,50 @@ async def test_two_workers_reading_one_queue_run_each_job_once(monkeypatch: pyte
         await pool.flushdb()
         await q.close()
     assert sorted(ran) == list(range(300))
+
+
+async def _until(check: Any) -> None:
+    """Wait (5 s at most) until `check()` holds: the crons below tick every 20 ms."""
+    async with asyncio.timeout(5):
+        while not check():  # noqa: ASYNC110 - the counts move in jobs, which signal nothing
+            await asyncio.sleep(0.01)
+
+
+async def test_embedded_processes_sharing_a_database_run_each_cron_in_one_of_them_until_it_stops(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: dict[str, int] = {"first": 0, "second": 0, "elsewhere": 0}
+
+    def counting(key: str) -> dict[str, Any]:
+        async def bench_tick(ctx: dict[str, Any]) -> None:
+            ran[key] += 1
+
+        return {"bench_tick": bench_tick}
+
+    order = iter(ran)
+    monkeypatch.setattr(worker, "load_jobs", lambda: counting(next(order)))
+    monkeypatch.setattr(worker, "CRONS", [("bench_tick", 0.02)])
+    shared = make_settings(database_url=f"sqlite://{tmp_path}/one.sqlite3", data_dir=tmp_path)
+    other = make_settings(database_url=f"sqlite://{tmp_path}/two.sqlite3", data_dir=tmp_path)
+    first, second, elsewhere = (worker.JobRuntime(s) for s in (shared, shared, other))
+    await first.start()
+    await _until(lambda: ran["first"] >= 1)
+    await second.start()
+    await elsewhere.start()
+    try:
+        await _until(lambda: ran["first"] >= 5 and ran["elsewhere"] >= 5)
+        # the second process of the first database ran none of its ticks; a process of another database runs its own
+        assert ran["second"] == 0
+        await first.close()
+        stopped = ran["first"]
+        await _until(lambda: ran["second"] >= 3)
+        assert ran["first"] == stopped
+    finally:
+        for runtime in (first, second, elsewhere):
+            await runtime.close()
+
+
+async def test_a_process_with_its_database_in_memory_always_runs_its_crons(tmp_path: Any) -> None:
+    settings = make_settings(data_dir=tmp_path)
+    leaders = [worker.CronLeader.for_settings(settings) for _ in range(2)]
+    assert [leader.leads() for leader in leaders] == [True, True]
+    assert list(tmp_path.iterdir()) == []
