@@ -95,8 +95,13 @@ class CronLeader:
         """Whether this process runs the crons (taking the lock when nobody holds it)."""
         if self._fd is not None or self.path is None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:  # a data directory it cannot write: run the crons rather than none
+            log.warning("crons.lock_unavailable", path=str(self.path), error=exc.strerror)
+            self.path = None
+            return True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

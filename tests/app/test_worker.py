@@ -302,3 +302,10 @@ async def test_a_process_with_its_database_in_memory_always_runs_its_crons(tmp_p
     leaders = [worker.CronLeader.for_settings(settings) for _ in range(2)]
     assert [leader.leads() for leader in leaders] == [True, True]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_process_that_cannot_write_its_lock_file_runs_its_crons(tmp_path: Any) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    leader = worker.CronLeader.for_settings(make_settings(database_url="sqlite://x.sqlite3", data_dir=blocked))
+    assert leader.leads() and leader.leads()
