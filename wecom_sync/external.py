@@ -120,7 +120,7 @@ async def _insert_customers(rows: list[dict[str, Any]]) -> None:
     insert. Elsewhere (SQLite, an interleaving MySQL) each row carries a unique marker in ``email_hash`` (always empty
     on a customer made here) until its id is read back; the marker never leaves the caller's transaction.
     """
-    step = await id_step(Customer)
+    step = await id_step(Customer, rows=len(rows))
     if step:
         for row, new_id in zip(rows, await insert_rows(Customer, rows, id_step=step), strict=True):
             row["id"] = new_id
@@ -150,7 +150,7 @@ async def _insert_contacts(rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert new contacts with one statement; their ids by external_userid (from the insert where the server gives
     them, else read back by primary key: every new id is past the last one there was)."""
     keys = [str(r["external_userid"]) for r in rows]
-    step = await id_step(ExternalContact)
+    step = await id_step(ExternalContact, rows=len(rows))
     if step:
         return dict(zip(keys, await insert_rows(ExternalContact, rows, id_step=step), strict=True))
     last_id = await max_id(ExternalContact)
@@ -178,7 +178,7 @@ class _Applier:
         self.tag_names = {t.id: t.name for t in await CorpTag.all()}
 
     async def _staff_ids(self, userids: set[str]) -> None:
-        missing = sorted(userids - set(self.staff_ids))
+        missing = sorted(u for u in userids if u not in self.staff_ids)  # not a set of all staff a page
         if missing:
             self.staff_ids.update({str(u): int(i) for u, i in await Staff.filter(userid__in=missing).values_list(
                 "userid", "id")})

@@ -255,7 +255,7 @@ async def _write_new(new: list[_NewTicket]) -> list[Ticket]:
     server hands its rows consecutive ids, their audit rows in one more, then each ticket's listeners."""
     numbers = await next_numbers(count=len(new))
     made = [instance(Ticket, {"number": number, **n.fields}) for n, number in zip(new, numbers, strict=True)]
-    step = await id_step(Ticket) if len(made) > 1 else 0
+    step = await id_step(Ticket, rows=len(made)) if len(made) > 1 else 0
     if step:
         for ticket in made:
             await ticket._pre_save()  # the signal `save` sends: tokenising personal data (app.security.tokens)

@@ -70,10 +70,18 @@ async def test_a_bulk_insert_gives_its_rows_ids_where_the_server_hands_them_out_
         monkeypatch.setattr(rows, "_returns_ids", lambda version: False)
     async with in_transaction("default") as conn:
         with count_statements() as statements:
-            answer = await rows.id_step(Customer)
+            answer = await rows.id_step(Customer, rows=rows.RETURNED_ROWS)
         assert answer == ((rows.RETURNED if returning else 1) if mysql else 0)  # SQLite's executemany gives no ids
-        # MariaDB sends the ids back with the INSERT: nothing is read first
+        # MariaDB sends the ids of a few rows back with the INSERT: nothing is read first
         assert len(statements) == (0 if returning or not mysql else 1)
+        # more rows than that (a sync's page): each returned id costs more to parse than the step costs to read
+        with count_statements() as statements:
+            assert await rows.id_step(Customer, rows=rows.RETURNED_ROWS + 1) == (1 if mysql else 0)
+        assert len(statements) == (1 if mysql else 0)
+        if mysql:
+            many = await rows.insert_rows(Customer, [{"name": f"客户{i}"} for i in range(30)], id_step=1)
+            assert [(c.id, c.name) for c in await Customer.filter(id__in=many).order_by("id")] == \
+                [(i, f"客户{k}") for k, i in enumerate(many)]
         if not mysql:
             with pytest.raises(RuntimeError):
                 await rows.insert_rows(Customer, [{"name": "甲"}], id_step=1)
@@ -82,7 +90,7 @@ async def test_a_bulk_insert_gives_its_rows_ids_where_the_server_hands_them_out_
         # the step is read again, and every other id lands on the right row
         await conn.execute_script("SET SESSION auto_increment_increment=2")
         try:
-            step = await rows.id_step(Customer)
+            step = await rows.id_step(Customer, rows=5)
             assert step == (rows.RETURNED if returning else 2)
             # "%s" in a value: the statement goes without parameters, so nothing is formatted into it
             ids = await rows.insert_rows(Customer, [{"name": f"客户{i} 100%s"} for i in range(5)], id_step=step)
@@ -92,7 +100,7 @@ async def test_a_bulk_insert_gives_its_rows_ids_where_the_server_hands_them_out_
         finally:
             await conn.execute_script("SET SESSION auto_increment_increment=1")
     # outside a transaction there is no connection of one's own to read the insert's id from
-    assert await rows.id_step(Customer) == 0
+    assert await rows.id_step(Customer, rows=5) == 0
     with pytest.raises(RuntimeError):
         await rows.insert_rows(Customer, [{"name": "乙"}], id_step=1)
 
@@ -183,3 +191,28 @@ async def test_an_instance_given_related_objects_holds_their_ids_and_unusual_val
     # an e-mail's date in its sender's zone is kept in UTC, as __init__ keeps it
     sent = datetime(2026, 12, 6, 18, 30, tzinfo=timezone(timedelta(hours=8)))
     assert rows.instance(Message, {**given, "created_at": sent}).created_at.isoformat() == "2026-12-06T10:30:00+00:00"
+
+
+async def test_rows_are_read_by_keys_with_quotes_backslashes_and_percent_signs_inside_and_outside_a_transaction(
+        db: None) -> None:
+    from tortoise.transactions import in_transaction
+
+    from app.customers.models import Customer, CustomerIdentity
+    from tests.sqlcount import count_statements
+
+    tricky = ["100%s 'quoted'", "\\back\\slash", '"双引号" %(x)s', "plain", "\\'; --"]
+    customer = await Customer.create(name="客户")
+    for i, value in enumerate(tricky):
+        await CustomerIdentity.create(customer=customer, kind="wechat_openid" if i % 2 else "email", scope="s%",
+                                      value=value)
+    wanted = [*tricky, "absent"]
+    expected = sorted((v, customer.id) for i, v in enumerate(tricky) if i % 2)
+    outside = await rows.select_rows(CustomerIdentity, ("value", "customer_id"), "value", wanted,
+                                     kind="wechat_openid", scope="s%")
+    async with in_transaction("default"):
+        with count_statements() as statements:
+            inside = await rows.select_rows(CustomerIdentity, ("value", "customer_id"), "value", wanted,
+                                            kind="wechat_openid", scope="s%")
+    assert sorted((r["value"], r["customer_id"]) for r in outside) == expected
+    assert sorted((r["value"], r["customer_id"]) for r in inside) == expected
+    assert len(statements) == 1

@@ -224,7 +224,7 @@ async def test_new_contacts_whose_ids_fall_below_the_last_one_read_are_found_by_
     async def far_ahead(model: object) -> int:
         return 10**9
 
-    async def no(model: object) -> int:
+    async def no(model: object, *, rows: int) -> int:
         return 0
 
     monkeypatch.setattr(external, "id_step", no)  # a server that does not hand out consecutive ids
@@ -388,7 +388,7 @@ async def test_new_customers_get_their_own_ids_in_any_number_and_keep_no_marker(
     from app.customers.models import Customer
 
     if not ids_from_insert:
-        async def no(model: object) -> int:
+        async def no(model: object, *, rows: int) -> int:
             return 0
 
         monkeypatch.setattr(external, "id_step", no)  # markers, read back
