@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 import phonenumbers
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
@@ -100,7 +100,7 @@ _CN_MOBILE = re.compile(cast(Any, phonenumbers.PhoneMetadata.metadata_for_region
 
 
 def _encrypt_mobiles(numbers: list[str]) -> str | None:
-    return encrypt_field(json.dumps(numbers)) if numbers else None
+    return encrypt_field(orjson.dumps(numbers).decode()) if numbers else None
 
 
 _CONTACT_FIELDS = ("name", "type", "gender", "corp_name", "avatar", "unionid", "status")
