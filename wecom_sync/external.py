@@ -178,7 +178,7 @@ class _Applier:
         self.tag_names = {t.id: t.name for t in await CorpTag.all()}
 
     async def _staff_ids(self, userids: set[str]) -> None:
-        missing = sorted(u for u in userids if u not in self.staff_ids)  # not a set of all staff a page
+        missing = sorted(u for u in userids if u not in self.staff_ids)  # no copy of every known id per page
         if missing:
             self.staff_ids.update({str(u): int(i) for u, i in await Staff.filter(userid__in=missing).values_list(
                 "userid", "id")})
