@@ -53,7 +53,7 @@ async def select_rows(model: type[Model], columns: tuple[str, ...], column: str,
         # the values as literals (a sync's page asks for hundreds of keys): the driver's escaping of each parameter
         # cost more than the rest of the read; with no parameters a "%" in a literal stays as it is
         literal = _escaper(connection)
-        keys, where, params = ",".join(map(literal, values)), "".join(
+        keys, where, params = ",".join(_literals(values, literal)), "".join(
             f" AND {q}{k}{q}={literal(v)}" for k, v in equal.items()), None
     else:
         keys, where = ",".join([mark] * len(values)), "".join(f" AND {q}{k}{q}={mark}" for k in equal)
@@ -273,12 +273,13 @@ async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, id_step
         # at a time (a comprehension per column costs less than a loop over rows and columns)
         for j, c, d, f in specs:
             values = [row.get(c, d) for row in rows]
-            if all(v == first[j] and type(v) is type(first[j]) for v in values):
-                literals.append([escape(first[j] if f is None or first[j] is None else f(first[j]))] * len(rows))
-            elif f is None:
-                literals.append([escape(v) for v in values])
+            shared = first[j]
+            # counted and typed in C: a shared column (a timestamp, a status) was compared a value at a time in Python
+            if values.count(shared) == len(values) and set(map(type, values)) == {type(shared)}:
+                literals.append([escape(shared if f is None or shared is None else f(shared))] * len(rows))
             else:
-                literals.append([escape(v if v is None else f(v)) for v in values])
+                literals.append(_literals(values if f is None else [v if v is None else f(v) for v in values],
+                                          escape))
     prefix = f"INSERT INTO `{model._meta.db_table}` ({','.join(f'`{c}`' for c in columns)}) VALUES "
     new_ids: list[int] = []
     chunk: list[str] = []
@@ -358,6 +359,24 @@ def _escape_string(value: str) -> str:
 #: finds a character ``_escape_string`` changes (its table's); most values have none, and a regular expression's
 #: scan costs less than ``str.translate`` building the same text again
 _needs_escape = re.compile(r"[\x00\n\r\x1a'\"\\]").search
+
+
+def _literals(values: list[Any], literal: Callable[[Any], str]) -> list[str]:
+    """``[literal(v) for v in values]`` for a column of values: a column of plain strings (None among them) with
+    nothing to escape, or of ints, is turned in one pass, with one search over the whole column for a character the
+    escaping changes instead of one a value. What they turn into is the same with or without backslash escapes."""
+    kinds = set(map(type, values))
+    if kinds <= _TEXT:
+        texts = values if type(None) not in kinds else [v for v in values if v is not None]
+        if _needs_escape("\x01".join(texts)) is None:  # \x01: joins them, and is no character the escaping changes
+            return ["NULL" if v is None else "'" + v + "'" for v in values]
+    elif kinds == _INT:
+        return list(map(str, values))
+    return list(map(literal, values))
+
+
+_TEXT = frozenset((str, type(None)))
+_INT = frozenset((int,))
 
 
 def _escaper(connection: Any) -> Callable[[Any], str]:

@@ -134,6 +134,12 @@ def test_the_escaper_writes_what_the_connections_escape_writes(status: int) -> N
     for _ in range(2000):
         value = "".join(pick.choice([*specials, "a", "客", "%", "0", "\\0", "Z"]) for _ in range(pick.randint(1, 12)))
         assert literal(value) == connection.escape(value), value
+    # a column at a time: plain texts (None among them), ints, and columns where one value needs its own escaping
+    plain = ["plain", "客户", "", "100%s", "a\tb", "\x01", None]
+    for _ in range(500):
+        pool = pick.choice([plain, [0, -7, 2**40], [*plain, "it's"], [*plain, 3], [True, 1, None], specials])
+        column = [pick.choice(pool) for _ in range(pick.randint(0, 9))]
+        assert rows._literals(column, literal) == [connection.escape(v) for v in column], column
 
 
 async def test_an_instance_built_from_python_values_is_what_the_models_init_makes(db: None) -> None:
