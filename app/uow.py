@@ -28,11 +28,12 @@ _later: contextvars.ContextVar[list[tuple[type[Model], dict[str, Any]]] | None] 
 
 
 @asynccontextmanager
-async def _transaction() -> AsyncIterator[Any]:
-    """tortoise's transaction, ending cancelled when it was cancelled: aiomysql closes a connection whose statement
-    a cancellation interrupts, so the rollback cannot be sent (the server rolls back as the connection goes) and its
-    InterfaceError took the cancellation's place; a job cancelled by its timeout or a worker's shutdown then read as
-    a database failure, and at shutdown as an exception nobody retrieved."""
+async def transaction() -> AsyncIterator[Any]:
+    """tortoise's transaction (``atomic`` adds the on-commit hooks), ending cancelled when it was cancelled: aiomysql
+    closes a connection whose statement a cancellation interrupts, so the rollback cannot be sent (the server rolls
+    back as the connection goes) and its InterfaceError took the cancellation's place; a job cancelled by its timeout
+    or a worker's shutdown then read as a database failure, and at shutdown as an exception nobody retrieved. Every
+    transaction outside ``atomic`` (the WeCom sync's, the SQLite ticket counter's) opens through here too."""
     try:
         async with in_transaction("default") as conn:
             yield conn
@@ -51,7 +52,7 @@ async def atomic() -> AsyncIterator[Any]:
     if outer is not None and later is not None:
         held = len(later)
         try:
-            async with _transaction() as conn:
+            async with transaction() as conn:
                 yield conn
         except BaseException:
             del later[held:]  # the savepoint rolled back: so are the rows this block held
@@ -61,7 +62,7 @@ async def atomic() -> AsyncIterator[Any]:
     rows: list[tuple[type[Model], dict[str, Any]]] = []
     token, rows_token = _hooks.set(hooks), _later.set(rows)
     try:
-        async with _transaction() as conn:
+        async with transaction() as conn:
             yield conn
             await _write_held(rows)
     finally:

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from app.errors import PermanentChannelError
 from app.logs import get_logger
 from app.security.crypto import encrypt_field, keyed_hash, normalize_phone
 from app.staff.models import Department, SkillGroup, Staff
 from app.timeutil import utcnow
+from app.uow import transaction
 from app.wecom.work import WeComApi
 from wecom_sync.models import DirectoryTag, StaffProfile, SyncRun
 
@@ -122,7 +122,7 @@ async def _apply_departments(items: list[dict[str, Any]], report: SyncReport, *,
             if item is None:
                 continue
             try:
-                async with in_transaction("default"):  # a savepoint: another event's job may create it at the same time
+                async with transaction():  # a savepoint: another event's job may create it at the same time
                     await Department.create(id=dept_id, name=str(item.get("name") or dept_id), parent_id=parent_id,
                                             path=paths[dept_id], order=int(item.get("order") or 0))
                 report.count("departments", "added")
@@ -226,7 +226,7 @@ def _known_fields(user: dict[str, Any], current_role: str | None, known: set[int
 async def _create_staff(users: list[dict[str, Any]], report: SyncReport, *, known: set[int]) -> list[Staff]:
     """Members new to us (a first sync), written together; should one appear meanwhile, each goes on its own."""
     try:
-        async with in_transaction("default"):  # a savepoint: an event's job may create one of them at the same time
+        async with transaction():  # a savepoint: an event's job may create one of them at the same time
             await Staff.bulk_create([Staff(userid=str(u["userid"]), **_known_fields(u, None, known)) for u in users])
     except IntegrityError:
         return [await _upsert_staff(u, report, known=known) for u in users]
@@ -252,7 +252,7 @@ async def _upsert_staff(user: dict[str, Any], report: SyncReport, *, staff: Staf
     created = False
     if staff is None:
         try:
-            async with in_transaction("default"):  # a savepoint: two events of one new member may race
+            async with transaction():  # a savepoint: two events of one new member may race
                 staff = await Staff.create(userid=userid, **fields)
             created = True
             report.count("staff", "added")
@@ -271,7 +271,7 @@ async def _upsert_staff(user: dict[str, Any], report: SyncReport, *, staff: Staf
         profile = await StaffProfile.get_or_none(staff_id=staff.id)
     if profile is None:
         try:
-            async with in_transaction("default"):
+            async with transaction():
                 await StaffProfile.create(staff_id=staff.id, synced_at=now, **pfields)
         except IntegrityError:
             await StaffProfile.filter(staff_id=staff.id).update(synced_at=now, **pfields)
@@ -315,7 +315,7 @@ async def full_sync(*, api: WeComApi, dry_run: bool = False, progress: Progress 
     calls_before, wait_before = api.stats.total_calls, api.stats.limiter_wait
     if dry_run:
         try:
-            async with in_transaction("default"):
+            async with transaction():
                 await _full_sync(api, report, progress, run=None)
                 raise _DryRun
         except _DryRun:
@@ -366,7 +366,7 @@ async def _full_sync(api: WeComApi, report: SyncReport, progress: Progress | Non
     try:
         for finished in asyncio.as_completed(tasks):
             dept_id, users = await finished
-            async with lock, in_transaction("default"):
+            async with lock, transaction():
                 batch: list[int] = []
                 fresh: list[dict[str, Any]] = []
                 for user in users:
@@ -446,7 +446,7 @@ async def refresh_user(*, api: WeComApi, userid: str, report: SyncReport | None 
             await _disable_staff(staff, report)
         return "done"
     await _ensure_departments(api, [int(d) for d in user.get("department") or []], report)
-    async with in_transaction("default"):
+    async with transaction():
         await _upsert_staff(user, report)
     return "done"
 
@@ -460,13 +460,13 @@ async def refresh_department(*, api: WeComApi, dept_id: int, report: SyncReport 
         if not _not_found(exc, "wecom_department_not_found", "wecom_no_privilege"):
             raise
         if await Department.exists(id=dept_id):
-            async with in_transaction("default"):
+            async with transaction():
                 await _remove_department(dept_id, report)
         return "done"
     parent = int(dept.get("parentid") or 0)
     if parent and not await Department.exists(id=parent):
         await refresh_department(api=api, dept_id=parent, report=report)
-    async with in_transaction("default"):
+    async with transaction():
         await _apply_departments([dept], report, complete=False)
     return "done"
 

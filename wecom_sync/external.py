@@ -33,7 +33,6 @@ import orjson
 import phonenumbers
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
-from tortoise.transactions import in_transaction
 
 from app.customers import service as customers
 from app.customers.models import Customer, CustomerIdentity
@@ -45,6 +44,7 @@ from app.security.crypto import encrypt_field, keyed_hash, normalize_phone
 from app.settings import get_settings
 from app.staff.models import Staff
 from app.timeutil import utcnow
+from app.uow import transaction
 from app.wecom.work import WeComApi
 from wecom_sync.directory import SyncReport, _DryRun
 from wecom_sync.models import CorpTag, ExternalContact, ExternalFollow, SyncRun
@@ -256,7 +256,7 @@ class _Applier:
                      "customer_id": h["id"] if isinstance(h, dict) else h, **values}
                     for ext, (h, values) in new_contacts.items()]
             try:
-                async with in_transaction("default"):
+                async with transaction():
                     new_ids = await _insert_contacts(rows)
                 created = set(new_contacts)
             except IntegrityError:
@@ -348,7 +348,7 @@ class _Applier:
 
     async def _bulk_identities(self, rows: list[dict[str, Any]]) -> None:
         try:
-            async with in_transaction("default"):
+            async with transaction():
                 await insert_rows(CustomerIdentity, rows)
         except IntegrityError:
             for row in rows:  # a concurrent writer holds some: attach one by one (merging where needed)
@@ -463,7 +463,7 @@ async def full_sync(*, api: WeComApi, dry_run: bool = False, progress: Progress 
     calls_before, wait_before = api.stats.total_calls, api.stats.limiter_wait
     if dry_run:
         try:
-            async with in_transaction("default"):
+            async with transaction():
                 await _full_sync(api, report, progress, run=None)
                 raise _DryRun
         except _DryRun:
@@ -518,7 +518,7 @@ async def _full_sync(api: WeComApi, report: SyncReport, progress: Progress | Non
                 group.append(page)
             if not group:
                 break
-            async with in_transaction("default"):
+            async with transaction():
                 await applier.apply([item for page in group for item in page.items])
                 if run is not None:
                     await SyncRun.filter(id=run.id).update(cursor=group[-1].position)
@@ -621,7 +621,7 @@ async def refresh_contact(*, api: WeComApi, external_userid: str, report: SyncRe
             raise
         contact = await ExternalContact.get_or_none(external_userid=external_userid)
         if contact is not None:
-            async with in_transaction("default"):
+            async with transaction():
                 applier = _Applier(report)
                 await applier.load()
                 await applier.apply([({"external_userid": external_userid, "name": contact.name,
@@ -631,7 +631,7 @@ async def refresh_contact(*, api: WeComApi, external_userid: str, report: SyncRe
                                     complete=True, removed_status=removed_status)
                 await _mark_gone_contacts(report, contact.id)
         return "done"
-    async with in_transaction("default"):
+    async with transaction():
         applier = _Applier(report)
         await applier.load()
         await applier.apply([(data["external_contact"], data["follow_user"])], complete=True,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from app.db import counter_connection
 from app.settings import get_settings
 from app.tickets.models import TicketCounter
 from app.timeutil import local, utcnow
+from app.uow import transaction
 
 
 async def next_numbers(*, count: int) -> list[str]:
@@ -27,7 +27,7 @@ async def next_numbers(*, count: int) -> list[str]:
         return [_format(day, seq) for seq in range(last - count + 1, last + 1)]
     # SQLite serialises writers anyway; a nested transaction joins the caller's
     for _ in range(3):
-        async with in_transaction("default"):
+        async with transaction():
             bumped = await TicketCounter.filter(day=day).update(seq=F("seq") + count)
             if bumped:
                 seq = await TicketCounter.filter(day=day).select_for_update().values_list("seq", flat=True)
