@@ -28,10 +28,12 @@ def _settings() -> Settings:
 
 
 def _with_db(settings: Settings, fn: Callable[[], Awaitable[Any]]) -> Any:
+    from app import heap
     from app.db import close_db, init_db
 
     async def main() -> Any:
         await init_db(settings)
+        heap.settle()  # a command can run as long as a job does (a full WeCom sync): the same collector settings
         try:
             return await fn()
         finally:

@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = True) -> St
         if runtime is not None:
             await runtime.start()
         log.info("app.started", database="mysql" if settings.is_mysql else "sqlite",
-                 jobs="arq" if settings.redis_url else "in-process", frozen_objects=heap.freeze_startup())
+                 jobs="arq" if settings.redis_url else "in-process", frozen_objects=heap.settle())
         try:
             yield {}
         finally:

@@ -12,9 +12,12 @@ rows consecutive ids (``id_step``: InnoDB's auto-increment lock mode 0 or 1), th
 
 from __future__ import annotations
 
+import bisect
 import copy
 import functools
 import inspect
+import itertools
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +56,7 @@ async def select_rows(model: type[Model], columns: tuple[str, ...], column: str,
         # the values as literals (a sync's page asks for hundreds of keys): the driver's escaping of each parameter
         # cost more than the rest of the read; with no parameters a "%" in a literal stays as it is
         literal = _escaper(connection)
-        keys, where, params = ",".join(_literals(values, literal)), "".join(
+        keys, where, params = ",".join(_literals(values, literal, backslashes=_backslashes(connection))), "".join(
             f" AND {q}{k}{q}={literal(v)}" for k, v in equal.items()), None
     else:
         keys, where = ",".join([mark] * len(values)), "".join(f" AND {q}{k}{q}={mark}" for k in equal)
@@ -258,7 +261,7 @@ async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, id_step
         else:
             await db.execute_many(plan.insert_query, values)
         return []
-    escape = _escaper(connection)
+    escape, backslashes = _escaper(connection), _backslashes(connection)
     literals: list[list[str]] = []
     if len(rows) < _SHARED_FROM:
         # a few rows (a batch of new tickets): looking for values every row shares costs more than it saves
@@ -279,26 +282,25 @@ async def insert_rows(model: type[Model], rows: list[dict[str, Any]], *, id_step
                 literals.append([escape(shared if f is None or shared is None else f(shared))] * len(rows))
             else:
                 literals.append(_literals(values if f is None else [v if v is None else f(v) for v in values],
-                                          escape))
+                                          escape, backslashes=backslashes))
     prefix = f"INSERT INTO `{model._meta.db_table}` ({','.join(f'`{c}`' for c in columns)}) VALUES "
     new_ids: list[int] = []
-    chunk: list[str] = []
-    size = 0
-    for parts in zip(*literals, strict=True):
-        row_sql = "(" + ",".join(parts) + ")"
-        if chunk and size + len(row_sql) > MAX_STATEMENT_CHARS:
-            await _insert_chunk(db, prefix, chunk, id_step, new_ids)
-            chunk, size = [], 0
-        chunk.append(row_sql)
-        size += len(row_sql) + 1
-    await _insert_chunk(db, prefix, chunk, id_step, new_ids)
+    tuples = list(map(",".join, zip(*literals, strict=True)))
+    # where each row's "(…)," ends in the VALUES list, counted in C: a statement takes rows up to MAX_STATEMENT_CHARS
+    ends = list(map(operator.add, itertools.accumulate(map(len, tuples)), range(3, 3 * len(tuples) + 1, 3)))
+    start = 0
+    while start < len(tuples):
+        before = ends[start - 1] if start else 0
+        stop = max(start + 1, bisect.bisect_right(ends, before + MAX_STATEMENT_CHARS, lo=start))
+        await _insert_chunk(db, prefix, tuples[start:stop], id_step, new_ids)
+        start = stop
     return new_ids
 
 
 async def _insert_chunk(db: Any, prefix: str, chunk: list[str], step: int, into: list[int]) -> None:
-    """One multi-row INSERT; with ``step``, the ids of its rows go to ``into`` (the first is the insert's id, or
-    the server sends them all back, in the rows' order)."""
-    sql = prefix + ",".join(chunk)
+    """One multi-row INSERT of ``chunk``, each a row's literals joined by commas; with ``step``, the ids of its rows
+    go to ``into`` (the first is the insert's id, or the server sends them all back, in the rows' order)."""
+    sql = prefix + "(" + "),(".join(chunk) + ")"
     if not step:
         await db.execute_script(sql)
         return
@@ -361,15 +363,20 @@ def _escape_string(value: str) -> str:
 _needs_escape = re.compile(r"[\x00\n\r\x1a'\"\\]").search
 
 
-def _literals(values: list[Any], literal: Callable[[Any], str]) -> list[str]:
-    """``[literal(v) for v in values]`` for a column of values: a column of plain strings (None among them) with
-    nothing to escape, or of ints, is turned in one pass, with one search over the whole column for a character the
-    escaping changes instead of one a value. What they turn into is the same with or without backslash escapes."""
+def _literals(values: list[Any], literal: Callable[[Any], str], *, backslashes: bool) -> list[str]:
+    """``[literal(v) for v in values]`` for a column of values: a column of strings (None among them) or of ints is
+    turned in one pass. The strings are searched and escaped as one text, joined by a character the escaping leaves
+    alone and none of them holds, instead of one call a value (a column of JSON texts has a quote in every value).
+    ``backslashes``: the session escapes with backslashes (else texts needing escapes go to ``literal`` one by one)."""
     kinds = set(map(type, values))
     if kinds <= _TEXT:
         texts = values if type(None) not in kinds else [v for v in values if v is not None]
-        if _needs_escape("\x01".join(texts)) is None:  # \x01: joins them, and is no character the escaping changes
+        joined = "\x01".join(texts)
+        if _needs_escape(joined) is None:
             return ["NULL" if v is None else "'" + v + "'" for v in values]
+        if backslashes and joined.count("\x01") == len(texts) - 1:  # no text holds the joining character
+            escaped = iter(_escape_string(joined).split("\x01"))
+            return ["NULL" if v is None else "'" + next(escaped) + "'" for v in values]
     elif kinds == _INT:
         return list(map(str, values))
     return list(map(literal, values))
@@ -379,11 +386,16 @@ _TEXT = frozenset((str, type(None)))
 _INT = frozenset((int,))
 
 
+def _backslashes(connection: Any) -> bool:
+    """Whether the session escapes with backslashes (what ``_escape_string`` writes), not by doubling quotes."""
+    return not connection.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+
+
 def _escaper(connection: Any) -> Callable[[Any], str]:
     """The connection's ``escape``, with the plain types a sync writes most (str, int, None) turned into SQL
     literals first, as it turns them, without its dispatch: a bulk insert escapes tens of thousands of values."""
     escape: Callable[[Any], str] = connection.escape
-    if connection.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
+    if not _backslashes(connection):
         return escape  # quotes are doubled in that mode: leave it to the driver
 
     def literal(value: Any) -> str:

@@ -183,7 +183,7 @@ async def _startup(ctx: dict[str, Any]) -> None:
     await init_db(settings)
     load_jobs()
     jobqueue.set_queue(ArqQueue(ctx["redis"]))
-    log.info("worker.started", frozen_objects=heap.freeze_startup())
+    log.info("worker.started", frozen_objects=heap.settle())
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:

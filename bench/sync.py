@@ -8,7 +8,8 @@
 The simulator runs in its own process (so our CPU time is ours alone) and answers 45009 past its per-corp, per-API
 limits (default WeCom's 10,000/min and 150,000/h); our client keeps to ``--client-per-minute`` (default 90 % of
 the simulator's). The desk side is a fresh SQLite file, or with ``--db mysql`` the MariaDB database
-``gongdan_bench_sync`` on 127.0.0.1:3306 (dropped and created; tables from the models). Printed per sync: wall
+``gongdan_bench_sync`` on 127.0.0.1:3306 (dropped and created; tables from the models). The syncs run in this
+process once its heap is settled as a worker's is (``app.heap.settle``: a sync job runs in one). Printed per sync: wall
 time, API calls, seconds waited on our limiter, our process's CPU time and its share of the wall (``cpu_per_wall``),
 the simulator's CPU time in the same span (``sim_cpu_s``: WeCom's side of the wall; with MariaDB its server's CPU is
 in neither), peak RSS; then the time to apply one incremental event (change_contact update_user and
@@ -55,6 +56,7 @@ async def _bench(args: argparse.Namespace, port: int) -> dict[str, Any]:
     from starlette.datastructures import Secret
     from tortoise import Tortoise
 
+    from app import heap
     from app.db import tortoise_config
     from app.logs import configure_logging
     from app.settings import WeComSettings, load_settings, set_settings
@@ -77,6 +79,7 @@ async def _bench(args: argparse.Namespace, port: int) -> dict[str, Any]:
     set_settings(settings)
     await Tortoise.init(config=tortoise_config(settings))
     await Tortoise.generate_schemas()
+    heap.settle()  # what a worker and `gongdan sync` do once started, before a sync job runs in them
     out: dict[str, Any] = {}
     try:
         plan: list[tuple[str, Purpose, Any]] = [("directory", "contacts", directory),

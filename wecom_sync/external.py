@@ -202,6 +202,9 @@ class _Applier:
             kind=IDENTITY_KIND, scope=self.scope)}
         # remark mobiles parsed once per follow_info (a new contact's customer takes the first)
         mobiles = {id(f): _mobiles(f.get("remark_mobiles") or []) for fs in follows_of.values() for f in fs}
+        for tag in (t for fs in follows_of.values() for f in fs for t in f.get("tags") or []):
+            # externalcontact/get names its tags: names we have not synced yet, known before a new customer takes them
+            self.tag_names.setdefault(str(tag.get("tag_id")), str(tag.get("tag_name") or ""))
         now = utcnow()
         new_contacts: dict[str, tuple[dict[str, Any] | int, dict[str, Any]]] = {}
         created: set[str] = set()
@@ -297,9 +300,6 @@ class _Applier:
                     # a new or changed remark mobile may give the customer a phone number
                     first_phone.setdefault(customer_id, numbers[0])
                 tag_ids = [str(t) for t in info.get("tag_id") or [t.get("tag_id") for t in info.get("tags") or []]]
-                for tag in info.get("tags") or []:
-                    # externalcontact/get names its tags; remember names we have not synced yet
-                    self.tag_names.setdefault(str(tag.get("tag_id")), str(tag.get("tag_name") or ""))
                 values = {"staff_id": self.staff_ids.get(userid), "remark": str(info.get("remark") or "")[:128],
                           "description": str(info.get("description") or "")[:255],
                           "createtime": int(info.get("createtime") or 0), "tag_ids": sorted(tag_ids),
@@ -335,15 +335,19 @@ class _Applier:
                     self.report.count("follows", "disabled")
             for status, ids in ended.items():
                 await ExternalFollow.filter(id__in=ids).update(status=status, synced_at=now)
-        # the tags of every active relation of these contacts, as they stand now (no need to read them again)
-        active_tags: dict[int, set[str]] = {contacts[e]["id"]: set() for e in follows_of}
+        # the tags of every active relation of these contacts, as they stand now (no need to read them again); a
+        # contact this call created with a new customer started with the tags and phone of exactly these relations
+        settled = {e for e in created if isinstance(new_contacts[e][0], dict)}
+        active_tags: dict[int, set[str]] = {contacts[e]["id"]: set() for e in follows_of if e not in settled}
         for row in [*existing.values(), *new_rows]:
-            if row["status"] == "active":
+            if row["status"] == "active" and row["contact_id"] in active_tags:
                 active_tags[row["contact_id"]].update(row["tag_ids"] or [])
-        await self._refresh_customers([contacts[e] for e in follows_of], active_tags, first_phone)
+        await self._refresh_customers([contacts[e] for e in follows_of if e not in settled], active_tags, first_phone)
 
     def _tag_names(self, follows: list[dict[str, Any]]) -> list[str]:
-        ids = {str(t) for f in follows for t in (f.get("tag_id") or [x.get("tag_id") for x in f.get("tags") or []])}
+        """The names of the tags of these follow_infos' relations (one without a userid is no relation)."""
+        ids = {str(t) for f in follows if f.get("userid")
+               for t in (f.get("tag_id") or [x.get("tag_id") for x in f.get("tags") or []])}
         return sorted({self.tag_names.get(t, "") for t in ids} - {""})
 
     async def _bulk_identities(self, rows: list[dict[str, Any]]) -> None:

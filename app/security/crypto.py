@@ -56,10 +56,15 @@ def rotate_field(token: str, *, settings: Settings | None = None) -> str:
     return _fernet(s.field_keys, str(s.secret_key)).rotate(token.encode()).decode()
 
 
+@lru_cache(maxsize=8)
+def _search_key(secret: str) -> bytes:
+    return hashlib.sha256(b"gongdan-search-key:" + secret.encode()).digest()
+
+
 def keyed_hash(value: str, *, settings: Settings | None = None) -> str:
     """HMAC-SHA256 of a normalised value: searchable by exact match, useless without the key."""
-    s = _settings(settings)
-    key = hashlib.sha256(b"gongdan-search-key:" + str(s.secret_key).encode()).digest()
+    # the key is derived once per secret: a sync hashes a remark mobile for tens of thousands of relations
+    key = _search_key(str(_settings(settings).secret_key))
     return hmac.new(key, value.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""Start-up objects frozen out of the collector's full collections, in the web app and the worker."""
+"""Start-up objects frozen out of the collector's full collections and a larger young generation, in the web app,
+the worker and the command line."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from app import heap
 
 @pytest.fixture
 def unfrozen() -> Iterator[list[int]]:
-    """Count freeze_startup calls; leave the process as the test found it (nothing frozen)."""
+    """Count settle calls; leave the process as the test found it (nothing frozen, the same thresholds)."""
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     calls: list[int] = []
     yield calls
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def test_what_is_alive_is_frozen_and_garbage_is_collected_first(unfrozen: list[int]) -> None:
@@ -25,17 +28,23 @@ def test_what_is_alive_is_frozen_and_garbage_is_collected_first(unfrozen: list[i
     cycle.append(cycle)
     del cycle  # garbage, reachable only from itself: collected, not frozen
     kept = [object()]
-    assert heap.freeze_startup() > 0  # a frozen object freed by its last reference leaves the count: no exact figure
+    assert heap.settle() > 0  # a frozen object freed by its last reference leaves the count: no exact figure
     alive = gc.get_objects()  # what later collections walk: neither the frozen list nor the collected cycle
     assert not any(o is kept for o in alive)
     assert not any(isinstance(o, list) and len(o) == 1 and o[0] is o for o in alive)
+
+
+def test_the_young_generation_is_collected_every_young_objects_allocations(unfrozen: list[int]) -> None:
+    gc.set_threshold(700, 11, 12)
+    heap.settle()
+    assert gc.get_threshold() == (heap.YOUNG_OBJECTS, 11, 12) == (10_000, 11, 12)
 
 
 async def test_the_app_freezes_its_start_up(unfrozen: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
     from app.main import create_app
     from tests.conftest import make_settings
 
-    monkeypatch.setattr(heap, "freeze_startup", lambda: unfrozen.append(1) or 1)
+    monkeypatch.setattr(heap, "settle", lambda: unfrozen.append(1) or 1)
     app = create_app(make_settings(), run_jobs=False)
     async with app.router.lifespan_context(app):
         assert unfrozen == [1]
@@ -55,7 +64,7 @@ async def test_the_worker_freezes_its_start_up(unfrozen: list[int], monkeypatch:
     from app.settings import set_settings
     from tests.conftest import make_settings
 
-    monkeypatch.setattr(heap, "freeze_startup", lambda: unfrozen.append(1) or 1)
+    monkeypatch.setattr(heap, "settle", lambda: unfrozen.append(1) or 1)
     set_settings(make_settings())
     try:
         await worker._startup({"redis": _Pool()})
@@ -64,3 +73,17 @@ async def test_the_worker_freezes_its_start_up(unfrozen: list[int], monkeypatch:
         await close_db()
         jobqueue.set_queue(None)
         set_settings(None)
+
+
+def test_a_command_settles_after_start_up_and_before_its_work(unfrozen: list[int],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.cli import _with_db
+    from tests.conftest import make_settings
+
+    monkeypatch.setattr(heap, "settle", lambda: unfrozen.append(1) or 1)
+
+    async def work() -> int:
+        return len(unfrozen)
+
+    assert _with_db(make_settings(), work) == 1
+    assert unfrozen == [1]

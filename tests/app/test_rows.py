@@ -105,6 +105,31 @@ async def test_a_bulk_insert_gives_its_rows_ids_where_the_server_hands_them_out_
         await rows.insert_rows(Customer, [{"name": "乙"}], id_step=1)
 
 
+async def test_a_bulk_insert_longer_than_a_statement_may_be_goes_in_statements_that_fit(
+        db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tortoise import connections
+    from tortoise.transactions import in_transaction
+
+    from app.customers.models import Customer
+    from tests.sqlcount import count_statements
+
+    mysql = connections.get("default").capabilities.dialect == "mysql"
+    monkeypatch.setattr(rows, "MAX_STATEMENT_CHARS", 2_000)
+    values = [{"name": f"客户{i:03d}", "tags": ["长" * (i % 7) * 40]} for i in range(60)]
+    values[17]["tags"] = ["超长" * 1_200]  # a row longer than a statement may be goes in one of its own
+    async with in_transaction("default"):
+        last = await rows.max_id(Customer)
+        with count_statements() as statements:
+            await rows.insert_rows(Customer, values)
+    stored = await Customer.filter(id__gt=last).order_by("id").values("name", "tags")
+    assert stored == values
+    if mysql:  # SQLite takes the rows as executemany parameters, in one call
+        inserts = [s for s in statements if s.startswith("INSERT")]
+        values = [s[s.index(" VALUES ") + 8:] for s in inserts]
+        assert [v for v in values if len(v) > 2_000] == [v for v in values if "超长" in v]
+        assert len(values) == sum(1 for v in values if len(v) <= 2_000) + 1
+        assert sum(v.count('),(') + 1 for v in values) == 60 and len(values) > 5
+
 def test_insert_returning_is_known_by_the_servers_version() -> None:
     assert [rows._returns_ids(v) for v in ("10.11.19-MariaDB-0+deb12u1", "5.5.5-10.11.6-MariaDB-log",
                                            "11.4.2-MariaDB", "10.4.32-MariaDB", "8.0.36", "8.0.11-TiDB-v7.5.0")] \
@@ -137,9 +162,11 @@ def test_the_escaper_writes_what_the_connections_escape_writes(status: int) -> N
     # a column at a time: plain texts (None among them), ints, and columns where one value needs its own escaping
     plain = ["plain", "客户", "", "100%s", "a\tb", "\x01", None]
     for _ in range(500):
-        pool = pick.choice([plain, [0, -7, 2**40], [*plain, "it's"], [*plain, 3], [True, 1, None], specials])
+        pool = pick.choice([plain, [0, -7, 2**40], [*plain, "it's"], [*plain, 3], [True, 1, None], specials,
+                            ['["et1","et2"]', "[]", None, 'a\\"b', "x\n'y", "客户"], [*specials, "\x01", "a\x01'"]])
         column = [pick.choice(pool) for _ in range(pick.randint(0, 9))]
-        assert rows._literals(column, literal) == [connection.escape(v) for v in column], column
+        assert rows._literals(column, literal, backslashes=rows._backslashes(connection)) == [
+            connection.escape(v) for v in column], column
 
 
 async def test_an_instance_built_from_python_values_is_what_the_models_init_makes(db: None) -> None:

@@ -101,6 +101,22 @@ async def test_events_reread_and_mark_deleted_relations(wecom: WeComEnv) -> None
     assert chen is not None and (chen.tags, chen.vip_level) == (["普通客户"], 0)
 
 
+async def test_a_new_contact_read_by_event_takes_a_tag_made_since_the_last_tag_sync(wecom: WeComEnv) -> None:
+    await directory.full_sync(api=wecom.api())
+    _seed_contacts(wecom)
+    await external.full_sync(api=wecom.api("customer"))
+    store = wecom.sim.wecom
+    store.add_corp_tag("etNEWTAG0001", "展会客户", "etGROUPEXPO", "来源")  # not in our tag library yet
+    store.set_external_contact("wmEXPO0004", name="钱经理", type=1)
+    store.follow("wmEXPO0004", "wangfang", tag_ids=["etNEWTAG0001", VIP], remark_mobiles=["13900001111"])
+    await wecom.app_driver.change_external_contact("add_external_contact", "wangfang", "wmEXPO0004")
+    await wecom.settle()
+    qian = await external.customer_for(external_userid="wmEXPO0004")
+    assert qian is not None and (qian.tags, qian.vip_level) == (["VIP", "展会客户"], 1)
+    assert customers.phone_of(qian) == "+8613900001111"
+    contact = await ExternalContact.get(external_userid="wmEXPO0004")
+    assert (contact.tag_names, contact.vip_from_tags) == (["VIP", "展会客户"], 1)
+
 # -- data isolation: the permission matrix extended to external-contact customers ------------------------------
 
 #: (role, where the follow user sits) -> may the actor see the customer
