@@ -13,7 +13,8 @@ process (so its CPU is not counted; the desk's `user/info` call for each new fol
 production). N + warm-up encrypted callbacks from distinct new customers (the text of bench.callbacks: an order
 number and 退款, which the conversion rules turn into a ticket) are posted through the callback endpoint first,
 unmeasured; then each stored event is processed by `process_inbound_event` the way the arq job does, one after
-another, with follow-up jobs (outbox deliveries) only recorded. Logging is configured as the worker has it
+another, with follow-up jobs (outbox deliveries) only recorded, once the process's heap is settled as a worker's is
+(``app.heap.settle``). Logging is configured as the worker has it
 (JSON lines at INFO), written to /dev/null.
 
 Reported, per message: CPU of the whole process (time.process_time: the event loop, the wechatpy thread,
@@ -189,6 +190,7 @@ async def main_async(a: argparse.Namespace, state: Any, sim_account: Any, openid
     """Seed, post the callbacks, process them one by one under the CPU clocks, print the figures."""
     import httpx
 
+    from app import heap
     from app import queue as jobqueue
     from app.channels import inbound_jobs
     from app.channels.models import InboundEvent
@@ -236,6 +238,7 @@ async def main_async(a: argparse.Namespace, state: Any, sim_account: Any, openid
     tickets_before = await Ticket.all().count()
 
     warm, measured = event_ids[:a.warmup], event_ids[a.warmup:]
+    heap.settle()  # start-up is over: the collector as a worker sets it once started
     for event_id in warm:
         assert await inbound_jobs.process_inbound_event({}, event_id) == "done"
     # new-ticket messages: strided chunks (each customer has one message here, so order does not matter)
