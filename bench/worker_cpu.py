@@ -14,8 +14,7 @@ production). N + warm-up encrypted callbacks from distinct new customers (the te
 number and 退款, which the conversion rules turn into a ticket) are posted through the callback endpoint first,
 unmeasured; then each stored event is processed by `process_inbound_event` the way the arq job does, one after
 another, with follow-up jobs (outbox deliveries) only recorded, once the process's heap is settled as a worker's is
-(``app.heap.settle``). Logging is configured as the worker has it
-(JSON lines at INFO), written to /dev/null.
+(``app.heap.settle``). Logging is configured as the worker has it (JSON lines at INFO), written to /dev/null.
 
 Reported, per message: CPU of the whole process (time.process_time: the event loop, the wechatpy thread,
 aiosqlite's thread on SQLite) and of the event-loop thread alone (time.thread_time), the SQL statements, and for
