@@ -200,11 +200,14 @@ class _Applier:
         idents: dict[str, int] = {str(r["value"]): int(r["customer_id"]) for r in await select_rows(
             CustomerIdentity, ("value", "customer_id"), "value", [e for e in follows_of if e not in contacts],
             kind=IDENTITY_KIND, scope=self.scope)}
-        # remark mobiles parsed once per follow_info (a new contact's customer takes the first)
-        mobiles = {id(f): _mobiles(f.get("remark_mobiles") or []) for fs in follows_of.values() for f in fs}
-        for tag in (t for fs in follows_of.values() for f in fs for t in f.get("tags") or []):
-            # externalcontact/get names its tags: names we have not synced yet, known before a new customer takes them
-            self.tag_names.setdefault(str(tag.get("tag_id")), str(tag.get("tag_name") or ""))
+        # one pass over the follow_infos: remark mobiles parsed once each (a new contact's customer takes the first),
+        # and the tag names externalcontact/get gives, known before a new customer takes its tags
+        mobiles: dict[int, tuple[list[str], list[str]]] = {}
+        for follows in follows_of.values():
+            for info in follows:
+                mobiles[id(info)] = _mobiles(info.get("remark_mobiles") or [])
+                for tag in info.get("tags") or []:
+                    self.tag_names.setdefault(str(tag.get("tag_id")), str(tag.get("tag_name") or ""))
         now = utcnow()
         new_contacts: dict[str, tuple[dict[str, Any] | int, dict[str, Any]]] = {}
         created: set[str] = set()
@@ -293,7 +296,7 @@ class _Applier:
                 if not userid:
                     continue
                 seen_pairs.add((contact_id, userid))
-                numbers, hashes = mobiles.get(id(info)) or _mobiles(info.get("remark_mobiles") or [])
+                numbers, hashes = mobiles[id(info)]  # every follow_info of the page was parsed above
                 follow = existing.get((contact_id, userid))
                 if numbers and (follow is None or follow["remark_mobile_hashes"] != hashes) and \
                         customer_id not in fresh_customers:
