@@ -30,6 +30,7 @@ def _settings() -> Settings:
 def _with_db(settings: Settings, fn: Callable[[], Awaitable[Any]]) -> Any:
     from app import heap
     from app.db import close_db, init_db
+    from app.setup import shutdown
 
     async def main() -> Any:
         await init_db(settings)
@@ -37,6 +38,7 @@ def _with_db(settings: Settings, fn: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await fn()
         finally:
+            await shutdown()
             await close_db()
 
     return asyncio.run(main())

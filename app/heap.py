@@ -21,9 +21,11 @@ unreachable cycles waits at most that many allocations longer.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
-__all__ = ["YOUNG_OBJECTS", "settle"]
+__all__ = ["YOUNG_OBJECTS", "paused", "settle"]
 
 #: net container allocations between two young collections (CPython's default: 700)
 YOUNG_OBJECTS = 10_000
@@ -37,3 +39,26 @@ def settle() -> int:
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_OBJECTS, middle, old)
     return gc.get_freeze_count()
+
+
+#: holders of ``paused`` now, and whether the collector was on when the first of them came
+_pause = {"holders": 0, "was_enabled": False}
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """No automatic collection while a bulk job applies one batch: what it allocates is alive until the batch ends
+    (its rows, their literals, the pages read ahead), and each collection walked it all for nothing. In the first
+    external-contact sync the young collections found nothing to free and took 1.4 s of 23 s of CPU (221 of them,
+    6.4 ms each: a list of 1,000 rows is walked whole). Holders nest and overlap (two syncs in one worker): the
+    collector comes back as it was when the last one leaves, and a collection is then due by the usual count."""
+    if _pause["holders"] == 0:
+        _pause["was_enabled"] = gc.isenabled()
+        gc.disable()
+    _pause["holders"] += 1
+    try:
+        yield
+    finally:
+        _pause["holders"] -= 1
+        if _pause["holders"] == 0 and _pause["was_enabled"]:
+            gc.enable()

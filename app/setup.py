@@ -188,13 +188,15 @@ def _models() -> None:
 
 
 async def shutdown() -> None:
-    """Release what the wired parts hold open (the web chat's Redis subscription, IMAP IDLE watchers) when a
-    process stops."""
+    """Release what the wired parts hold open (the web chat's Redis subscription, IMAP IDLE watchers, WeCom's
+    keep-alive connections) when a process stops: web, worker and command alike."""
     from app.channels.email.idle import stop_watchers
     from app.channels.webchat.hub import hub
+    from app.wecom import transport
 
     await stop_watchers()
     await hub.close()
+    await transport.close()
 
 
 def api_routes() -> list[BaseRoute]:

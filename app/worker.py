@@ -187,6 +187,9 @@ async def _startup(ctx: dict[str, Any]) -> None:
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
+    from app.setup import shutdown
+
+    await shutdown()
     await close_db()
     jobqueue.set_queue(None)
 

@@ -56,7 +56,7 @@ async def _bench(args: argparse.Namespace, port: int) -> dict[str, Any]:
     from starlette.datastructures import Secret
     from tortoise import Tortoise
 
-    from app import heap
+    from app import heap, setup
     from app.db import tortoise_config
     from app.logs import configure_logging
     from app.settings import WeComSettings, load_settings, set_settings
@@ -119,6 +119,7 @@ async def _bench(args: argparse.Namespace, port: int) -> dict[str, Any]:
             samples.append(time.perf_counter() - started)
         out["incremental_edit_external_contact_ms"] = _summary(samples)
     finally:
+        await setup.shutdown()  # WeCom's keep-alive connections, as a worker closes them
         await Tortoise.close_connections()
     return out
 

@@ -133,8 +133,11 @@ async def _init_sqlite() -> None:
 async def db(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[None]:
     """The test's database: SQLite in memory, or this run's MariaDB database when TEST_DB=mysql (`make test-mysql`
     runs the whole SQLite tier again on MariaDB; tests marked sqlite_only read SQLite's own catalogue or files)."""
+    from app.wecom import transport
+
     await fresh_database(settings, sqlite_only=request.node.get_closest_marker("sqlite_only") is not None)
     yield
+    await transport.close()  # the test's loop ends with it: WeCom's keep-alive connections go first
     await Tortoise.close_connections()
 
 

@@ -34,6 +34,7 @@ import phonenumbers
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
 
+from app import heap
 from app.customers import service as customers
 from app.customers.models import Customer, CustomerIdentity
 from app.db import quote_and_mark
@@ -525,10 +526,11 @@ async def _full_sync(api: WeComApi, report: SyncReport, progress: Progress | Non
                 group.append(page)
             if not group:
                 break
-            async with transaction():
-                await applier.apply([item for page in group for item in page.items])
-                if run is not None:
-                    await SyncRun.filter(id=run.id).update(cursor=group[-1].position)
+            with heap.paused():
+                async with transaction():
+                    await applier.apply([item for page in group for item in page.items])
+                    if run is not None:
+                        await SyncRun.filter(id=run.id).update(cursor=group[-1].position)
             if progress:
                 for page in group:
                     if not page.position["cursor"]:

@@ -21,19 +21,25 @@ What the subclass changes in wechatpy (2.0.0a26):
   ``map_errcode``, an HTTP error status or a connection failure as ``PlatformUnavailable``, and a read timeout (the
   request went out, its answer did not come) as ``PlatformTimedOut``: the outcome is unknown.
 
-These clients are synchronous (``requests``); call them from threads (``app.wecom.mp.MPApi`` does).
+These clients are synchronous (``requests``); call them from threads (``app.wecom.mp.MPApi`` does), or, for a JSON
+answer, await ``request_async``, which exchanges on the running loop through ``app.wecom.transport`` (aiohttp) and
+keeps every rule above (``app.wecom.work.WeComApi`` does).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+import anyio.to_thread
 import orjson
 import requests
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
 from app.logs import get_logger
+from app.wecom import transport
 from app.wecom.errors import TOKEN_ERRCODES, PlatformTimedOut, PlatformUnavailable, TokenRejected, map_errcode
 from app.wecom.tokens import CachedToken, TokenStore, mp_token_key
 
@@ -64,16 +70,23 @@ class SharedTokenClient:
     API_BASE_URL: str
     timeout: float
     _http: requests.Session
+    _proxy: str | None
+    _timeouts: aiohttp.ClientTimeout
 
     def _map_error(self, errcode: int, errmsg: str) -> Exception:
         raise NotImplementedError
 
     def _settle_session(self, api_base: str) -> None:
         """Send every call to ``api_base``, through the environment's proxy for it as it stands now: the session
-        stops re-reading the environment (proxy variables, ``~/.netrc``) per call."""
+        stops re-reading the environment (proxy variables, ``~/.netrc``) per call, and ``request_async`` takes the
+        same proxy."""
         self.API_BASE_URL = api_base if api_base.endswith("/") else api_base + "/"
         self._http.proxies = requests.utils.get_environ_proxies(self.API_BASE_URL)
         self._http.trust_env = False
+        scheme = self.API_BASE_URL.split(":", 1)[0].lower()
+        self._proxy = self._http.proxies.get(scheme) or self._http.proxies.get("all")
+        # requests' timeout: to connect, and between bytes of the answer
+        self._timeouts = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
 
     def _decode_result(self, res: requests.Response) -> Any:
         try:
@@ -132,22 +145,76 @@ class SharedTokenClient:
             try:
                 return super()._request(method, url_or_endpoint, params=params, **kwargs)  # type: ignore[misc]
             except WeChatClientException as exc:
-                if exc.errcode is None:  # raise_for_status failed: HTTP 4xx/5xx without an errcode
-                    raise _http_error(exc) from None
-                errcode = int(exc.errcode)
-                if errcode in self.token_errcodes and attempt == 1 and not explicit_token:
-                    log.info("access_token_rejected", client=self._log_label(), errcode=errcode)
-                    self.token.invalidate(token)
-                    continue
-                if errcode in self.token_errcodes:
-                    raise TokenRejected(errcode, str(exc.errmsg or "")) from None
-                raise self._map_error(errcode, str(exc.errmsg or "")) from None
+                error = self._refused(exc, may_refresh=attempt == 1 and not explicit_token)
+                if error is not None:
+                    raise error from None
+                self.token.invalidate(token)
             except requests.ReadTimeout:
                 # connected and sent, then no answer: unlike a refused connection, the platform may have acted
                 raise PlatformTimedOut(f"the platform did not answer within {self.timeout:g} s") from None
             except requests.RequestException as exc:
                 raise _http_error(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def request_async(self, method: str, endpoint: str, *, params: dict[str, Any] | None = None,
+                            data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``_request`` for a JSON answer, exchanged on the running loop (``app.wecom.transport``) instead of in a
+        thread: the same token, the same single refresh, the same errors. Reading the token store or fetching a
+        token (blocking I/O) still runs in a thread, as does dropping a rejected token."""
+        url = self.API_BASE_URL + endpoint
+        body = None if data is None else orjson.dumps(data)
+        headers = None if data is None else _JSON_BODY
+        for attempt in (1, 2):
+            token = self.token.peek()
+            if token is None:
+                token = await anyio.to_thread.run_sync(self.token.get)
+            try:
+                async with transport.session().request(
+                        method, url, params={**(params or {}), "access_token": token}, data=body, headers=headers,
+                        proxy=self._proxy, timeout=self._timeouts) as response:
+                    status, content = response.status, await response.read()
+            except aiohttp.SocketTimeoutError:
+                raise PlatformTimedOut(f"the platform did not answer within {self.timeout:g} s") from None
+            except (TimeoutError, aiohttp.ClientError) as exc:  # refused, reset, connect timeout, bad HTTP
+                raise PlatformUnavailable(f"the platform could not be reached ({type(exc).__name__})") from None
+            if status >= 400:
+                raise PlatformUnavailable(f"the platform answered HTTP {status}", status_code=status)
+            try:
+                result = self._handle_result(_Answer(content), method, url)  # type: ignore[attr-defined]
+            except WeChatClientException as exc:
+                error = self._refused(exc, may_refresh=attempt == 1)
+                if error is not None:
+                    raise error from None
+                await anyio.to_thread.run_sync(self.token.invalidate, token)
+                continue
+            if not isinstance(result, dict):
+                raise PlatformUnavailable(f"{endpoint} answered something other than a JSON object")
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refused(self, exc: WeChatClientException, *, may_refresh: bool) -> Exception | None:
+        """The error a failed answer raises, or None for a rejected token worth the one refresh."""
+        if exc.errcode is None:  # raise_for_status failed: HTTP 4xx/5xx without an errcode
+            return _http_error(exc)
+        errcode = int(exc.errcode)
+        if errcode in self.token_errcodes:
+            if may_refresh:
+                log.info("access_token_rejected", client=self._log_label(), errcode=errcode)
+                return None
+            return TokenRejected(errcode, str(exc.errmsg or ""))
+        return self._map_error(errcode, str(exc.errmsg or ""))
+
+
+#: the header of a JSON body (wechatpy's requests sent none; WeCom reads the body either way)
+_JSON_BODY = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What wechatpy's ``_handle_result`` reads of a response (``content``; ``request`` for its exceptions)."""
+
+    content: bytes
+    request: None = None
 
 
 class MPClient(SharedTokenClient, WeChatClient):  # type: ignore[misc]

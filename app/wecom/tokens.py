@@ -240,9 +240,9 @@ class CachedToken:
 
     def get(self) -> str:
         """The token: this process's recent copy, else the stored one, else fetched (once across all processes)."""
-        local = self._local
-        if local is not None and time.monotonic() < local[1]:
-            return local[0]
+        local = self.peek()
+        if local:
+            return local
         token = self.store.get(self.key)
         if token:
             return self._keep(token)
@@ -255,6 +255,11 @@ class CachedToken:
             self.store.set(self.key, token, max(_MIN_TTL_SECONDS, expires_in - self.margin))
             log.info("access_token_fetched", key=self.key, expires_in=expires_in)
             return self._keep(token)
+
+    def peek(self) -> str | None:
+        """This process's recent copy of the token, or None (then ``get`` it, in a thread: it may block)."""
+        local = self._local
+        return local[0] if local is not None and time.monotonic() < local[1] else None
 
     def _keep(self, token: str) -> str:
         self._local = (token, time.monotonic() + min(LOCAL_SECONDS, self.margin / 2))

@@ -16,9 +16,11 @@ https://developer.work.weixin.qq.com/document/path/90454; the API groups cite th
   (``RedisRateLimiter``), so every web and worker process draws on one budget per corp; without it
   (``RateLimiter``, embedded mode) they are this process's own. It waits rather than fails, and reports how long
   it waited.
-* ``WeComApi`` runs the synchronous client in worker threads (``anyio.to_thread``), so the event loop never blocks:
-  directory, external contacts, ``message/send``, OAuth ``auth/getuserinfo`` and JS-SDK tickets (cached in the
-  token store, the agent ticket keyed per agent). Build it with ``wecom_api("app" | "contacts" | "customer")``.
+* ``WeComApi`` makes its JSON calls on the event loop (``SharedTokenClient.request_async`` through
+  ``app.wecom.transport``), with the token store's blocking reads in threads: directory, external contacts,
+  ``message/send``, OAuth ``auth/getuserinfo`` and JS-SDK tickets (cached in the token store, the agent ticket keyed
+  per agent; a ticket is fetched with the synchronous client in a worker thread, under the store's lock). Build it
+  with ``wecom_api("app" | "contacts" | "customer")``.
 
 Errors leave as ``app.wecom.errors`` exceptions (``map_wecom_errcode``): temporary ones (45009 ``RateLimited`` with
 ``retry_after``, -1 ``PlatformBusy``, HTTP failures ``PlatformUnavailable``) and permanent ones with a stable
@@ -29,9 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -61,7 +62,6 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
-T = TypeVar("T")
 Purpose = Literal["app", "contacts", "customer"]
 
 # -- endpoints (relative to WECOM_API_BASE) ----------------------------------------------------------------------
@@ -171,24 +171,21 @@ class WeComApi:
         corp_id: str = self.client.corp_id
         return corp_id
 
-    async def call(self, func: Callable[..., T], *args: Any, path: str) -> T:
-        """Run a synchronous client call in a thread after the limiter lets ``path`` through."""
+    async def _admit(self, path: str) -> None:
+        """Wait until the limiter lets ``path`` through, and count the call."""
         if self.limiter is not None:
             self.stats.limiter_wait += await self.limiter.acquire(path)
         self.stats.calls[path] = self.stats.calls.get(path, 0) + 1
-        return await anyio.to_thread.run_sync(func, *args)
 
     async def get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """``GET {api_base}<path>`` with the token added; the JSON answer (errors raised)."""
-        result: dict[str, Any] = await self.call(lambda: self.client.get(path, params=dict(params or {})), path=path)
-        return result
+        await self._admit(path)
+        return await self.client.request_async("GET", path, params=params)
 
     async def post(self, path: str, data: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """``POST {api_base}<path>`` with a JSON body."""
-        result: dict[str, Any] = await self.call(
-            lambda: self.client.post(path, data=data, params=dict(params or {})), path=path
-        )
-        return result
+        await self._admit(path)
+        return await self.client.request_async("POST", path, params=params, data=data)
 
     # -- directory --------------------------------------------------------------------------------------------
 
@@ -305,9 +302,7 @@ class WeComApi:
             return str(result["ticket"]), int(result.get("expires_in") or 7200)
 
         cache = CachedToken(store, key, fetch)
-        if self.limiter is not None:
-            self.stats.limiter_wait += await self.limiter.acquire(path)
-        self.stats.calls[path] = self.stats.calls.get(path, 0) + 1
+        await self._admit(path)
         return await anyio.to_thread.run_sync(cache.get)
 
 

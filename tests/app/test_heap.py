@@ -87,3 +87,34 @@ def test_a_command_settles_after_start_up_and_before_its_work(unfrozen: list[int
 
     assert _with_db(make_settings(), work) == 1
     assert unfrozen == [1]
+
+
+@pytest.fixture
+def collecting() -> Iterator[None]:
+    """The collector on, as a process has it; left as the test found it."""
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    (gc.enable if was else gc.disable)()
+
+
+def test_a_pause_keeps_the_collector_off_until_its_last_holder_leaves(collecting: None) -> None:
+    first, second = heap.paused(), heap.paused()
+    first.__enter__()
+    assert not gc.isenabled()
+    second.__enter__()
+    first.__exit__(None, None, None)  # overlapping, not nested: the first holder leaves before the second
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+def test_a_pause_gives_back_the_collector_as_it_found_it_even_when_its_holder_fails(collecting: None) -> None:
+    gc.disable()
+    with heap.paused():
+        pass
+    assert not gc.isenabled()  # somebody else had turned it off: still off
+    gc.enable()
+    with pytest.raises(RuntimeError), heap.paused():
+        raise RuntimeError("the batch failed")
+    assert gc.isenabled()

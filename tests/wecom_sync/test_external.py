@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -231,6 +233,27 @@ async def test_a_first_full_sync_writes_per_page_not_per_contact(wecom: WeComEnv
     assert other.phone_enc is None
     ids = await CustomerIdentity.filter(kind="external_userid").values_list("customer_id", flat=True)
     assert len(set(ids)) == 250  # one customer each
+
+
+async def test_a_full_sync_applies_its_pages_with_the_collector_paused_and_gives_it_back(
+        wecom: WeComEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    await directory.full_sync(api=wecom.api())
+    _seed_many(wecom, 250)
+    collecting: list[bool] = []
+    apply = external._Applier.apply
+
+    async def watched(self: external._Applier, *args: Any, **kwargs: Any) -> None:
+        collecting.append(gc.isenabled())
+        await apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(external._Applier, "apply", watched)
+    assert gc.isenabled()
+    report = await external.full_sync(api=wecom.api("customer"))
+    assert report.added == {"external_contacts": 250, "follows": 313}
+    assert collecting == [False]  # 4 pages, one group: applied with no collection walking its rows
+    assert gc.isenabled()
 
 
 async def test_new_contacts_whose_ids_fall_below_the_last_one_read_are_found_by_key(

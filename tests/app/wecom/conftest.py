@@ -1,0 +1,1 @@
+from tests.wecomenv import wecom, wecom_server  # noqa: F401
