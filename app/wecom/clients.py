@@ -51,12 +51,20 @@ log = get_logger(__name__)
 DEFAULT_TIMEOUT = 10.0
 
 
-def _http_error(exc: WeChatClientException | requests.RequestException) -> PlatformUnavailable:
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
+def _http_error(exc: Exception | None, status: int | None = None) -> PlatformUnavailable:
+    """An HTTP error status (``status``, else the one on ``exc``'s response), else ``exc``: the platform was not
+    reached."""
+    if status is None:
+        found = getattr(getattr(exc, "response", None), "status_code", None)
+        status = None if found is None else int(found)
     if status is not None:
-        return PlatformUnavailable(f"the platform answered HTTP {status}", status_code=int(status))
+        return PlatformUnavailable(f"the platform answered HTTP {status}", status_code=status)
     return PlatformUnavailable(f"the platform could not be reached ({type(exc).__name__})")
+
+
+def _timed_out(timeout: float) -> PlatformTimedOut:
+    # connected and sent, then no answer: unlike a refused connection, the platform may have acted
+    return PlatformTimedOut(f"the platform did not answer within {timeout:g} s")
 
 
 class SharedTokenClient:
@@ -150,8 +158,7 @@ class SharedTokenClient:
                     raise error from None
                 self.token.invalidate(token)
             except requests.ReadTimeout:
-                # connected and sent, then no answer: unlike a refused connection, the platform may have acted
-                raise PlatformTimedOut(f"the platform did not answer within {self.timeout:g} s") from None
+                raise _timed_out(self.timeout) from None
             except requests.RequestException as exc:
                 raise _http_error(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -164,21 +171,22 @@ class SharedTokenClient:
         url = self.API_BASE_URL + endpoint
         body = None if data is None else orjson.dumps(data)
         headers = None if data is None else _JSON_BODY
+        query = {k: v for k, v in (params or {}).items() if v is not None}  # requests leaves None out
         for attempt in (1, 2):
             token = self.token.peek()
             if token is None:
                 token = await anyio.to_thread.run_sync(self.token.get)
             try:
                 async with transport.session().request(
-                        method, url, params={**(params or {}), "access_token": token}, data=body, headers=headers,
+                        method, url, params={**query, "access_token": token}, data=body, headers=headers,
                         proxy=self._proxy, timeout=self._timeouts) as response:
                     status, content = response.status, await response.read()
             except aiohttp.SocketTimeoutError:
-                raise PlatformTimedOut(f"the platform did not answer within {self.timeout:g} s") from None
+                raise _timed_out(self.timeout) from None
             except (TimeoutError, aiohttp.ClientError) as exc:  # refused, reset, connect timeout, bad HTTP
-                raise PlatformUnavailable(f"the platform could not be reached ({type(exc).__name__})") from None
+                raise _http_error(exc) from None
             if status >= 400:
-                raise PlatformUnavailable(f"the platform answered HTTP {status}", status_code=status)
+                raise _http_error(None, status)
             try:
                 result = self._handle_result(_Answer(content), method, url)  # type: ignore[attr-defined]
             except WeChatClientException as exc:

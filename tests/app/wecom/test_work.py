@@ -40,6 +40,9 @@ async def test_a_json_body_and_the_query_reach_wecom_as_sent(wecom: WeComEnv) ->
     call = wecom.sim.api_calls_for("externalcontact/batch/get_by_user")[-1]
     assert call.method == "POST" and set(call.query) == {"access_token"}
     assert call.body == b'{"userid_list":' + f'["{users[0]}","{users[1]}"]'.encode() + b',"cursor":"","limit":1}'
+    member = await wecom.api("contacts").get(USER_GET, {"userid": "zhangwei", "department_id": None})
+    assert member["userid"] == "zhangwei"
+    assert set(wecom.sim.api_calls_for(USER_GET)[-1].query) == {"userid", "access_token"}  # None is left out
 
 
 async def test_a_token_rejected_once_is_fetched_again_and_the_call_repeated(wecom: WeComEnv) -> None:
