@@ -202,6 +202,7 @@ def _sync_wecom_demo(settings: Settings) -> None:
     """Sync the demo directory, external contacts and kf accounts from the simulator's WeCom corp (best effort)."""
     from app.channels.wecom_kf.sync import kf_sync_accounts
     from app.db import close_db, init_db
+    from app.setup import shutdown
     from app.wecom.work import wecom_api
     from wecom_sync import directory, external
 
@@ -217,6 +218,7 @@ def _sync_wecom_demo(settings: Settings) -> None:
             kf_accounts = await kf_sync_accounts({})  # a channel account per kf account (open_kfid)
             return f"staff +{staff.added.get('staff', 0)}, external contacts +{added}, kf accounts {kf_accounts}"
         finally:
+            await shutdown()  # this loop's WeCom connections end with it
             await close_db()
 
     try:

@@ -135,3 +135,54 @@ def test_the_banner_never_prints_a_secret_outside_development() -> None:
     assert "Bearer" not in text and "DEVELOPMENT ONLY" not in text
     assert "API token: not shown outside development (gongdan token create --staff USERID)" in text.splitlines()
     assert "gd_" not in _banner("production", "gd_secret", width=200)
+
+
+def test_the_demo_sync_at_start_up_closes_the_wecom_connections_it_opened(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from tortoise import Tortoise
+
+    from app.db import close_db, init_db
+    from app.devserver import _sync_wecom_demo
+    from app.settings import set_settings
+    from app.wecom import transport
+    from app.wecom.tokens import reset_token_stores
+    from app.wecom.work import reset_wecom_apis
+    from simulator import SimulatorServer, SimulatorState
+    from simulator.wecom.orggen import add_default_apps, load_demo_org
+    from tests.conftest import make_settings
+    from tests.wecomenv import wecom_settings
+
+    async def schema(settings: Settings) -> None:  # the models' tables, as migrated (migrating takes seconds)
+        await init_db(settings)
+        try:
+            await Tortoise.generate_schemas()
+        finally:
+            await close_db()
+
+    state = SimulatorState()
+    add_default_apps(state.wecom)
+    load_demo_org(state.wecom)
+    made: list[object] = []
+    session = transport.session
+
+    def recorded() -> object:
+        made.append(session())
+        return made[-1]
+
+    monkeypatch.setattr(transport, "session", recorded)
+    with SimulatorServer(state) as server:
+        settings = wecom_settings(make_settings(database_url=f"sqlite://{tmp_path}/desk.sqlite3", data_dir=tmp_path),
+                                  server)
+        set_settings(settings)
+        reset_wecom_apis()
+        reset_token_stores()
+        try:
+            asyncio.run(schema(settings))
+            _sync_wecom_demo(settings)
+        finally:
+            reset_wecom_apis()
+            set_settings(None)
+    assert state.api_calls_for("externalcontact/batch/get_by_user")  # the sync ran, over the loop's session
+    assert made and all(getattr(s, "closed", False) for s in made)
