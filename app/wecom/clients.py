@@ -51,15 +51,16 @@ log = get_logger(__name__)
 DEFAULT_TIMEOUT = 10.0
 
 
-def _http_error(exc: Exception | None, status: int | None = None) -> PlatformUnavailable:
-    """An HTTP error status (``status``, else the one on ``exc``'s response), else ``exc``: the platform was not
-    reached."""
-    if status is None:
-        found = getattr(getattr(exc, "response", None), "status_code", None)
-        status = None if found is None else int(found)
+def _http_error(exc: Exception) -> PlatformUnavailable:
+    """The HTTP error status on ``exc``'s response, else ``exc``: the platform was not reached."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
     if status is not None:
-        return PlatformUnavailable(f"the platform answered HTTP {status}", status_code=status)
+        return _answered(int(status))
     return PlatformUnavailable(f"the platform could not be reached ({type(exc).__name__})")
+
+
+def _answered(status: int) -> PlatformUnavailable:
+    return PlatformUnavailable(f"the platform answered HTTP {status}", status_code=status)
 
 
 def _timed_out(timeout: float) -> PlatformTimedOut:
@@ -186,7 +187,7 @@ class SharedTokenClient:
             except (TimeoutError, aiohttp.ClientError) as exc:  # refused, reset, connect timeout, bad HTTP
                 raise _http_error(exc) from None
             if status >= 400:
-                raise _http_error(None, status)
+                raise _answered(status)
             try:
                 result = self._handle_result(_Answer(content), method, url)  # type: ignore[attr-defined]
             except WeChatClientException as exc:
